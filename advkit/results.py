@@ -1,0 +1,144 @@
+"""Run directories: metrics.json with provenance, records.jsonl, atomic writes.
+
+A run directory belongs to one command. It is never overwritten unless the user says
+`--overwrite`, and `--resume` continues only a run of the same command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from advkit.errors import UserError
+
+PACKAGES = ("advkit", "torch", "transformers", "tokenizers", "textattack", "numpy", "faiss-cpu", "sentencepiece")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def git_commit() -> str | None:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+class RunDir:
+    """The output folder of one command run."""
+
+    def __init__(self, path: str | Path, command: str, *, overwrite: bool = False, resume: bool = False):
+        self.path = Path(path)
+        self.command = command
+        self.resume = resume
+        self.start = now()
+        metrics = self.path / "metrics.json"
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--out {path}: exists and is not a directory")
+        started = self.path.is_dir() and any(self.path.iterdir())
+        if resume:
+            if not started:
+                raise UserError(f"--resume: {path} holds no run to resume")
+            owner = self.owner()
+            if owner is not None and owner != command:
+                raise UserError(f"--resume: {path} is a run of '{owner}', not of '{command}'")
+        elif started and not overwrite:
+            what = "a finished run" if metrics.is_file() else "files"
+            raise UserError(f"--out {path}: already holds {what}; pass --overwrite or choose another --out")
+        self.overwrite = overwrite and started and not resume
+
+    def owner(self) -> str | None:
+        """The command that made this run (from metrics.json or the run marker)."""
+        for name in ("metrics.json", "run.json"):
+            f = self.path / name
+            if f.is_file():
+                try:
+                    return json.loads(f.read_text(encoding="utf-8")).get("command")
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    return None
+        return None
+
+    def create(self, config: dict) -> None:
+        """Make the folder (after all inputs were validated) and mark whose run it is."""
+        try:
+            if self.overwrite:
+                shutil.rmtree(self.path)
+            self.path.mkdir(parents=True, exist_ok=True)
+            if not self.resume or not (self.path / "run.json").is_file():
+                atomic_write(self.path / "run.json",
+                             json.dumps({"command": self.command, "config": config, "start": self.start}, indent=2))
+        except PermissionError:
+            raise UserError(f"--out {self.path}: permission denied") from None
+        except OSError as e:
+            raise UserError(f"--out {self.path}: cannot write: {e.strerror}") from None
+
+    def check_writable(self) -> None:
+        """Fail before any work when --out cannot be created."""
+        probe = self.path
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK):
+            raise UserError(f"--out {self.path}: permission denied")
+
+    def write_metrics(self, metrics: dict, config: dict, *, seed: int | None, device: str) -> dict:
+        doc = {
+            "command": self.command,
+            "metrics": metrics,
+            "config": config,
+            "provenance": {"git_commit": git_commit(), "versions": versions(), "seed": seed, "device": device,
+                           "start": self.start, "end": now(), "host": platform.node()},
+        }
+        atomic_write(self.path / "metrics.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return doc
+
+    def write_records(self, records: list[dict], name: str = "records.jsonl") -> None:
+        atomic_write(self.path / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def read_metrics(run: str | Path) -> dict:
+    path = Path(run) / "metrics.json" if Path(run).is_dir() else Path(run)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{run}: no metrics.json (not a finished run)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: not valid JSON") from None
