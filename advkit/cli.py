@@ -53,7 +53,7 @@ def finetune(
     limit: Optional[int] = typer.Option(None, help="Evaluate on a fixed sample of this many examples."),
     epochs: Optional[int] = typer.Option(None, help="[default: 3]"),
     batch_size: Optional[int] = typer.Option(None, help="[default: 32]"),
-    lr: Optional[float] = typer.Option(None, help="[default: 5e-5]"),
+    lr: Optional[float] = typer.Option(None, help="[default: 1e-4]"),
     max_length: Optional[int] = typer.Option(None, help="Tokens per example. [default: 128]"),
     seed: Optional[int] = typer.Option(None, help="[default: 1]"),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (bf16 autocast). [default: cpu]"),
@@ -94,28 +94,42 @@ def evaluate(
     max_length: Optional[int] = typer.Option(None, help="[default: 128]"),
     seed: Optional[int] = typer.Option(None, help="[default: 1]"),
     device: Optional[str] = typer.Option(None, help="cpu or cuda. [default: cpu]"),
+    attack: Optional[str] = typer.Option(None, help="English attack: pwws, deepwordbug, textfooler, bert-attack, bae."),
+    attack_lm: Optional[str] = typer.Option(None, help="Local masked LM for bert-attack / bae."),
+    attack_encoder: Optional[str] = typer.Option(None, help="Local sentence encoder in place of USE. [default: minilm-l6]"),
+    query_budget: Optional[int] = typer.Option(None, help="Victim queries per example before giving up."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted attack run in --out."),
     out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
     data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
     text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
 ):
-    """Clean accuracy of a model on a split.
+    """Clean accuracy of a model on a split, and its robustness under an English attack.
 
-    Example: advkit evaluate --model runs/ce --dataset sst2 --split dev --out runs/ev
+    Example: advkit evaluate --model runs/ce --dataset sst2 --split test --limit 200 --attack pwws --out runs/pwws
     """
     _quiet(quiet)
     cfg = _config(configs.EvaluateConfig, recipe, model=model, dataset=dataset, split=split, limit=limit,
                   batch_size=batch_size, max_length=max_length, seed=seed, device=device, data_root=data_root,
-                  text_column=text_column, text_b_column=text_b_column, label_column=label_column)
+                  text_column=text_column, text_b_column=text_b_column, label_column=label_column, attack=attack,
+                  attack_lm=attack_lm, attack_encoder=attack_encoder, query_budget=query_budget)
     from advkit import evaluate as ev
     from advkit.results import RunDir
 
     run_dir = None
     if out is not None:
-        run_dir = RunDir(out, "evaluate", overwrite=overwrite)
+        run_dir = RunDir(out, "evaluate", overwrite=overwrite, resume=resume)
         run_dir.check_writable()
+    elif resume:
+        raise UserError("--resume needs --out (the run directory to continue)")
     m = ev.run(cfg, run_dir)["metrics"]
-    typer.echo(f"{cfg.model} on {cfg.dataset}/{m['split']}: accuracy {m['accuracy']:.4f} on {m['examples']} examples"
-               + (f"; results in {out}" if out else ""))
+    where = f"; results in {out}" if out else ""
+    if cfg.attack:
+        typer.echo(f"{cfg.attack} on {cfg.model} ({cfg.dataset}/{m['split']}, {m['examples']} examples): accuracy "
+                   f"{m['accuracy_before']:.4f} -> {m['accuracy_under_attack']:.4f}, success rate "
+                   f"{m['attack_success_rate']:.4f}, {m['avg_queries']:.1f} queries{where}")
+    else:
+        typer.echo(f"{cfg.model} on {cfg.dataset}/{m['split']}: accuracy {m['accuracy']:.4f} on {m['examples']} "
+                   f"examples{where}")
 
 
 @app.command()

@@ -7,6 +7,7 @@ from advkit.config import EvaluateConfig, as_dict
 from advkit.errors import UserError
 from advkit.progress import track
 from advkit.results import RunDir
+from advkit.seeds import seed_everything
 
 
 def accuracy(predictions, labels) -> float:
@@ -52,6 +53,36 @@ def default_split(dataset: str) -> str:
     return "test" if test is not None and test.label is not None else "dev"
 
 
+def attack_metrics(records: list[dict]) -> dict:
+    """Adversarial metrics from per-example records (status: success | failed | skipped).
+
+    Success rate is over the inputs the model got right (skipped ones excluded);
+    accuracy under attack counts the failed attacks over all inputs.
+    """
+    n = len(records)
+    if n == 0:
+        raise ValueError("attack metrics of no records")
+    success = [r for r in records if r["status"] == "success"]
+    failed = [r for r in records if r["status"] == "failed"]
+    attacked = success + failed
+    return {
+        "examples": n,
+        "accuracy_before": len(attacked) / n,
+        "accuracy_under_attack": len(failed) / n,
+        "attack_success_rate": len(success) / len(attacked) if attacked else 0.0,
+        "skipped": n - len(attacked),
+        "successes": len(success),
+        "avg_queries": sum(r["queries"] for r in attacked) / len(attacked) if attacked else 0.0,
+        "perturbed_word_ratio": sum(r["perturbed_word_ratio"] for r in success) / len(success) if success else 0.0,
+    }
+
+
+def load_predictor(ref: str, max_length: int, batch_size: int, device: str):
+    """What gets evaluated and attacked: the plain classifier, or a knn run's combined predictor."""
+    model, tokenizer, folder = models.load_classifier(ref)
+    return models.Victim(model, tokenizer, max_length=max_length, batch_size=batch_size, device=device), folder
+
+
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     split_name = cfg.split or default_split(cfg.dataset)
     split = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
@@ -59,17 +90,39 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     if not split.labelled:
         raise UserError(f"{cfg.dataset}: split '{split_name}' is unlabelled; accuracy needs labels (try --split dev)")
     examples = data.sample(split.examples, cfg.limit)
-    model, tokenizer, folder = models.load_classifier(cfg.model)
-    n = model.config.num_labels
+    if cfg.attack and split.language != "en":
+        raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
+    predictor, folder = load_predictor(cfg.model, cfg.max_length, cfg.batch_size, cfg.device)
+    n = predictor.num_labels
     if max(e.label for e in examples) >= n:
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has {n}")
+    attack = None
+    if cfg.attack:
+        from advkit import attacks
+
+        attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
+                                     query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device)
     if out is not None:
         out.create(as_dict(cfg))
-    victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device)
-    result = clean_accuracy(victim, examples)
-    records = result.pop("records")
-    metrics = {**result, "split": split_name, "dataset": cfg.dataset, "model": str(folder)}
+    base = {"split": split_name, "dataset": cfg.dataset, "model": str(folder)}
+    if attack is None:
+        result = clean_accuracy(predictor, examples)
+        records = result.pop("records")
+        metrics = {**result, **base}
+        if out is not None:
+            out.write_records(records)
+    else:
+        records = out.read_records() if out is not None and out.resume else []
+        done = {r["index"] for r in records}
+        todo = [(i, e) for i, e in enumerate(examples) if i not in done]
+        for i, example in track(todo, f"attack {cfg.attack}", total=len(todo)):
+            seed_everything(cfg.seed + i)  # per example, so a resumed run gives the same records
+            record = attacks.attack_one(attack, example, i)
+            records.append(record)
+            if out is not None:
+                out.append_record(record)
+        records.sort(key=lambda r: r["index"])
+        metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **base}
     if out is None:
         return {"command": "evaluate", "metrics": metrics}
-    out.write_records(records)
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)

@@ -112,7 +112,11 @@ def safe_copy(alias: str, folder: Path) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    except Exception as e:  # weights_only refuses pickles that would run code; torch raises several types
+        raise UserError(f"{folder / 'pytorch_model.bin'}: refused, not a plain weights file "
+                        f"({type(e).__name__})") from None
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -275,3 +279,43 @@ class Victim:
                     vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
                 out.append(vec.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.model.config.hidden_size), dtype="float32")
+
+
+class SentenceEncoderModel:
+    """Mean-pooled sentence vectors from a local encoder (minilm-l6, m3e-small, any folder):
+    the similarity constraint of attacks, in place of downloaded encoders such as USE."""
+
+    def __init__(self, ref: str, max_length: int = 128, batch_size: int = 64, device: str = "cpu"):
+        folder = resolve(ref)
+        _quiet_transformers()
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self.model = AutoModel.from_pretrained(folder).to(device).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{ref}: cannot load as a sentence encoder: {str(e).splitlines()[0]}") from None
+        self.max_length, self.batch_size, self.device = max_length, batch_size, device
+
+    def encode(self, texts):
+        import numpy as np
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(list(texts[i : i + self.batch_size]), padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt").to(self.device)
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.model.config.hidden_size), dtype="float32")
+
+    def similarity(self, a: list[str], b: list[str]):
+        """Cosine similarity of each pair (a[i], b[i])."""
+        import numpy as np
+
+        ea, eb = self.encode(a), self.encode(b)
+        ea /= np.linalg.norm(ea, axis=1, keepdims=True).clip(min=1e-12)
+        eb /= np.linalg.norm(eb, axis=1, keepdims=True).clip(min=1e-12)
+        return (ea * eb).sum(1)

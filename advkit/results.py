@@ -103,13 +103,25 @@ class RunDir:
             if self.overwrite:
                 shutil.rmtree(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
-            if not self.resume or not (self.path / "run.json").is_file():
+            if self.resume and (self.path / "run.json").is_file():
+                self._check_same_config(config)
+            else:
                 atomic_write(self.path / "run.json",
                              json.dumps({"command": self.command, "config": config, "start": self.start}, indent=2))
         except PermissionError:
             raise UserError(f"--out {self.path}: permission denied") from None
         except OSError as e:
             raise UserError(f"--out {self.path}: cannot write: {e.strerror}") from None
+
+    def _check_same_config(self, config: dict) -> None:
+        """--resume must continue the same experiment, or the records would mix two."""
+        try:
+            before = json.loads((self.path / "run.json").read_text(encoding="utf-8")).get("config", {})
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"--resume: {self.path}/run.json is damaged") from None
+        for key, value in config.items():
+            if key in before and before[key] != value:
+                raise UserError(f"--resume: {key} was {before[key]!r} in {self.path}, now {value!r}")
 
     def check_writable(self) -> None:
         """Fail before any work when --out cannot be created."""
@@ -129,6 +141,32 @@ class RunDir:
         }
         atomic_write(self.path / "metrics.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         return doc
+
+    def append_record(self, record: dict, name: str = "records.jsonl") -> None:
+        """One line per finished example, on disk before the next one starts (for --resume)."""
+        with open(self.path / name, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_records(self, name: str = "records.jsonl") -> list[dict]:
+        """Records already written; a half-written last line (a killed run) is dropped from the file."""
+        path = self.path / name
+        if not path.is_file():
+            return []
+        lines = path.read_text(encoding="utf-8").split("\n")
+        records, good = [], []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+                good.append(line)
+            except json.JSONDecodeError:
+                break  # only the last line can be torn: writes are appended and flushed in order
+        if len(good) != sum(1 for line in lines if line.strip()):
+            atomic_write(path, "".join(line + "\n" for line in good))
+        return records
 
     def write_records(self, records: list[dict], name: str = "records.jsonl") -> None:
         atomic_write(self.path / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
