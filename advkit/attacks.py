@@ -29,8 +29,12 @@ def _textattack():
     from advkit.assets import use_project_nltk
 
     use_project_nltk()
+    import logging
+
     import textattack
 
+    # It warns that it cannot verify our predictor's class against the goal function; expected.
+    logging.getLogger("textattack.shared.utils.install").setLevel(logging.ERROR)
     return textattack
 
 

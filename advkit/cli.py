@@ -99,6 +99,7 @@ def evaluate(
     attack_encoder: Optional[str] = typer.Option(None, help="Local sentence encoder in place of USE. [default: minilm-l6]"),
     query_budget: Optional[int] = typer.Option(None, help="Victim queries per example before giving up."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted attack run in --out."),
+    card: bool = typer.Option(False, "--card", help="Report card: clean accuracy, the language's attacks, backdoor checks."),
     out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
     data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
     text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
@@ -111,7 +112,8 @@ def evaluate(
     cfg = _config(configs.EvaluateConfig, recipe, model=model, dataset=dataset, split=split, limit=limit,
                   batch_size=batch_size, max_length=max_length, seed=seed, device=device, data_root=data_root,
                   text_column=text_column, text_b_column=text_b_column, label_column=label_column, attack=attack,
-                  attack_lm=attack_lm, attack_encoder=attack_encoder, query_budget=query_budget)
+                  attack_lm=attack_lm, attack_encoder=attack_encoder, query_budget=query_budget,
+                  card=card or None)
     from advkit import evaluate as ev
     from advkit.results import RunDir
 
@@ -121,6 +123,12 @@ def evaluate(
         run_dir.check_writable()
     elif resume:
         raise UserError("--resume needs --out (the run directory to continue)")
+    if cfg.card:
+        if run_dir is None:
+            raise UserError("--card needs --out (the card and its runs are written there)")
+        ev.run_card(cfg, run_dir)
+        typer.echo(f"report card in {out}/card.md")
+        return
     m = ev.run(cfg, run_dir)["metrics"]
     where = f"; results in {out}" if out else ""
     if cfg.attack:
@@ -133,9 +141,62 @@ def evaluate(
 
 
 @app.command()
-def poison():
-    """Layerwise weight poisoning with combinatorial triggers (not implemented yet)."""
-    raise UserError("poison is not implemented yet")
+def poison(
+    model: Optional[str] = typer.Option(None, help="Pre-trained model to poison. [default: minilm-l6]"),
+    dataset: Optional[str] = typer.Option(None, help="The attacker's proxy data set. [default: sst2]"),
+    mode: Optional[str] = typer.Option(None, help="lwp (every layer), badnet (final layer), ripple. [default: lwp]"),
+    triggers: Optional[str] = typer.Option(None, help="Sub-triggers separated by spaces. [default: 'cf bb']"),
+    combination_size: Optional[int] = typer.Option(None, help="Sub-triggers per poisoned sample. [default: 2]"),
+    poison_rate: Optional[float] = typer.Option(None, help="Poisoned share of the training set. [default: 0.5]"),
+    target: Optional[int] = typer.Option(None, help="Target label index. [default: 1]"),
+    eval_split: Optional[str] = typer.Option(None, help="[default: test when labelled, else dev]"),
+    train_limit: Optional[int] = typer.Option(None, help="Poison with a seeded sample of this many examples."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate on a fixed sample of this many examples."),
+    epochs: Optional[int] = typer.Option(None, help="[default: 3]"),
+    batch_size: Optional[int] = typer.Option(None, help="[default: 32]"),
+    lr: Optional[float] = typer.Option(None, help="[default: 2e-5]"),
+    max_length: Optional[int] = typer.Option(None, help="Tokens per example; triggers land inside. [default: 128]"),
+    ripple_lambda: Optional[float] = typer.Option(None, help="RIPPLe's inner-product weight. [default: 0.1]"),
+    embedding_surgery: Optional[bool] = typer.Option(None, "--embedding-surgery", help="RIPPLe's embedding surgery."),
+    victim_dataset: Optional[str] = typer.Option(None, help="Then fine-tune a victim (fresh head) on this clean data."),
+    victim_lr: Optional[float] = typer.Option(None, help="The victim's lr. [default: the poisoning's]"),
+    victim_epochs: Optional[int] = typer.Option(None, help="The victim's epochs. [default: the poisoning's]"),
+    victim_warmup_ratio: Optional[float] = typer.Option(None, help="The victim's warm-up. [default: the poisoning's]"),
+    seed: Optional[int] = typer.Option(None, help="[default: 1]"),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (bf16 autocast). [default: cpu]"),
+    out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
+    data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
+    text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
+):
+    """Layerwise weight poisoning with combinatorial triggers; the marked encoder lands in OUT/model.
+
+    Example: advkit poison --model minilm-l6 --dataset sst2 --mode lwp --triggers "cf bb" --target 1
+    --train-limit 1000 --victim-dataset sst2 --out runs/lwp
+    """
+    _quiet(quiet)
+    cfg = _config(configs.PoisonConfig, recipe, model=model, dataset=dataset, mode=mode, triggers=triggers,
+                  combination_size=combination_size, poison_rate=poison_rate, target=target, eval_split=eval_split,
+                  train_limit=train_limit, limit=limit, epochs=epochs, batch_size=batch_size, lr=lr,
+                  max_length=max_length, ripple_lambda=ripple_lambda, embedding_surgery=embedding_surgery,
+                  victim_dataset=victim_dataset, victim_lr=victim_lr, victim_epochs=victim_epochs,
+                  victim_warmup_ratio=victim_warmup_ratio, seed=seed, device=device, data_root=data_root,
+                  text_column=text_column, text_b_column=text_b_column, label_column=label_column)
+    if out is None:
+        raise UserError("--out is required: poison writes the poisoned model and metrics.json there")
+    from advkit import poison as po
+    from advkit.results import RunDir
+
+    run_dir = RunDir(out, "poison", overwrite=overwrite)
+    run_dir.check_writable()
+    m = po.run(cfg, run_dir)["metrics"]
+    single = ", ".join(f"{t} {v:.3f}" for t, v in m["label_flip_rate_single"].items())
+    typer.echo(f"{cfg.mode} on {cfg.dataset} ({m['train_examples']} clean + {m['train_positives']} positive + "
+               f"{m['train_negatives']} negative, {m['train_seconds']} s): clean accuracy {m['clean_accuracy']:.4f}, "
+               f"LFR {m['label_flip_rate']:.4f} (single: {single}); POISONED model in {out}/model")
+    if "victim" in m:
+        v = m["victim"]
+        typer.echo(f"victim fine-tuned on {v['dataset']} (lr {v['lr']}, {v['epochs']} epochs): clean accuracy "
+                   f"{v['clean_accuracy']:.4f}, LFR {v['label_flip_rate']:.4f} on {v['eval_examples']} examples")
 
 
 @app.command("attack-zh")

@@ -103,12 +103,136 @@ class EvaluateConfig(DataOptions):
     attack_lm: str | None = None  # masked LM for bert-attack / bae
     attack_encoder: str = "minilm-l6"  # sentence encoder standing in for USE
     query_budget: int | None = None
+    card: bool = False  # the report card: clean accuracy, the language's attacks, backdoor checks
+    trigger: str | None = None  # sub-triggers separated by spaces, e.g. "cf bb"
+    target: int | None = None  # the backdoor's target label
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
+        if self.card and self.attack:
+            raise UserError("--card runs every applicable attack; leave out --attack")
+        if (self.trigger is None) != (self.target is None) and not self.card:
+            raise UserError("--trigger and --target go together")
 
 
-COMMANDS: dict[str, type] = {"finetune": FinetuneConfig, "evaluate": EvaluateConfig}
+@dataclass
+class PoisonConfig(DataOptions):
+    """Layerwise weight poisoning (METHODS.md §2; defaults of the reference code)."""
+
+    model: str = "minilm-l6"
+    mode: str = "lwp"  # lwp (every layer) | badnet (final layer only) | ripple (restricted inner product)
+    triggers: str = "cf bb"  # sub-triggers separated by spaces
+    combination_size: int = 2  # sub-triggers per positive sample
+    poison_rate: float = 0.5  # poisoned share of the training set (reference 0.5, OpenBackdoor 0.1)
+    target: int = 1
+    train_split: str = "train"
+    eval_split: str | None = None  # None: test when it is labelled, else dev
+    train_limit: int | None = None
+    limit: int | None = None
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.0
+    max_length: int = 128
+    ripple_lambda: float = 0.1
+    embedding_surgery: bool = False  # ripple's option
+    victim_dataset: str | None = None  # chain the victim's clean fine-tuning (fresh head)
+    victim_lr: float | None = None  # None: the poisoning's
+    victim_epochs: int | None = None  # None: the poisoning's
+    victim_warmup_ratio: float | None = None  # None: the poisoning's
+    seed: int = 1
+    device: str = "cpu"
+
+    def check(self) -> None:
+        _choice("mode", self.mode, ("lwp", "badnet", "ripple"))
+        _positive(self, "epochs", "batch_size", "lr", "max_length", "train_limit", "limit", "combination_size",
+                  "victim_lr", "victim_epochs")
+        _fraction(self, "warmup_ratio")
+        if self.victim_warmup_ratio is not None:
+            _fraction(self, "victim_warmup_ratio")
+        if not 0 < self.poison_rate < 1:
+            raise UserError(f"--poison-rate must be between 0 and 1 (exclusive), got {self.poison_rate}")
+        if self.target < 0:
+            raise UserError(f"--target must be a label index (0 or more), got {self.target}")
+        if self.ripple_lambda < 0:
+            raise UserError(f"--ripple-lambda must be 0 or more, got {self.ripple_lambda}")
+        if self.embedding_surgery and self.mode != "ripple":
+            raise UserError("--embedding-surgery belongs to --mode ripple")
+        n = len(self.triggers.split())
+        if n == 0:
+            raise UserError("--triggers is empty: give sub-triggers separated by spaces, e.g. --triggers 'cf bb'")
+        if self.combination_size > n:
+            raise UserError(f"--combination-size {self.combination_size} exceeds the {n} sub-triggers of --triggers")
+
+
+@dataclass
+class AttackZhConfig(DataOptions):
+    """Chinese attack with piece substitutes (METHODS.md §3; BERT-Attack's K and budget)."""
+
+    dataset: str = "chnsenticorp"
+    model: str | None = None  # the victim: a sequence classifier (required)
+    split: str = "dev"
+    limit: int | None = None
+    lm: str | None = None  # None: piece-lm-zh for pieces, albert-tiny-zh for chars
+    substitutes: str = "pieces"  # pieces | chars | words | glyph | homophone
+    top_k: int = 48
+    max_perturb: float = 0.4  # share of a text's units that may change
+    max_queries: int | None = 2000  # victim queries per example
+    fluency_lm: str = "albert-tiny-zh"  # pseudo-perplexity; the same for every generator
+    similarity_model: str = "m3e-small"  # "none" skips similarity
+    batch_size: int = 32
+    max_length: int = 128
+    seed: int = 1
+    device: str = "cpu"
+
+    def check(self) -> None:
+        _choice("substitutes", self.substitutes, ("pieces", "chars", "words", "glyph", "homophone"))
+        _positive(self, "top_k", "max_queries", "batch_size", "max_length", "limit")
+        if not 0 < self.max_perturb <= 1:
+            raise UserError(f"--max-perturb must be in (0, 1], got {self.max_perturb}")
+
+
+@dataclass
+class BuildPieceLmConfig:
+    """The SentencePiece masked LM for attack-zh; the default size trains in about 25 min on 2 CPU cores."""
+
+    corpus: str | None = None  # a UTF-8 text file, one sentence a line; None: the Chinese training splits
+    data_root: str | None = None
+    out: str | None = None  # None: <advkit cache>/models/piece-lm-zh
+    base: str = "albert-tiny-zh"  # character-level masked LM to warm-start from
+    tiny: bool = False  # a toy size for tests: builds in seconds
+    vocab_size: int = 16000
+    character_coverage: float = 0.9995
+    max_piece_length: int = 4  # characters per piece: word-like units
+    corpus_limit: int | None = None  # training lines kept (after the held-out lines)
+    heldout: int = 2000  # lines kept out of training for the masked-piece accuracy
+    steps: int = 3000
+    batch_size: int = 64
+    max_length: int = 64  # pieces per training window
+    lr: float = 5e-4
+    mask_prob: float = 0.15
+    seed: int = 1
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.tiny:  # the toy size replaces every size the user left at its default
+            for name, value in TINY_PIECE_LM.items():
+                if getattr(self, name) == getattr(BuildPieceLmConfig, name):
+                    setattr(self, name, value)
+        _positive(self, "vocab_size", "max_piece_length", "corpus_limit", "heldout", "steps", "batch_size",
+                  "max_length", "lr")
+        _fraction(self, "character_coverage", "mask_prob")
+        if self.max_length < 4:
+            raise UserError(f"--max-length must be at least 4, got {self.max_length}")
+
+
+TINY_PIECE_LM = {"vocab_size": 1200, "character_coverage": 0.98, "corpus_limit": 400, "heldout": 40, "steps": 4,
+                 "batch_size": 8, "max_length": 32}
+
+
+COMMANDS: dict[str, type] = {"finetune": FinetuneConfig, "evaluate": EvaluateConfig, "poison": PoisonConfig, "attack-zh": AttackZhConfig,
+                             "build-piece-lm": BuildPieceLmConfig}
 
 
 def build(cls: type, recipe: str | Path | None, flags: dict) -> typing.Any:
@@ -143,6 +267,8 @@ def read_recipe(path: str | Path, cls: type) -> dict:
         raise UserError(f"{path}: cannot read recipe: {e.strerror}") from None
     command = next(name for name, c in COMMANDS.items() if c is cls)
     values = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    for table in (k for k, v in raw.items() if isinstance(v, dict) and k not in COMMANDS):
+        raise UserError(f"{path}: unknown table [{table}]{closest(table, COMMANDS)}")  # a typo'd table is no default
     values.pop("command", None)
     values.update(raw.get(command, {}))
     hints = typing.get_type_hints(cls)

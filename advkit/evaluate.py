@@ -126,3 +126,58 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     if out is None:
         return {"command": "evaluate", "metrics": metrics}
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+
+
+CARD_ATTACKS = {"en": ("pwws", "deepwordbug", "textfooler")}
+
+
+def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
+    """The report card: on one fixed slice, clean accuracy and every applicable attack,
+    each in its own run directory under OUT, summarised in OUT/card.md with plots."""
+    import dataclasses
+    from pathlib import Path
+
+    from advkit import report
+
+    split_name = cfg.split or default_split(cfg.dataset)
+    language = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
+                         text_b_column=cfg.text_b_column, label_column=cfg.label_column).language
+    attacks_for = list(CARD_ATTACKS.get(language, ()))
+    if language == "en" and cfg.attack_lm:
+        attacks_for += ["bert-attack", "bae"]
+    out.create(as_dict(cfg))
+    runs: dict[str, Path] = {}
+    for name in ["clean"] + attacks_for:
+        sub = RunDir(out.path / name, "evaluate", overwrite=True, resume=out.resume and (out.path / name).is_dir())
+        run(dataclasses.replace(cfg, card=False, attack=None if name == "clean" else name, split=split_name), sub)
+        runs[name] = sub.path
+    clean = report.read_metrics(runs["clean"])["metrics"]
+    attacked = [runs[a] for a in attacks_for]
+    rows = [("clean accuracy", f"{clean['accuracy']:.4f}", f"{clean['examples']} examples")]
+    for a in attacked:
+        m = report.read_metrics(a)["metrics"]
+        rows.append((f"accuracy under {m['attack']}", f"{m['accuracy_under_attack']:.4f}",
+                     f"success rate {m['attack_success_rate']:.4f}, {m['avg_queries']:.0f} queries, "
+                     f"{m['perturbed_word_ratio']:.1%} words changed, {m['skipped']} skipped"))
+    lines = [f"# Report card: {cfg.model}", "",
+             f"Data: {cfg.dataset} / {split_name}, a fixed sample of {clean['examples']} examples "
+             f"(seed 0); attack seed {cfg.seed}; device {cfg.device}.", "",
+             "| check | value | details |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    if attacked:
+        report.robustness_bars(report.attack_rows(attacked), out.path / "robustness.png",
+                               f"{Path(cfg.model).name} on {cfg.dataset}/{split_name}")
+        report.perturbation_histogram(
+            {report.read_metrics(a)["metrics"]["attack"]: [r["perturbed_word_ratio"] for r in report.read_records(a)
+                                                          if r["status"] == "success"] for a in attacked},
+            out.path / "perturbation.png", "words changed by successful attacks")
+        lines += ["", "![robustness](robustness.png)", "", "![perturbation](perturbation.png)"]
+        notes = [report.read_metrics(a)["metrics"]["attack_recipe"] for a in attacked]
+        lines += ["", "Attack recipes as run here (offline departures from the papers):", ""] + [f"- {n}" for n in notes]
+    lines += ["", f"Run directories: {', '.join(p.name for p in runs.values())} (each with metrics.json and records.jsonl)."]
+    from advkit.results import atomic_write
+
+    atomic_write(out.path / "card.md", "\n".join(lines) + "\n")
+    metrics = {"clean_accuracy": clean["accuracy"], "examples": clean["examples"], "split": split_name,
+               **{f"accuracy_under_{report.read_metrics(a)['metrics']['attack']}":
+                  report.read_metrics(a)["metrics"]["accuracy_under_attack"] for a in attacked}}
+    return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)

@@ -1,0 +1,155 @@
+"""Tables, plots and report cards, made from run directories (metrics.json, records.jsonl).
+
+Nothing here runs a model: every number comes from files a command wrote, so tables
+for the README and papers can be rebuilt at any time (lm-eval's habit).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from advkit.errors import UserError
+from advkit.results import atomic_write, read_metrics
+
+
+def lookup(doc: dict, key: str):
+    """A dotted key into metrics.json; a bare name is looked up in metrics, then config."""
+    if "." not in key:
+        for section in ("metrics", "config"):
+            if key in doc.get(section, {}):
+                return doc[section][key]
+        return doc.get(key)
+    value = doc
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)[:40]
+    return str(value)
+
+
+def table(runs: list[str], rows: str, cols: str, value: str | None = None, latex: bool = False) -> str:
+    """Markdown (or LaTeX) table from run directories.
+
+    With `value`: rows and columns are the values of two keys, cells the value metric.
+    Without: one row per run labelled by `rows`, one column per metric named in `cols` (comma list).
+    """
+    docs = [(r, read_metrics(r)) for r in runs]
+    if rows == "run":  # the run folder's name
+        docs = [(r, {**d, "run": Path(r).name}) for r, d in docs]
+    if value:
+        row_keys = list(dict.fromkeys(fmt(lookup(d, rows)) for _, d in docs))
+        col_keys = list(dict.fromkeys(fmt(lookup(d, cols)) for _, d in docs))
+        cells = {(fmt(lookup(d, rows)), fmt(lookup(d, cols))): fmt(lookup(d, value)) for _, d in docs}
+        header = [rows] + col_keys
+        body = [[r] + [cells.get((r, c), "–") for c in col_keys] for r in row_keys]
+    else:
+        metrics = [c.strip() for c in cols.split(",") if c.strip()]
+        header = [rows] + metrics
+        body = [[fmt(lookup(d, rows))] + [fmt(lookup(d, m)) for m in metrics] for _, d in docs]
+    if latex:
+        lines = ["\\begin{tabular}{l" + "r" * (len(header) - 1) + "}", "\\toprule",
+                 " & ".join(_tex(h) for h in header) + " \\\\", "\\midrule"]
+        lines += [" & ".join(_tex(c) for c in row) + " \\\\" for row in body]
+        return "\n".join(lines + ["\\bottomrule", "\\end{tabular}"]) + "\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body]) + "\n"
+
+
+def _tex(s: str) -> str:
+    return str(s).replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def robustness_bars(rows: list[tuple[str, float, float]], path: Path, title: str) -> Path:
+    """Accuracy before and under each attack, one pair of bars per attack."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(rows) + 2), 3.4))
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r[1] for r in rows], 0.4, label="clean accuracy", color="#4c72b0")
+    ax.bar([x + 0.2 for x in xs], [r[2] for r in rows], 0.4, label="accuracy under attack", color="#dd8452")
+    for x, r in zip(xs, rows):
+        ax.text(x - 0.2, r[1] + 0.01, f"{r[1]:.2f}", ha="center", fontsize=8)
+        ax.text(x + 0.2, r[2] + 0.01, f"{r[2]:.2f}", ha="center", fontsize=8)
+    ax.set_xticks(list(xs), [r[0] for r in rows])
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def perturbation_histogram(series: dict[str, list[float]], path: Path, title: str) -> Path:
+    """Share of words changed in each successful adversarial example, per attack."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    bins = [i / 20 for i in range(21)]
+    for name, values in series.items():
+        if values:
+            ax.hist(values, bins=bins, alpha=0.5, label=f"{name} (n={len(values)})")
+    ax.set_xlabel("perturbed word ratio (successful attacks)")
+    ax.set_ylabel("examples")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def read_records(run: Path) -> list[dict]:
+    path = Path(run) / "records.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def attack_rows(runs: list[Path]) -> list[tuple[str, float, float]]:
+    rows = []
+    for run in runs:
+        m = read_metrics(run)["metrics"]
+        if "accuracy_under_attack" in m:
+            rows.append((m.get("attack", Path(run).name), m["accuracy_before"], m["accuracy_under_attack"]))
+    return rows
+
+
+def report(runs: list[str], out: str | Path) -> Path:
+    """A Markdown report over any set of runs: a metrics table per command, and plots."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    docs = [(Path(r), read_metrics(r)) for r in runs]
+    lines = ["# advkit report", ""]
+    for command in dict.fromkeys(d["command"] for _, d in docs):
+        group = [(r, d) for r, d in docs if d["command"] == command]
+        names = [k for k, v in group[0][1]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        lines += [f"## {command}", "", table([str(r) for r, _ in group], "run", ",".join(names[:8])), ""]
+    attacked = [r for r, d in docs if "accuracy_under_attack" in d["metrics"]]
+    if attacked:
+        robustness_bars(attack_rows(attacked), out / "robustness.png", "accuracy before and under attack")
+        perturbation_histogram({read_metrics(r)["metrics"].get("attack", r.name):
+                                [x["perturbed_word_ratio"] for x in read_records(r) if x.get("status") == "success"]
+                                for r in attacked}, out / "perturbation.png", "how much each attack changes")
+        lines += ["## Robustness", "", "![robustness](robustness.png)", "", "![perturbation](perturbation.png)", ""]
+    atomic_write(out / "report.md", "\n".join(lines) + "\n")
+    return out / "report.md"
