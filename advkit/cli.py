@@ -46,7 +46,7 @@ def _quiet(quiet: bool) -> None:
 def finetune(
     model: Optional[str] = typer.Option(None, help="Alias, model folder or Hugging Face id. [default: minilm-l6]"),
     dataset: Optional[str] = typer.Option(None, help="Registered name, local file, or HF name. [default: sst2]"),
-    method: Optional[str] = typer.Option(None, help="ce (cross-entropy on a fresh linear head). [default: ce]"),
+    method: Optional[str] = typer.Option(None, help="ce, scl (Gunel et al.), moco, or knn (KNN-BERT). [default: ce]"),
     train_split: Optional[str] = typer.Option(None, help="[default: train]"),
     eval_split: Optional[str] = typer.Option(None, help="Split evaluated after training. [default: dev]"),
     train_limit: Optional[int] = typer.Option(None, help="Train on a seeded sample of this many examples."),
@@ -57,18 +57,39 @@ def finetune(
     max_length: Optional[int] = typer.Option(None, help="Tokens per example. [default: 128]"),
     seed: Optional[int] = typer.Option(None, help="[default: 1]"),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (bf16 autocast). [default: cpu]"),
+    pooling: Optional[str] = typer.Option(None, help="Representation for the contrastive space and KNN: cls, mean, pooler. [default: pooler]"),
+    momentum: Optional[float] = typer.Option(None, help="EMA of the key encoder (moco, knn). [default: 0.999]"),
+    queue_size: Optional[int] = typer.Option(None, help="Keys in the queue. [default: 32000]"),
+    projection_dim: Optional[int] = typer.Option(None, help="[default: 128]"),
+    top_k: Optional[int] = typer.Option(None, help="Most similar same-label keys kept as positives. [default: 100]"),
+    end_k: Optional[int] = typer.Option(None, help="Least similar (hardest) positives kept. [default: 1]"),
+    tau: Optional[float] = typer.Option(None, help="Contrastive temperature. [default: 0.07; scl 0.3]"),
+    lambda_con: Optional[float] = typer.Option(None, "--lambda", "--lambda-con", help="Weight of the contrastive loss against CE. [default: 0.1]"),
+    positives_per_query: Optional[int] = typer.Option(None, help="N > 0: the reference's N same-label examples per query (N extra passes). [default: 0, queue]"),
+    knn_k: Optional[int] = typer.Option(None, help="Neighbours that vote. [default: 10]"),
+    knn_weighting: Optional[str] = typer.Option(None, help="uniform or temperature (exp(s/knn_tau)). [default: uniform]"),
+    knn_tau: Optional[float] = typer.Option(None, help="[default: 0.07]"),
+    lambda_inf: Optional[str] = typer.Option(None, help="Weight of p_knn at inference, or 'auto' (chosen off the eval split). [default: 0.1]"),
+    datastore: Optional[str] = typer.Option(None, help="train (re-encoded training split) or queue. [default: train]"),
+    shots: Optional[int] = typer.Option(None, help="Few-shot: K training examples per class, drawn with the seed."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, one run each (OUT/seed-S), e.g. 13,21,42,87,100."),
+    save_model: Optional[bool] = typer.Option(None, "--save-model/--no-save-model", help="[default: save]"),
     out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
     data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
     text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
 ):
     """Fine-tune a pre-trained model with a fresh head; the model lands in OUT/model.
 
-    Example: advkit finetune --model minilm-l6 --dataset sst2 --train-limit 2000 --epochs 1 --out runs/ce
+    Example: advkit finetune --method knn --model minilm-l6 --dataset sst2 --train-limit 2000 --epochs 1 --out runs/knn
     """
     _quiet(quiet)
     cfg = _config(configs.FinetuneConfig, recipe, model=model, dataset=dataset, method=method,
                   train_split=train_split, eval_split=eval_split, train_limit=train_limit, limit=limit,
                   epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, seed=seed, device=device,
+                  pooling=pooling, momentum=momentum, queue_size=queue_size, projection_dim=projection_dim,
+                  top_k=top_k, end_k=end_k, tau=tau, lambda_con=lambda_con, positives_per_query=positives_per_query,
+                  knn_k=knn_k, knn_weighting=knn_weighting, knn_tau=knn_tau, lambda_inf=lambda_inf,
+                  datastore=datastore, shots=shots, seeds=seeds, save_model=save_model,
                   data_root=data_root, text_column=text_column, text_b_column=text_b_column,
                   label_column=label_column)
     if out is None:
@@ -80,8 +101,12 @@ def finetune(
     run_dir.check_writable()
     doc = ft.run(cfg, run_dir)
     m = doc["metrics"]
+    spread = f" ± {m['eval_accuracy_std']:.4f} over seeds {cfg.seeds}" if cfg.seeds else ""
+    parts = (f" (cls {m['accuracy_cls']:.4f}, knn {m['accuracy_knn']:.4f}, lambda_inf {m['lambda_inf']})"
+             if cfg.method == "knn" and not cfg.seeds else "")
     typer.echo(f"{cfg.method} on {cfg.dataset} ({m['train_examples']} examples, {m['train_seconds']} s): "
-               f"{m['eval_split']} accuracy {m['eval_accuracy']:.4f} on {m['eval_examples']}; model in {out}/model")
+               f"{m['eval_split']} accuracy {m['eval_accuracy']:.4f}{spread}{parts} on {m['eval_examples']}; "
+               f"results in {out}")
 
 
 @app.command()
@@ -200,9 +225,131 @@ def poison(
 
 
 @app.command("attack-zh")
-def attack_zh():
-    """Chinese adversarial examples with sentence-piece substitutes (not implemented yet)."""
-    raise UserError("attack-zh is not implemented yet")
+def attack_zh(
+    model: Optional[str] = typer.Option(None, help="The victim: a classifier folder or finetune run directory."),
+    dataset: Optional[str] = typer.Option(None, help="A Chinese data set; pairs attack the first sentence. "
+                                                      "[default: chnsenticorp]"),
+    split: Optional[str] = typer.Option(None, help="[default: dev]"),
+    limit: Optional[int] = typer.Option(None, help="Attack a fixed sample of this many examples."),
+    lm: Optional[str] = typer.Option(None, help="Masked LM proposing substitutes. [default: piece-lm-zh for "
+                                                "pieces, albert-tiny-zh for chars]"),
+    substitutes: Optional[str] = typer.Option(None, help="pieces | chars | words | glyph | homophone. "
+                                                         "[default: pieces]"),
+    top_k: Optional[int] = typer.Option(None, help="Candidates per position. [default: 48]"),
+    max_perturb: Optional[float] = typer.Option(None, help="Share of units that may change. [default: 0.4]"),
+    max_queries: Optional[int] = typer.Option(None, help="Victim queries per example. [default: 2000]"),
+    fluency_lm: Optional[str] = typer.Option(None, help="Masked LM for pseudo-perplexity. [default: albert-tiny-zh]"),
+    similarity_model: Optional[str] = typer.Option(None, help="Sentence encoder, or none. [default: m3e-small]"),
+    batch_size: Optional[int] = typer.Option(None, help="[default: 32]"),
+    max_length: Optional[int] = typer.Option(None, help="Victim tokens per text. [default: 128]"),
+    seed: Optional[int] = typer.Option(None, help="[default: 1]"),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda. [default: cpu]"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in OUT from its records."),
+    out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
+    data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
+    text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
+):
+    """Chinese adversarial examples: greedy BERT-Attack search with sentence-piece substitutes.
+
+    Example: advkit attack-zh --model runs/zh-ce --dataset chnsenticorp --limit 100 --out runs/attack-zh
+    """
+    _quiet(quiet)
+    cfg = _config(configs.AttackZhConfig, recipe, model=model, dataset=dataset, split=split, limit=limit, lm=lm,
+                  substitutes=substitutes, top_k=top_k, max_perturb=max_perturb, max_queries=max_queries,
+                  fluency_lm=fluency_lm, similarity_model=similarity_model, batch_size=batch_size,
+                  max_length=max_length, seed=seed, device=device, data_root=data_root, text_column=text_column,
+                  text_b_column=text_b_column, label_column=label_column)
+    if out is None:
+        raise UserError("--out is required: attack-zh writes records.jsonl and metrics.json there")
+    from advkit.attack_zh import run as attack_run
+    from advkit.results import RunDir
+
+    run_dir = RunDir(out, "attack-zh", overwrite=overwrite, resume=resume)
+    run_dir.check_writable()
+    m = attack_run.run(cfg, run_dir)["metrics"]
+    typer.echo(f"{cfg.substitutes} on {cfg.dataset}/{cfg.split} ({m['examples']} examples): accuracy "
+               f"{m['accuracy_before']:.4f} -> {m['accuracy_after']:.4f}, success rate "
+               f"{m['attack_success_rate']:.4f}, {m['avg_queries']:.1f} queries; results in {out}")
+
+
+@app.command("build-piece-lm")
+def build_piece_lm(
+    corpus: Optional[str] = typer.Option(None, help="UTF-8 text, one sentence a line. "
+                                                    "[default: training splits of the Chinese data sets]"),
+    base: Optional[str] = typer.Option(None, help="Character masked LM to warm-start from. [default: albert-tiny-zh]"),
+    tiny: bool = typer.Option(False, "--tiny", help="A toy size that builds in seconds (tests)."),
+    vocab_size: Optional[int] = typer.Option(None, help="Pieces. [default: 16000]"),
+    character_coverage: Optional[float] = typer.Option(None, help="[default: 0.9995]"),
+    max_piece_length: Optional[int] = typer.Option(None, help="Characters per piece. [default: 4]"),
+    corpus_limit: Optional[int] = typer.Option(None, help="Training lines kept."),
+    heldout: Optional[int] = typer.Option(None, help="Held-out lines for the accuracy. [default: 2000]"),
+    steps: Optional[int] = typer.Option(None, help="Masked-LM training steps. [default: 3000]"),
+    batch_size: Optional[int] = typer.Option(None, help="[default: 64]"),
+    max_length: Optional[int] = typer.Option(None, help="Pieces per training window. [default: 64]"),
+    lr: Optional[float] = typer.Option(None, help="[default: 5e-4]"),
+    seed: Optional[int] = typer.Option(None, help="[default: 1]"),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (bf16 autocast). [default: cpu]"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Model folder. [default: <cache>/models/piece-lm-zh, "
+                                                           "the alias piece-lm-zh]"),
+    recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
+    data_root: Optional[str] = DATA_ROOT,
+):
+    """Build the SentencePiece masked LM that attack-zh draws substitutes from.
+
+    Example: advkit build-piece-lm --steps 300 --out runs/piece-lm
+    """
+    _quiet(quiet)
+    cfg = _config(configs.BuildPieceLmConfig, recipe, corpus=corpus, base=base, tiny=tiny or None,
+                  vocab_size=vocab_size, character_coverage=character_coverage, max_piece_length=max_piece_length,
+                  corpus_limit=corpus_limit, heldout=heldout, steps=steps, batch_size=batch_size,
+                  max_length=max_length, lr=lr, seed=seed, device=device, data_root=data_root)
+    from advkit.attack_zh import piece_lm
+    from advkit.results import RunDir
+
+    out = out or piece_lm.default_folder()
+    run_dir = RunDir(out, "build-piece-lm", overwrite=overwrite)
+    run_dir.check_writable()
+    m = piece_lm.run(cfg, run_dir)["metrics"]
+    acc = m["heldout_masked_piece_accuracy"]
+    typer.echo(f"piece LM ({m['vocab_size']} pieces, {m['steps']} steps, {m['total_seconds']:.0f} s): held-out "
+               f"masked-piece accuracy {'n/a' if acc is None else f'{acc:.4f}'}; model in {out}")
+
+
+@app.command()
+def table(
+    runs: list[Path] = typer.Argument(..., help="Run directories (or metrics.json files)."),
+    rows: str = typer.Option("run", help="Key labelling the rows: 'run' (folder name), a config or metric name, or a dotted path."),
+    cols: str = typer.Option(..., help="Comma list of metric names; with --value, the key whose values label the columns."),
+    value: Optional[str] = typer.Option(None, help="Pivot: the metric in each (rows, cols) cell."),
+    latex: bool = typer.Option(False, "--latex", help="LaTeX tabular instead of Markdown."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the table to this file."),
+):
+    """A Markdown (or LaTeX) table from metrics.json files.
+
+    Example: advkit table runs/pwws runs/deepwordbug --cols accuracy_before,accuracy_under_attack,attack_success_rate
+    """
+    from advkit import report
+
+    text = report.table([str(r) for r in runs], rows, cols, value, latex)
+    if out is not None:
+        from advkit.results import atomic_write
+
+        atomic_write(out, text)
+    typer.echo(text, nl=False)
+
+
+@app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., help="Run directories."),
+    out: Path = typer.Option(..., "--out", help="Folder for report.md and its PNG plots."),
+):
+    """A Markdown report with plots over any set of run directories.
+
+    Example: advkit report runs/demo/card/*/ --out report/
+    """
+    from advkit import report as rep
+
+    typer.echo(f"report in {rep.report([str(r) for r in runs], out)}")
 
 
 @list_app.command("models")

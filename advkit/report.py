@@ -140,10 +140,14 @@ def report(runs: list[str], out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     docs = [(Path(r), read_metrics(r)) for r in runs]
     lines = ["# advkit report", ""]
-    for command in dict.fromkeys(d["command"] for _, d in docs):
-        group = [(r, d) for r, d in docs if d["command"] == command]
-        names = [k for k, v in group[0][1]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        lines += [f"## {command}", "", table([str(r) for r, _ in group], "run", ",".join(names[:8])), ""]
+    def kind(doc):  # attack runs and clean runs of evaluate have different metrics
+        return doc["command"] + (" (attacks)" if "accuracy_under_attack" in doc["metrics"] else "")
+
+    for title in dict.fromkeys(kind(d) for _, d in docs):
+        group = [(r, d) for r, d in docs if kind(d) == title]
+        names = dict.fromkeys(k for _, d in group for k, v in d["metrics"].items()
+                              if isinstance(v, (int, float)) and not isinstance(v, bool))
+        lines += [f"## {title}", "", table([str(r) for r, _ in group], "run", ",".join(list(names)[:8])), ""]
     attacked = [r for r, d in docs if "accuracy_under_attack" in d["metrics"]]
     if attacked:
         robustness_bars(attack_rows(attacked), out / "robustness.png", "accuracy before and under attack")

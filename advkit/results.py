@@ -174,6 +174,8 @@ class RunDir:
 
 def read_metrics(run: str | Path) -> dict:
     path = Path(run) / "metrics.json" if Path(run).is_dir() else Path(run)
+    if path.exists() and path.suffix != ".json":
+        raise UserError(f"{run}: not a run directory")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
