@@ -164,6 +164,8 @@ def load_local(path: Path, text_column: str | None, text_b_column: str | None,
     label = label_column or ("label" if "label" in columns else None)
     if label_column is None and label is None:
         raise UserError(f"{path}: no 'label' column among {columns}; pass --label-column")
+    if label not in columns:  # else the label-name inference below sees no values
+        raise UserError(f"{path}: no column '{label}' among {columns}{closest(label, columns)}")
     raw = sorted({str(r[label]).strip() for _, r in rows if label in r})
     names = tuple(str(i) for i in range(max(int(x) for x in raw) + 1)) if all(x.isdigit() for x in raw) else tuple(raw)
     examples = to_examples(rows, path, text, text_b_column, label, names)
@@ -213,7 +215,8 @@ def read_table(path: Path, header: bool) -> list[tuple[int, dict]]:
         raise UserError(f"{path}:{line}: not UTF-8 text") from None
     if "\x00" in text:
         raise UserError(f"{path}:{text[: text.index(chr(0))].count(chr(10)) + 1}: binary data, not text")
-    lines = text.splitlines()
+    # Only \n ends a row: str.splitlines() also breaks on \x85 and \u2028, which occur inside IMDb reviews.
+    lines = text.replace("\r\n", "\n").split("\n")
     if not any(line.strip() for line in lines):
         raise UserError(f"{path}: empty file")
     name = path.name.removesuffix(".gz")

