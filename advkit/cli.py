@@ -387,11 +387,31 @@ def list_datasets(data_root: Optional[str] = DATA_ROOT):
 
 
 def main() -> None:
+    """Run the app; user mistakes become one `error:` line and exit code 2, Ctrl-C says how to resume."""
+    from typer._click import exceptions as cx  # Typer vendors click; its exceptions live here
+
     try:
-        app()
+        code = app(standalone_mode=False)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except cx.NoArgsIsHelpError as e:
+        typer.echo(e.ctx.get_help())
+        sys.exit(0)
+    except cx.UsageError as e:  # a bad flag or value: one line, not click's usage block
+        where = f"{e.ctx.command_path}: " if e.ctx else ""
+        print(f"error: {where}{e.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except cx.ClickException as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except cx.Abort:
+        code = 130
+    if code == 130:  # Typer turns Ctrl-C into exit code 130
+        out = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--out"), None)
+        hint = f"; finished examples are kept in {out}: rerun the same command with --resume" if out else ""
+        print(f"interrupted{hint}", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
