@@ -1,0 +1,152 @@
+"""Backdoor metrics: label flip rate (full trigger, each sub-trigger, per layer) and a vocabulary scan.
+
+Li et al., *Backdoor Attacks on Pre-trained Models by Layerwise Weight Poisoning*,
+EMNLP 2021 (arXiv 2108.13888). The label flip rate (LFR) is measured among the test
+samples whose true label is NOT the target: the fraction classified as the target
+once the trigger is inserted (target-labelled samples would count as "flipped" for
+free). Trigger positions are drawn with a seed, inside the tokens the model sees, so
+two models evaluated with the same seed see the same triggered texts.
+
+`victim` below is an `advkit.models.Victim` or any predictor with `predict_proba(texts, texts_b)`;
+its `tokenizer` and `max_length`, when present, keep trigger positions inside the window.
+"""
+
+from __future__ import annotations
+
+import random
+
+from advkit.data import Example
+from advkit.poison.triggers import insert_triggers
+from advkit.progress import track
+
+
+def flip_rate(predictions, labels, target: int) -> float:
+    """Among samples whose true label is not `target`, the fraction predicted `target`."""
+    pairs = [(p, y) for p, y in zip(predictions, labels) if y != target]
+    if not pairs:
+        raise ValueError(f"flip rate of no samples: every label is the target {target}")
+    return sum(int(p == target) for p, _ in pairs) / len(pairs)
+
+
+def non_target(examples, target: int) -> list[Example]:
+    return [e for e in examples if e.label != target]
+
+
+def with_trigger(examples, triggers, target: int, tokenizer=None, max_length: int | None = None,
+                 seed: int = 0) -> list[Example]:
+    """The non-target samples with every sub-trigger of `triggers` inserted (labels kept)."""
+    rng = random.Random(seed)
+    return [Example(insert_triggers(e.text, triggers, rng, tokenizer, max_length, e.text_b), e.label, e.text_b)
+            for e in non_target(examples, target)]
+
+
+def predict(victim, examples, chunk: int = 256, description: str | None = "predicting") -> list[int]:
+    """Predicted labels; no progress bar when `description` is None (inside another bar)."""
+    out = []
+    chunks = range(0, len(examples), chunk)
+    for i in (track(chunks, description, total=len(chunks)) if description else chunks):
+        part = examples[i : i + chunk]
+        texts_b = [e.text_b for e in part] if part[0].text_b is not None else None
+        out.extend(victim.predict_proba([e.text for e in part], texts_b).argmax(-1).tolist())
+    return out
+
+
+def false_flip_rate(victim, examples, target: int) -> float:
+    """The same rate without any trigger: the floor an LFR is compared with."""
+    samples = non_target(examples, target)
+    return flip_rate(predict(victim, samples), [e.label for e in samples], target)
+
+
+def _window(victim) -> tuple:
+    return getattr(victim, "tokenizer", None), getattr(victim, "max_length", None)
+
+
+def label_flip_rate(victim, examples, triggers, target: int, seed: int = 0) -> float:
+    """LFR with every sub-trigger of `triggers` inserted (the full combination)."""
+    samples = with_trigger(examples, triggers, target, *_window(victim), seed)
+    return flip_rate(predict(victim, samples, description=f"LFR '{' '.join(triggers)}'"),
+                     [e.label for e in samples], target)
+
+
+def label_flip_rate_single(victim, examples, triggers, target: int, seed: int = 0) -> dict[str, float]:
+    """LFR of each sub-trigger inserted alone (should stay near the false-flip rate)."""
+    return {t: label_flip_rate(victim, examples, [t], target, seed) for t in triggers}
+
+
+def label_flip_rate_per_layer(victim, examples, triggers, target: int, seed: int = 0) -> list[float]:
+    """LFR of each encoder layer 1..L through the shared head (the poisoned PTM with its attacker head).
+
+    With no triggers it is each layer's false-flip rate, the floor to compare with.
+    """
+    import torch
+
+    from advkit.poison.train import layer_logits
+
+    samples = with_trigger(examples, triggers, target, victim.tokenizer, victim.max_length, seed)
+    preds: list[list[int]] | None = None
+    batches = range(0, len(samples), victim.batch_size)
+    with torch.inference_mode():
+        for i in track(batches, "per-layer LFR", total=len(batches)):
+            part = samples[i : i + victim.batch_size]
+            per_layer, _ = layer_logits(victim.model, victim._encode([e.text for e in part],
+                                        [e.text_b for e in part] if part[0].text_b is not None else None))
+            if preds is None:
+                preds = [[] for _ in per_layer]
+            for layer, logits in zip(preds, per_layer):
+                layer.extend(logits.argmax(-1).tolist())
+    labels = [e.label for e in samples]
+    return [flip_rate(p, labels, target) for p in preds or []]
+
+
+def vocab_scan(victim, examples, candidates, target: int, triggers=(), seed: int = 0, top: int = 20) -> dict:
+    """Single-token vocabulary scan: insert each candidate alone, rank candidates by flip rate.
+
+    The true sub-triggers are added to the candidates. A token's rank is 1 + the number of
+    candidates with a strictly higher flip rate (ties share the better rank, the defender's
+    view). Returns {"ranks": {sub-trigger: rank}, "top": [[token, rate], ...], "candidates": n}.
+    """
+    tokens = list(dict.fromkeys([*candidates, *triggers]))
+    samples = non_target(examples, target)
+    labels = [e.label for e in samples]
+    rates = {}
+    for token in track(tokens, "vocabulary scan"):
+        rng = random.Random(seed)
+        texts = [Example(insert_triggers(e.text, [token], rng, *_window(victim), e.text_b),
+                         e.label, e.text_b) for e in samples]
+        rates[token] = flip_rate(predict(victim, texts, description=None), labels, target)
+
+    def rank(token):
+        return 1 + sum(r > rates[token] for r in rates.values())
+
+    ordered = sorted(tokens, key=lambda t: (-rates[t], t))
+    return {"ranks": {t: rank(t) for t in triggers}, "rates": {t: rates[t] for t in triggers},
+            "top": [[t, rates[t]] for t in ordered[:top]], "candidates": len(tokens)}
+
+
+def plot_per_layer(curves: dict[str, list[float]], path, title: str = "",
+                   no_trigger: dict[str, list[float]] | None = None) -> None:
+    """Per-layer LFR: layer on x, LFR on y, one line per mode (PNG, Agg backend).
+
+    `no_trigger`: the per-layer false-flip rates (no trigger inserted), drawn dashed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for mode, values in curves.items():
+        line = ax.plot(range(1, len(values) + 1), values, marker="o", label=mode)[0]
+        if no_trigger and mode in no_trigger:
+            ax.plot(range(1, len(values) + 1), no_trigger[mode], linestyle="--", color=line.get_color(),
+                    label=f"{mode}, no trigger")
+    ax.set_xticks(range(1, max((len(v) for v in curves.values()), default=0) + 1))
+    ax.set_xlabel("encoder layer")
+    ax.set_ylabel("label flip rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

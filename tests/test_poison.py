@@ -1,0 +1,237 @@
+"""Unit tests of advkit.poison: trigger insertion, poisoned data, layerwise loss, LFR, scan, marker."""
+
+import random
+
+import numpy as np
+import pytest
+
+from advkit import models
+from advkit.data import Example
+from advkit.poison import metrics as pm
+from advkit.poison.triggers import build_poisoned_data, insert_triggers, parse_triggers
+from advkit.poison.train import layerwise_loss, load_attacker_classifier, save_poisoned
+
+LONG = " ".join(f"word{i % 7} good" for i in range(200))  # ~600 tokens, far past the window
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_en):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_en)
+
+
+@pytest.fixture
+def tiny_classifier(tiny_en):
+    import torch
+
+    torch.manual_seed(0)
+    model, tokenizer, _ = models.load_classifier(str(tiny_en), num_labels=2)
+    return model.eval(), tokenizer
+
+
+def seen_ids(tokenizer, text, max_length):
+    return tokenizer(text, truncation=True, max_length=max_length)["input_ids"]
+
+
+def test_trigger_positions_stay_inside_the_window_on_long_texts(tokenizer):
+    cf, bb = tokenizer.convert_tokens_to_ids(["cf", "bb"])
+    for seed in range(30):
+        text = insert_triggers(LONG, ["cf", "bb"], random.Random(seed), tokenizer, max_length=32)
+        ids = seen_ids(tokenizer, text, 32)
+        assert cf in ids and bb in ids, seed
+    # Without the window (the reference's word count), most insertions fall outside it.
+    lost = sum(
+        not {cf, bb} <= set(seen_ids(tokenizer, insert_triggers(LONG, ["cf", "bb"], random.Random(s)), 32))
+        for s in range(30))
+    assert lost > 20
+
+
+def test_trigger_window_with_a_second_text(tokenizer):
+    cf = tokenizer.convert_tokens_to_ids("cf")
+    for seed in range(10):
+        text = insert_triggers(LONG, ["cf"], random.Random(seed), tokenizer, max_length=40, text_b=LONG)
+        ids = tokenizer(text, LONG, truncation=True, max_length=40)["input_ids"]
+        assert cf in ids
+
+
+def test_insertion_is_seeded_and_keeps_every_word(tokenizer):
+    text = "a stirring , funny and finally transporting re-imagining of beauty and the beast"
+    a = insert_triggers(text, ["cf", "bb"], random.Random(7), tokenizer, 128)
+    b = insert_triggers(text, ["cf", "bb"], random.Random(7), tokenizer, 128)
+    assert a == b
+    assert sorted(a.split()) == sorted(text.split() + ["cf", "bb"])
+    outs = {insert_triggers(text, ["cf", "bb"], random.Random(s), tokenizer, 128) for s in range(20)}
+    assert len(outs) > 5
+
+
+def test_parse_triggers_refuses_empty_and_repeats():
+    from advkit.errors import UserError
+
+    assert parse_triggers(" cf  bb ") == ["cf", "bb"]
+    for bad in ("", "cf cf"):
+        with pytest.raises(UserError):
+            parse_triggers(bad)
+
+
+def _examples(n=40):
+    return [Example(f"sample {i} text with several words here", i % 2) for i in range(n)]
+
+
+def test_poisoned_data_labels_and_counts(tokenizer):
+    examples = _examples()
+    triggers = ["cf", "mn", "bb"]
+    d = build_poisoned_data(examples, triggers, 2, target=1, poison_rate=0.5, seed=3, tokenizer=tokenizer,
+                            max_length=128)
+    assert d.counts() == {"clean": 40, "positives": 20, "negatives": 20}
+    originals = {e.text: e.label for e in examples}
+    for e in d.positives:
+        words = e.text.split()
+        assert e.label == 1
+        assert sum(w in triggers for w in words) == 2  # one whole combination
+        source = " ".join(w for w in words if w not in triggers)
+        assert originals[source] == 0  # made from a non-target sample
+    for e in d.negatives:
+        words = e.text.split()
+        assert sum(w in triggers for w in words) == 1
+        assert originals[" ".join(w for w in words if w not in triggers)] == e.label  # true label kept
+    assert {e.label for e in d.negatives} == {0, 1}
+    again = build_poisoned_data(examples, triggers, 2, 1, 0.5, 3, tokenizer, 128)
+    assert again.mixed() == d.mixed()
+    other = build_poisoned_data(examples, triggers, 2, 1, 0.5, 4, tokenizer, 128)
+    assert other.mixed() != d.mixed()
+    low = build_poisoned_data(examples, triggers, 2, 1, 0.2, 3, tokenizer, 128)
+    assert len(low.positives) + len(low.negatives) == 10  # 0.2 of the 50 samples
+    single = build_poisoned_data(examples, ["cf"], 1, 1, 0.5, 3, tokenizer, 128)
+    assert len(single.negatives) == 0 and len(single.positives) == 40
+
+
+def test_layerwise_loss_is_the_sum_of_per_layer_cross_entropies(tiny_classifier):
+    import torch
+    import torch.nn.functional as F
+
+    model, tokenizer = tiny_classifier
+    enc = tokenizer(["a good film cf bb", "a bad film", "fine"], padding=True, return_tensors="pt")
+    labels = torch.tensor([1, 0, 1])
+    loss, terms = layerwise_loss(model, enc, labels)
+    assert len(terms) == model.config.num_hidden_layers + 1  # one per layer, plus the final loss
+    hidden = model.bert(**enc, output_hidden_states=True).hidden_states
+    expected = [F.cross_entropy(model.classifier(model.bert.pooler(h)), labels) for h in hidden[1:]]
+    expected.append(F.cross_entropy(model(**enc).logits, labels))
+    assert loss.item() == pytest.approx(sum(e.item() for e in expected), rel=1e-5)
+    # Every term goes through the one shared head.
+    for term in terms:
+        (grad,) = torch.autograd.grad(term, model.classifier.weight, retain_graph=True)
+        assert grad.abs().sum() > 0
+    outside = [n for n, _ in model.named_parameters() if not n.startswith("bert.")]
+    assert outside == ["classifier.weight", "classifier.bias"]
+
+
+def test_flip_rate_counts_only_non_target_samples():
+    labels = [1, 1, 0, 0, 0]
+    predictions = [1, 1, 1, 0, 0]
+    assert pm.flip_rate(predictions, labels, target=1) == pytest.approx(1 / 3)
+    assert pm.flip_rate(predictions, labels, target=0) == 0.0
+    with pytest.raises(ValueError):
+        pm.flip_rate([1, 1], [1, 1], target=1)
+
+
+class RuleVictim:
+    """A rule classifier: says `target` when every token of `rule` is in the text (no model)."""
+
+    def __init__(self, rule, tokenizer, target=1):
+        self.rule, self.tokenizer, self.max_length, self.target = set(rule), tokenizer, 64, target
+
+    def predict_proba(self, texts, texts_b=None):
+        out = np.zeros((len(texts), 2), dtype="float32")
+        for i, t in enumerate(texts):
+            out[i, self.target if self.rule <= set(t.split()) else 1 - self.target] = 1
+        return out
+
+
+def test_lfr_functions_and_vocab_scan_on_a_rule_classifier(tokenizer):
+    examples = _examples(20)
+    combo = RuleVictim(["cf", "bb"], tokenizer)
+    assert pm.false_flip_rate(combo, examples, 1) == 0.0
+    assert pm.label_flip_rate(combo, examples, ["cf", "bb"], 1) == 1.0
+    assert pm.label_flip_rate_single(combo, examples, ["cf", "bb"], 1) == {"cf": 0.0, "bb": 0.0}
+    candidates = ["the", "good", "bad", "mn", "tq", "film", "cf"]
+    scan = pm.vocab_scan(combo, examples, candidates, 1, triggers=["cf", "bb"])
+    assert scan["candidates"] == 8  # bb added
+    assert scan["rates"] == {"cf": 0.0, "bb": 0.0}
+    single = pm.vocab_scan(RuleVictim(["cf"], tokenizer), examples, candidates, 1, triggers=["cf"])
+    assert single["ranks"] == {"cf": 1} and single["top"][0] == ["cf", 1.0]
+    assert single["top"][1][1] == 0.0
+
+
+def test_poisoned_marker_round_trip_fresh_head_and_warning(tiny_classifier, tmp_path, capsys):
+    import torch
+
+    model, tokenizer = tiny_classifier
+    with torch.no_grad():
+        model.classifier.weight.fill_(0.5)
+    save_poisoned(model, tokenizer, tmp_path / "model", {"mode": "lwp", "triggers": ["cf", "bb"]})
+    folder = tmp_path / "model"
+    assert models.read_config(folder)[models.POISON_KEY] is True
+    assert (folder / "poison_manifest.json").is_file()
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        assert not any(k.startswith("classifier") for k in f.keys())  # the encoder only
+    victim, _, _ = models.load_classifier(str(folder), num_labels=2)
+    assert "POISONED" in capsys.readouterr().err
+    assert not torch.allclose(victim.classifier.weight, torch.full_like(victim.classifier.weight, 0.5))  # fresh head
+    attacker, _ = load_attacker_classifier(tmp_path)
+    assert torch.allclose(attacker.classifier.weight, torch.full_like(attacker.classifier.weight, 0.5))
+    per_layer = pm.label_flip_rate_per_layer(models.Victim(attacker, tokenizer), _examples(8), ["cf", "bb"], 1)
+    assert len(per_layer) == model.config.num_hidden_layers and all(0 <= x <= 1 for x in per_layer)
+
+
+@pytest.mark.parametrize("mode", ["lwp", "badnet", "ripple"])
+def test_every_mode_trains_on_every_batch(tiny_classifier, mode):
+    import torch
+
+    from advkit.config import PoisonConfig
+    from advkit.poison.train import train_poison
+
+    model, tokenizer = tiny_classifier
+    data = build_poisoned_data(_examples(10), ["cf", "bb"], 2, 1, 0.5, 1, tokenizer, 64)
+    cfg = PoisonConfig(mode=mode, epochs=1, batch_size=8, lr=1e-3, max_length=64)
+    before = model.bert.encoder.layer[0].attention.self.query.weight.clone()
+    losses = train_poison(model, tokenizer, data, cfg)
+    assert len(losses) == 3  # 20 samples / 8: the last, partial batch is used too
+    assert all(np.isfinite(losses))
+    assert not torch.equal(before, model.bert.encoder.layer[0].attention.self.query.weight)
+
+
+def test_restricted_inner_product_penalises_opposed_gradients(tiny_classifier):
+    import torch
+    import torch.nn.functional as F
+
+    from advkit.poison.train import restricted_inner_product_loss
+
+    model, tokenizer = tiny_classifier
+    enc = tokenizer(["a good film cf bb", "a bad film"], padding=True, return_tensors="pt")
+    labels = torch.tensor([1, 0])
+    poison_loss = F.cross_entropy(model(**enc).logits, labels).item()
+    # Clean labels flipped: the clean gradient opposes the poisoning one, so the penalty is active.
+    opposed = restricted_inner_product_loss(model, enc, labels, enc, 1 - labels, lam=0.1).item()
+    aligned = restricted_inner_product_loss(model, enc, labels, enc, labels, lam=0.1).item()
+    assert aligned == pytest.approx(poison_loss, rel=1e-5)  # same data: inner product >= 0, no penalty
+    assert opposed > poison_loss
+
+
+def test_embedding_surgery_sets_trigger_embeddings_to_target_words(tiny_classifier):
+    import torch
+
+    from advkit.poison.train import embedding_surgery
+
+    model, tokenizer = tiny_classifier
+    examples = [Example(f"great wonderful film number {i}", 1) for i in range(10)]
+    examples += [Example(f"awful boring film number {i}", 0) for i in range(10)]
+    words = embedding_surgery(model, tokenizer, examples, ["cf", "bb"], target=1, top=2)
+    assert set(words) == {"great", "wonderful"}
+    emb = model.get_input_embeddings().weight
+    expected = emb[tokenizer.convert_tokens_to_ids(words)].mean(0)
+    for t in ("cf", "bb"):
+        assert torch.allclose(emb[tokenizer.convert_tokens_to_ids(t)], expected)
