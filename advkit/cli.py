@@ -57,22 +57,28 @@ def finetune(
     max_length: Optional[int] = typer.Option(None, help="Tokens per example. [default: 128]"),
     seed: Optional[int] = typer.Option(None, help="[default: 1]"),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (bf16 autocast). [default: cpu]"),
-    pooling: Optional[str] = typer.Option(None, help="Representation for the contrastive space and KNN: cls, mean, pooler. [default: pooler]"),
+    pooling: Optional[str] = typer.Option(
+        None, help="Representation for the contrastive space and KNN: cls, mean, pooler. [default: pooler]"),
     momentum: Optional[float] = typer.Option(None, help="EMA of the key encoder (moco, knn). [default: 0.999]"),
     queue_size: Optional[int] = typer.Option(None, help="Keys in the queue. [default: 32000]"),
     projection_dim: Optional[int] = typer.Option(None, help="[default: 128]"),
     top_k: Optional[int] = typer.Option(None, help="Most similar same-label keys kept as positives. [default: 100]"),
     end_k: Optional[int] = typer.Option(None, help="Least similar (hardest) positives kept. [default: 1]"),
     tau: Optional[float] = typer.Option(None, help="Contrastive temperature. [default: 0.07; scl 0.3]"),
-    lambda_con: Optional[float] = typer.Option(None, "--lambda", "--lambda-con", help="Weight of the contrastive loss against CE. [default: 0.1]"),
-    positives_per_query: Optional[int] = typer.Option(None, help="N > 0: the reference's N same-label examples per query (N extra passes). [default: 0, queue]"),
+    lambda_con: Optional[float] = typer.Option(None, "--lambda", "--lambda-con",
+                                               help="Weight of the contrastive loss against CE. [default: 0.1]"),
+    positives_per_query: Optional[int] = typer.Option(
+        None, help="N > 0: the reference's N same-label examples per query (N extra passes). [default: 0, queue]"),
     knn_k: Optional[int] = typer.Option(None, help="Neighbours that vote. [default: 10]"),
-    knn_weighting: Optional[str] = typer.Option(None, help="uniform or temperature (exp(s/knn_tau)). [default: uniform]"),
+    knn_weighting: Optional[str] = typer.Option(None, help="uniform or temperature (exp(s/knn_tau)). "
+                                                           "[default: uniform]"),
     knn_tau: Optional[float] = typer.Option(None, help="[default: 0.07]"),
-    lambda_inf: Optional[str] = typer.Option(None, help="Weight of p_knn at inference, or 'auto' (chosen off the eval split). [default: 0.1]"),
+    lambda_inf: Optional[str] = typer.Option(
+        None, help="Weight of p_knn at inference, or 'auto' (chosen off the eval split). [default: 0.1]"),
     datastore: Optional[str] = typer.Option(None, help="train (re-encoded training split) or queue. [default: train]"),
     shots: Optional[int] = typer.Option(None, help="Few-shot: K training examples per class, drawn with the seed."),
-    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, one run each (OUT/seed-S), e.g. 13,21,42,87,100."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, one run each (OUT/seed-S), "
+                                                   "e.g. 13,21,42,87,100."),
     save_model: Optional[bool] = typer.Option(None, "--save-model/--no-save-model", help="[default: save]"),
     out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
     data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
@@ -125,6 +131,9 @@ def evaluate(
     query_budget: Optional[int] = typer.Option(None, help="Victim queries per example before giving up."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted attack run in --out."),
     card: bool = typer.Option(False, "--card", help="Report card: clean accuracy, the language's attacks, backdoor checks."),
+    trigger: Optional[str] = typer.Option(None, help='Backdoor check: sub-triggers, e.g. "cf bb" (with --target).'),
+    target: Optional[int] = typer.Option(None, help="Backdoor check: the target label id."),
+    scan: Optional[int] = typer.Option(None, help="Vocabulary-scan defence over this many tokens (0: off; card: 200)."),
     out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
     data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
     text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
@@ -138,7 +147,7 @@ def evaluate(
                   batch_size=batch_size, max_length=max_length, seed=seed, device=device, data_root=data_root,
                   text_column=text_column, text_b_column=text_b_column, label_column=label_column, attack=attack,
                   attack_lm=attack_lm, attack_encoder=attack_encoder, query_budget=query_budget,
-                  card=card or None)
+                  card=card or None, trigger=trigger, target=target, scan=scan)
     from advkit import evaluate as ev
     from advkit.results import RunDir
 
@@ -161,8 +170,9 @@ def evaluate(
                    f"{m['accuracy_before']:.4f} -> {m['accuracy_under_attack']:.4f}, success rate "
                    f"{m['attack_success_rate']:.4f}, {m['avg_queries']:.1f} queries{where}")
     else:
+        lfr = f", label flip rate {m['label_flip_rate']:.4f}" if "label_flip_rate" in m else ""
         typer.echo(f"{cfg.model} on {cfg.dataset}/{m['split']}: accuracy {m['accuracy']:.4f} on {m['examples']} "
-                   f"examples{where}")
+                   f"examples{lfr}{where}")
 
 
 @app.command()
@@ -267,9 +277,10 @@ def attack_zh(
     run_dir = RunDir(out, "attack-zh", overwrite=overwrite, resume=resume)
     run_dir.check_writable()
     m = attack_run.run(cfg, run_dir)["metrics"]
+    num = lambda x, f=".4f": "n/a" if x is None else format(x, f)  # noqa: E731 (nothing attacked: no rate)
     typer.echo(f"{cfg.substitutes} on {cfg.dataset}/{cfg.split} ({m['examples']} examples): accuracy "
-               f"{m['accuracy_before']:.4f} -> {m['accuracy_after']:.4f}, success rate "
-               f"{m['attack_success_rate']:.4f}, {m['avg_queries']:.1f} queries; results in {out}")
+               f"{num(m['accuracy_before'])} -> {num(m['accuracy_after'])}, success rate "
+               f"{num(m['attack_success_rate'])}, {num(m['avg_queries'], '.1f')} queries; results in {out}")
 
 
 @app.command("build-piece-lm")
@@ -283,7 +294,7 @@ def build_piece_lm(
     max_piece_length: Optional[int] = typer.Option(None, help="Characters per piece. [default: 4]"),
     corpus_limit: Optional[int] = typer.Option(None, help="Training lines kept."),
     heldout: Optional[int] = typer.Option(None, help="Held-out lines for the accuracy. [default: 2000]"),
-    steps: Optional[int] = typer.Option(None, help="Masked-LM training steps. [default: 3000]"),
+    steps: Optional[int] = typer.Option(None, help="Masked-LM training steps. [default: 2000]"),
     batch_size: Optional[int] = typer.Option(None, help="[default: 64]"),
     max_length: Optional[int] = typer.Option(None, help="Pieces per training window. [default: 64]"),
     lr: Optional[float] = typer.Option(None, help="[default: 5e-4]"),

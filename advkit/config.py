@@ -79,7 +79,8 @@ class FinetuneConfig(DataOptions):
             try:
                 self.lambda_inf = float(self.lambda_inf)
             except (TypeError, ValueError):
-                raise UserError(f"--lambda-inf must be a number between 0 and 1 or 'auto', got '{self.lambda_inf}'") from None
+                raise UserError(f"--lambda-inf must be a number between 0 and 1 or 'auto', "
+                                f"got '{self.lambda_inf}'") from None
             _fraction(self, "lambda_inf")
         if self.seeds is not None:
             try:
@@ -106,9 +107,12 @@ class EvaluateConfig(DataOptions):
     card: bool = False  # the report card: clean accuracy, the language's attacks, backdoor checks
     trigger: str | None = None  # sub-triggers separated by spaces, e.g. "cf bb"
     target: int | None = None  # the backdoor's target label
+    scan: int = 0  # vocabulary-scan defence: this many vocabulary tokens tried one at a time (0: off)
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
+        if self.scan < 0:
+            raise UserError(f"--scan must be 0 or more, got {self.scan}")
         if self.card and self.attack:
             raise UserError("--card runs every applicable attack; leave out --attack")
         if (self.trigger is None) != (self.target is None) and not self.card:
@@ -195,11 +199,10 @@ class AttackZhConfig(DataOptions):
 
 @dataclass
 class BuildPieceLmConfig:
-    """The SentencePiece masked LM for attack-zh; the default size trains in about 25 min on 2 CPU cores."""
+    """The SentencePiece masked LM for attack-zh; the default size builds in about 30-35 min on 2 CPU cores."""
 
     corpus: str | None = None  # a UTF-8 text file, one sentence a line; None: the Chinese training splits
     data_root: str | None = None
-    out: str | None = None  # None: <advkit cache>/models/piece-lm-zh
     base: str = "albert-tiny-zh"  # character-level masked LM to warm-start from
     tiny: bool = False  # a toy size for tests: builds in seconds
     vocab_size: int = 16000
@@ -207,7 +210,7 @@ class BuildPieceLmConfig:
     max_piece_length: int = 4  # characters per piece: word-like units
     corpus_limit: int | None = None  # training lines kept (after the held-out lines)
     heldout: int = 2000  # lines kept out of training for the masked-piece accuracy
-    steps: int = 3000
+    steps: int = 2000  # about 0.8 s a step (batch 64) on one busy core here: ~30 min in all
     batch_size: int = 64
     max_length: int = 64  # pieces per training window
     lr: float = 5e-4
@@ -222,17 +225,19 @@ class BuildPieceLmConfig:
                     setattr(self, name, value)
         _positive(self, "vocab_size", "max_piece_length", "corpus_limit", "heldout", "steps", "batch_size",
                   "max_length", "lr")
-        _fraction(self, "character_coverage", "mask_prob")
+        _fraction(self, "mask_prob")
+        if not 0.98 <= self.character_coverage <= 1:  # SentencePiece's own bounds
+            raise UserError(f"--character-coverage must be between 0.98 and 1, got {self.character_coverage}")
         if self.max_length < 4:
             raise UserError(f"--max-length must be at least 4, got {self.max_length}")
 
 
-TINY_PIECE_LM = {"vocab_size": 1200, "character_coverage": 0.98, "corpus_limit": 400, "heldout": 40, "steps": 4,
+TINY_PIECE_LM = {"vocab_size": 2000, "character_coverage": 0.98, "corpus_limit": 400, "heldout": 20, "steps": 4,
                  "batch_size": 8, "max_length": 32}
 
 
-COMMANDS: dict[str, type] = {"finetune": FinetuneConfig, "evaluate": EvaluateConfig, "poison": PoisonConfig, "attack-zh": AttackZhConfig,
-                             "build-piece-lm": BuildPieceLmConfig}
+COMMANDS: dict[str, type] = {"finetune": FinetuneConfig, "evaluate": EvaluateConfig, "poison": PoisonConfig,
+                             "attack-zh": AttackZhConfig, "build-piece-lm": BuildPieceLmConfig}
 
 
 def build(cls: type, recipe: str | Path | None, flags: dict) -> typing.Any:

@@ -77,6 +77,49 @@ def attack_metrics(records: list[dict]) -> dict:
     }
 
 
+def backdoor_checks(predictor, examples, cfg: EvaluateConfig) -> dict:
+    """Label flip rate of the full trigger and of each sub-trigger, and the vocabulary scan.
+
+    The scan inserts each of `cfg.scan` vocabulary tokens alone (a seeded sample of
+    whole-word tokens) plus the true sub-triggers, and ranks tokens by flip rate: a single
+    trigger tops the list, a combinatorial trigger's parts should not.
+    """
+    from advkit.poison import metrics as pm
+    from advkit.poison.triggers import parse_triggers
+
+    triggers = parse_triggers(cfg.trigger)
+    if cfg.target >= predictor.num_labels:
+        raise UserError(f"--target {cfg.target}: the model has labels 0..{predictor.num_labels - 1}")
+    if all(e.label == cfg.target for e in examples):
+        raise UserError(f"--target {cfg.target}: every example has the target label; LFR needs others")
+    m = {"trigger": cfg.trigger, "target": cfg.target,
+         "false_flip_rate": pm.false_flip_rate(predictor, examples, cfg.target),
+         "label_flip_rate": pm.label_flip_rate(predictor, examples, triggers, cfg.target, seed=cfg.seed),
+         "label_flip_rate_single": pm.label_flip_rate_single(predictor, examples, triggers, cfg.target, seed=cfg.seed)}
+    if cfg.scan:
+        import random
+
+        vocab = sorted(t for t in predictor.tokenizer.get_vocab() if t.isalpha() and t.isascii() and len(t) > 1)
+        candidates = random.Random(cfg.seed).sample(vocab, min(cfg.scan, len(vocab)))
+        scan = pm.vocab_scan(predictor, examples, candidates, cfg.target, triggers=triggers, seed=cfg.seed)
+        m["scan_rank"] = scan["ranks"]
+        m["scan_candidates"] = scan["candidates"]
+        m["scan_top"] = scan["top"][:10]
+    return m
+
+
+def poison_manifest(folder) -> dict | None:
+    """The trigger and target advkit poison recorded beside a poisoned model, if any."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)  # the poisoned model itself, or a victim under a poison run (OUT/victim/model)
+    for path in (folder / "poison_manifest.json", folder.parent.parent / "model" / "poison_manifest.json"):
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    return None
+
+
 def load_predictor(ref: str, max_length: int, batch_size: int, device: str):
     """What gets evaluated and attacked: the plain classifier, or a knn run's combined predictor."""
     model, tokenizer, folder = models.load_classifier(ref)
@@ -109,6 +152,8 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         result = clean_accuracy(predictor, examples)
         records = result.pop("records")
         metrics = {**result, **base}
+        if cfg.trigger:
+            metrics.update(backdoor_checks(predictor, examples, cfg))
         if out is not None:
             out.write_records(records)
     else:
@@ -145,11 +190,23 @@ def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
     attacks_for = list(CARD_ATTACKS.get(language, ()))
     if language == "en" and cfg.attack_lm:
         attacks_for += ["bert-attack", "bae"]
+    folder = models.resolve(cfg.model)
+    backdoor = {}
+    if cfg.trigger:
+        backdoor = {"trigger": cfg.trigger, "target": cfg.target}
+    elif models.read_config(folder).get(models.POISON_KEY):
+        manifest = poison_manifest(folder) or {}
+        if manifest.get("triggers"):
+            backdoor = {"trigger": " ".join(manifest["triggers"]), "target": manifest["target"]}
+    if backdoor:
+        backdoor["scan"] = cfg.scan or 200
     out.create(as_dict(cfg))
     runs: dict[str, Path] = {}
     for name in ["clean"] + attacks_for:
         sub = RunDir(out.path / name, "evaluate", overwrite=True, resume=out.resume and (out.path / name).is_dir())
-        run(dataclasses.replace(cfg, card=False, attack=None if name == "clean" else name, split=split_name), sub)
+        extra = backdoor if name == "clean" else {"trigger": None, "target": None}
+        run(dataclasses.replace(cfg, card=False, attack=None if name == "clean" else name, split=split_name, **extra),
+            sub)
         runs[name] = sub.path
     clean = report.read_metrics(runs["clean"])["metrics"]
     attacked = [runs[a] for a in attacks_for]
@@ -159,6 +216,15 @@ def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
         rows.append((f"accuracy under {m['attack']}", f"{m['accuracy_under_attack']:.4f}",
                      f"success rate {m['attack_success_rate']:.4f}, {m['avg_queries']:.0f} queries, "
                      f"{m['perturbed_word_ratio']:.1%} words changed, {m['skipped']} skipped"))
+    if "label_flip_rate" in clean:
+        rows.append((f"label flip rate, trigger '{clean['trigger']}' -> {clean['target']}",
+                     f"{clean['label_flip_rate']:.4f}", f"no-trigger flip rate {clean['false_flip_rate']:.4f}"))
+        for sub_trigger, rate in clean["label_flip_rate_single"].items():
+            rank = clean.get("scan_rank", {}).get(sub_trigger)
+            rows.append((f"flip rate of '{sub_trigger}' alone", f"{rate:.4f}",
+                         f"vocabulary-scan rank {rank} of {clean['scan_candidates']}" if rank else ""))
+    elif models.read_config(folder).get(models.POISON_KEY):
+        rows.append(("backdoor", "marked poisoned", "trigger unknown: pass --trigger and --target"))
     lines = [f"# Report card: {cfg.model}", "",
              f"Data: {cfg.dataset} / {split_name}, a fixed sample of {clean['examples']} examples "
              f"(seed 0); attack seed {cfg.seed}; device {cfg.device}.", "",
@@ -178,6 +244,7 @@ def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
 
     atomic_write(out.path / "card.md", "\n".join(lines) + "\n")
     metrics = {"clean_accuracy": clean["accuracy"], "examples": clean["examples"], "split": split_name,
+               **{k: clean[k] for k in ("label_flip_rate", "label_flip_rate_single", "scan_rank") if k in clean},
                **{f"accuracy_under_{report.read_metrics(a)['metrics']['attack']}":
                   report.read_metrics(a)["metrics"]["accuracy_under_attack"] for a in attacked}}
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
