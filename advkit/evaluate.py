@@ -121,9 +121,10 @@ def poison_manifest(folder) -> dict | None:
 
 
 def load_predictor(ref: str, max_length: int, batch_size: int, device: str):
-    """What gets evaluated and attacked: the plain classifier, or a knn run's combined predictor."""
-    model, tokenizer, folder = models.load_classifier(ref)
-    return models.Victim(model, tokenizer, max_length=max_length, batch_size=batch_size, device=device), folder
+    """What gets evaluated and attacked: a knn run's combined KNN + linear predictor, else the classifier."""
+    from advkit.finetune.predictor import load_predictor as load
+
+    return load(ref, max_length=max_length, batch_size=batch_size, device=device), models.resolve(ref)
 
 
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:

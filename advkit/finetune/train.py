@@ -1,31 +1,52 @@
-"""Fine-tune a pre-trained encoder with a fresh classification head.
+"""Fine-tune a pre-trained encoder with a fresh classification head: CE, SCL, MoCo or KNN-BERT.
 
-`--method ce`: cross-entropy on the linear head, AdamW with a linear schedule and
-warm-up. The loop reads top to bottom (nanoGPT's habit); batches are padded to their
-longest member.
+Li et al., *KNN-BERT: Fine-Tuning Pre-Trained Models with KNN Classifier*, arXiv 2110.02523 (2021),
+and its baselines (METHODS.md §1):
+- `ce`: cross-entropy on the linear head.
+- `scl`: lambda * SCL (Gunel et al. 2021, in-batch, tau 0.3) + (1 - lambda) * CE.
+- `moco`: lambda * L_con with one random same-class queue key as positive + (1 - lambda) * CE.
+- `knn`: lambda * L_con with top_k + end_k same-class queue keys as positives + (1 - lambda) * CE,
+  then a KNN datastore of the training split, interpolated with the head by lambda_inf.
+
+AdamW with a linear schedule and warm-up; batches padded to their longest member. The loop
+reads top to bottom (nanoGPT's habit). Positives come from the queue, into which each step
+enqueues its batch's keys (MoCo), so a step costs about one extra forward pass; the
+reference's per-query sampling is `positives_per_query`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
+import statistics
 import time
+from pathlib import Path
 
 from advkit import data, evaluate, models
 from advkit.config import FinetuneConfig, as_dict
 from advkit.errors import UserError
 from advkit.progress import track
 from advkit.results import RunDir
+from advkit.seeds import seed_everything
+
+SELECTION_FRACTION = 0.1  # of train, held out to choose lambda_inf when dev is the reported split
+SELECTION_LIMIT = 500  # dev examples used to choose lambda_inf (a fixed sample)
+
+__all__ = ["run", "seed_everything", "load_splits", "save_model"]
 
 
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def few_shot(examples: list, shots: int, seed: int) -> list:
+    """K examples of each class, drawn with the seed, in file order."""
+    by_label: dict[int, list[int]] = {}
+    for i, e in enumerate(examples):
+        by_label.setdefault(e.label, []).append(i)
+    short = {y: len(ix) for y, ix in by_label.items() if len(ix) < shots}
+    if short:
+        raise UserError(f"--shots {shots}: some classes have fewer training examples ({short})")
+    rng = random.Random(seed)
+    keep = sorted(i for y in sorted(by_label) for i in rng.sample(by_label[y], shots))
+    return [examples[i] for i in keep]
 
 
 def load_splits(cfg: FinetuneConfig):
@@ -37,66 +58,264 @@ def load_splits(cfg: FinetuneConfig):
         if not split.labelled:
             raise UserError(f"{cfg.dataset}: split '{split.split}' is unlabelled; choose a labelled split")
     train.examples = data.sample(train.examples, cfg.train_limit, seed=cfg.seed)
+    if cfg.shots is not None:
+        train.examples = few_shot(train.examples, cfg.shots, cfg.seed)
     dev.examples = data.sample(dev.examples, cfg.limit)
     return train, dev
 
 
+def selection_split(cfg: FinetuneConfig, train):
+    """(train examples, selection examples, where they come from) for `--lambda-inf auto`.
+
+    The reported split is never used for selection: dev when another split is reported, else a
+    seeded, per-class 10 % of train held out from training."""
+    if cfg.method != "knn" or cfg.lambda_inf != "auto":
+        return train.examples, None, None
+    spec = data.REGISTRY.get(cfg.dataset)
+    dev_file = spec.splits.get("dev") if spec is not None else None
+    if cfg.eval_split != "dev" and dev_file is not None and dev_file.label is not None:
+        dev = data.load(cfg.dataset, "dev", root=cfg.data_root)
+        chosen = data.sample(dev.examples, SELECTION_LIMIT)
+        return train.examples, chosen, f"dev ({len(chosen)} of {len(dev.examples)} examples)"
+    rng = random.Random(cfg.seed)
+    by_label: dict[int, list[int]] = {}
+    for i, e in enumerate(train.examples):
+        by_label.setdefault(e.label, []).append(i)
+    held = set()
+    for y in sorted(by_label):
+        ix = by_label[y]
+        if len(ix) >= 2:
+            held.update(rng.sample(ix, max(1, round(SELECTION_FRACTION * len(ix)))))
+    if not held:
+        raise UserError("--lambda-inf auto: too few training examples to hold some out for selection")
+    kept = [e for i, e in enumerate(train.examples) if i not in held]
+    chosen = [e for i, e in enumerate(train.examples) if i in held]
+    why = "the eval split is dev" if cfg.eval_split == "dev" else "no labelled dev split"
+    return kept, chosen, f"held-out {SELECTION_FRACTION:.0%} of train ({len(chosen)} examples, not trained on; {why})"
+
+
 def run(cfg: FinetuneConfig, out: RunDir) -> dict:
-    """Train, save the model under OUT/model, evaluate on the eval split; returns metrics.json."""
-    train, dev = load_splits(cfg)
-    seed_everything(cfg.seed)
-    model, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(train.labels), label_names=train.labels)
-    out.create(as_dict(cfg))
+    """Train, save, evaluate; with `seeds`, once per seed (OUT/seed-S) and mean/std in OUT."""
+    if cfg.seeds:
+        return run_seeds(cfg, out)
+    return train_and_evaluate(cfg, out)
+
+
+def tokenize(tokenizer, batch, max_length, device):
+    return tokenizer([e.text for e in batch], [e.text_b for e in batch] if batch[0].text_b else None,
+                     padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+
+
+def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     import torch
+    import torch.nn.functional as F
+
+    from advkit.finetune.knn import KnnBert
+    from advkit.finetune.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
+
+    train, dev = load_splits(cfg)
+    train_examples, selection, selected_on = selection_split(cfg, train)
+    seed_everything(cfg.seed)
+    classifier, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(train.labels),
+                                                      label_names=train.labels)
+    if cfg.method != "ce" and cfg.pooling == "pooler" and getattr(classifier.base_model, "pooler", None) is None:
+        raise UserError(f"model '{cfg.model}' has no pooler: pass --pooling cls or --pooling mean")
+    out.create(as_dict(cfg))
 
     device = torch.device(cfg.device)
-    model.to(device).train()
-    steps_per_epoch = math.ceil(len(train.examples) / cfg.batch_size)
+    momentum_contrast = cfg.method in ("moco", "knn")
+    net = KnnBert(classifier, cfg.pooling, momentum_contrast=momentum_contrast, projection_dim=cfg.projection_dim,
+                  queue_size=cfg.queue_size, momentum=cfg.momentum).to(device).train()
+    tau = cfg.tau or (0.3 if cfg.method == "scl" else 0.07)
+    contrastive = {"scl": SupervisedContrastiveLoss(tau), "moco": MoCoLoss(tau),
+                   "knn": SupervisedMomentumContrastiveLoss(tau, cfg.top_k, cfg.end_k)}.get(cfg.method)
+    same_label: dict[int, list[int]] = {}
+    for i, e in enumerate(train_examples):
+        same_label.setdefault(e.label, []).append(i)
+    draw = random.Random(cfg.seed)  # the reference's same-label examples per query
+
+    steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trained if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in trained if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     warmup = int(cfg.warmup_ratio * total)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     order = torch.Generator().manual_seed(cfg.seed)
-    losses, started = [], time.time()
+    losses, contrastive_losses, started = [], [], time.time()
     for epoch in range(cfg.epochs):
-        perm = torch.randperm(len(train.examples), generator=order).tolist()
+        perm = torch.randperm(len(train_examples), generator=order).tolist()
         batches = [perm[i : i + cfg.batch_size] for i in range(0, len(perm), cfg.batch_size)]
         for idx in track(batches, f"epoch {epoch + 1}/{cfg.epochs}"):
-            batch = [train.examples[i] for i in idx]
-            enc = tokenizer([e.text for e in batch], [e.text_b for e in batch] if batch[0].text_b else None,
-                            padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt").to(device)
+            batch = [train_examples[i] for i in idx]
+            enc = tokenize(tokenizer, batch, cfg.max_length, device)
             labels = torch.tensor([e.label for e in batch], device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(**enc).logits
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+            with torch.autocast(**autocast):
+                if cfg.method == "ce":
+                    logits, rep, q = classifier(**enc).logits, None, None
+                else:
+                    logits, rep, q = net(enc)
+            loss = F.cross_entropy(logits.float(), labels)
+            if cfg.method == "scl":
+                con = contrastive(rep, labels)
+            elif momentum_contrast:
+                net.momentum_update()  # MoCo: update f_k, then encode this batch's keys
+                with torch.autocast(**autocast):
+                    keys = net.keys(enc)
+                    positives = None
+                    if cfg.positives_per_query:
+                        drawn = [train_examples[j] for i in idx for j in draw_same_label(
+                            same_label[train_examples[i].label], i, cfg.positives_per_query, draw)]
+                        positives = net.keys(tokenize(tokenizer, drawn, cfg.max_length, device))
+                        positives = positives.view(len(batch), cfg.positives_per_query, -1)
+                con = contrastive(q, labels, net.queue, net.queue_labels, positives)
+            if cfg.method != "ce":
+                loss = cfg.lambda_con * con + (1 - cfg.lambda_con) * loss
+                contrastive_losses.append(con.item())
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([p for _, p in trained], 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
+            if momentum_contrast:
+                net.enqueue(keys, labels)
             losses.append(loss.item())
     train_seconds = time.time() - started
-    model.eval()
-    save_model(model, tokenizer, out.path / "model")
-    victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
-    clean = evaluate.clean_accuracy(victim, dev.examples)
-    metrics = {
-        "eval_accuracy": clean["accuracy"],
+
+    net.eval()
+    if cfg.save_model:
+        save_model(classifier, tokenizer, out.path / "model")
+    metrics = {"method": cfg.method}
+    if cfg.method == "knn":
+        metrics.update(evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_on, out))
+    else:
+        victim = models.Victim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
+        metrics["accuracy_cls"] = evaluate.clean_accuracy(victim, dev.examples)["accuracy"]
+        metrics["eval_accuracy"] = metrics["accuracy_cls"]
+    metrics.update({
         "eval_split": dev.split,
         "eval_examples": len(dev.examples),
-        "train_examples": len(train.examples),
+        "train_examples": len(train_examples),
+        "shots": cfg.shots,
         "train_steps": total,
         "train_loss_first": losses[0],
         "train_loss_last_epoch": sum(losses[-steps_per_epoch:]) / steps_per_epoch,
+        **({"contrastive_loss_last_epoch": sum(contrastive_losses[-steps_per_epoch:]) / steps_per_epoch}
+           if contrastive_losses else {}),
+        "tau": tau if cfg.method != "ce" else None,
         "train_seconds": round(train_seconds, 2),
-    }
+    })
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+
+
+def draw_same_label(pool: list[int], own: int, n: int, rng: random.Random) -> list[int]:
+    """n same-label training indices other than the query's own (with replacement when too few)."""
+    others = [j for j in pool if j != own] or pool
+    return rng.sample(others, n) if len(others) >= n else [rng.choice(others) for _ in range(n)]
+
+
+def evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_on, out: RunDir) -> dict:
+    """Datastore, lambda_inf (chosen off the reported split), three accuracies, the plot."""
+    import numpy as np
+    import torch
+
+    from advkit.finetune.datastore import Datastore
+    from advkit.finetune.predictor import KnnPredictor, combine, select_lambda_inf
+
+    predictor = KnnPredictor(net.classifier, tokenizer, net.projection, None, pooling=cfg.pooling, knn_k=cfg.knn_k,
+                             knn_weighting=cfg.knn_weighting, knn_tau=cfg.knn_tau,
+                             lambda_inf=0.1 if cfg.lambda_inf == "auto" else cfg.lambda_inf,
+                             max_length=cfg.max_length, batch_size=64, device=cfg.device)
+    if cfg.datastore == "queue":
+        keys, labels = net.filled_queue()
+    else:
+        keys = torch.from_numpy(predictor.represent(*texts(train_examples))[1])
+        labels = torch.tensor([e.label for e in train_examples])
+    predictor.datastore = Datastore(keys, labels, net.classifier.config.num_labels)
+    found = {}
+    if selection is not None:
+        p_cls, p_knn, _ = predictor.parts(*texts(selection))
+        predictor.lambda_inf, scores = select_lambda_inf(p_cls, p_knn, [e.label for e in selection])
+        found = {"lambda_inf_selected_on": selected_on, "selection_accuracy": {str(k): v for k, v in scores.items()}}
+    p_cls, p_knn, q = predictor.parts(*texts(dev.examples))
+    gold = np.array([e.label for e in dev.examples])
+    accuracy = {name: float((p.argmax(1) == gold).mean()) for name, p in
+                (("cls", p_cls), ("knn", p_knn), ("combined", combine(p_cls, p_knn, predictor.lambda_inf)))}
+    predictor.queries = 0
+    if cfg.save_model:
+        predictor.save(out.path)
+    plot_representations(q, gold, dev.labels, out.path / "representations.png",
+                         f"{cfg.model} knn on {cfg.dataset}/{dev.split}: projections (PCA)")
+    return {"accuracy_cls": accuracy["cls"], "accuracy_knn": accuracy["knn"],
+            "accuracy_combined": accuracy["combined"], "eval_accuracy": accuracy["combined"],
+            "lambda_inf": predictor.lambda_inf, **found, "datastore": cfg.datastore,
+            "datastore_size": len(predictor.datastore), "knn_k": cfg.knn_k, "knn_weighting": cfg.knn_weighting}
+
+
+def texts(examples):
+    return [e.text for e in examples], ([e.text_b for e in examples] if examples and examples[0].text_b else None)
+
+
+def plot_representations(vectors, labels, label_names, path: Path, title: str) -> None:
+    """A 2-D PCA of the vectors, coloured by label, written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.asarray(vectors, dtype="float64")
+    x = x - x.mean(0, keepdims=True)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T if len(vt) >= 2 else np.c_[x @ vt[:1].T, np.zeros(len(x))]
+    explained = (s[:2] ** 2 / max((s**2).sum(), 1e-12)).tolist() + [0.0]
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
+    for y in sorted(set(labels.tolist())):
+        pick = labels == y
+        ax.scatter(xy[pick, 0], xy[pick, 1], s=8, alpha=0.7, label=str(label_names[y]) if y < len(label_names) else y)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(f"PC1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC2 ({explained[1]:.0%} of variance)")
+    ax.legend(markerscale=2, fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run_seeds(cfg: FinetuneConfig, out: RunDir) -> dict:
+    """One run per seed under OUT/seed-S; OUT/metrics.json holds each and their mean and std."""
+    seeds = [int(s) for s in str(cfg.seeds).split(",") if s.strip()]
+    load_splits(dataclasses.replace(cfg, seed=seeds[0]))  # fail on bad input before making folders
+    out.create(as_dict(cfg))
+    runs = {}
+    for seed in seeds:
+        sub = RunDir(out.path / f"seed-{seed}", "finetune", overwrite=True)
+        runs[seed] = train_and_evaluate(dataclasses.replace(cfg, seed=seed, seeds=None), sub)["metrics"]
+    first = runs[seeds[0]]
+    metrics = {"method": cfg.method, "seeds": seeds, "shots": cfg.shots,
+               "std": "sample standard deviation (n - 1) over seeds"}
+    for key in ("eval_accuracy", "accuracy_cls", "accuracy_knn", "accuracy_combined", "lambda_inf"):
+        if key in first:
+            values = [runs[s][key] for s in seeds]
+            metrics[f"{key}_mean"] = statistics.fmean(values)
+            metrics[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    metrics.update({
+        "eval_accuracy": metrics["eval_accuracy_mean"],
+        "eval_split": first["eval_split"],
+        "eval_examples": first["eval_examples"],
+        "train_examples": first["train_examples"],
+        "train_seconds": round(sum(runs[s]["train_seconds"] for s in seeds), 2),
+        "per_seed": {str(s): runs[s] for s in seeds},
+    })
+    return out.write_metrics(metrics, as_dict(cfg), seed=None, device=cfg.device)
 
 
 def save_model(model, tokenizer, folder) -> None:

@@ -1,0 +1,301 @@
+"""KNN-BERT fine-tuning: losses, queue, momentum update, datastore, predictor, CLI runs."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from advkit.finetune.datastore import Datastore
+from advkit.finetune.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
+from advkit.finetune.predictor import select_lambda_inf
+from conftest import read_json
+
+# ---- losses -------------------------------------------------------------------------------------
+
+
+def test_scl_pulls_same_class_together():
+    """Moving a same-class pair closer lowers SCL, and a gradient step on SCL brings it closer."""
+    labels = torch.tensor([0, 0, 1, 1])
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.2], [0.2, -1.0]])
+    loss = SupervisedContrastiveLoss(tau=0.3)
+    closer = z.clone()
+    closer[1] = torch.tensor([0.6, 0.8])  # rotated towards z[0], its class mate
+    assert loss(closer, labels) < loss(z, labels)
+
+    z = z.clone().requires_grad_(True)
+    loss(z, labels).backward()
+    stepped = (z - 0.1 * z.grad).detach()
+    cos = lambda a, i, j: F.cosine_similarity(a[i], a[j], dim=0).item()  # noqa: E731
+    assert cos(stepped, 0, 1) > cos(z.detach(), 0, 1)
+    assert cos(stepped, 2, 3) > cos(z.detach(), 2, 3)
+
+
+def test_scl_value_by_hand():
+    # Anchors 0 and 1 are positives of each other; anchor 2 has none and is left out.
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    labels = torch.tensor([0, 0, 1])
+    # anchor 0: sims to 1, 2 are 0, -1; anchor 1: sims to 0, 2 are 0, 0.
+    l0 = -math.log(math.exp(0) / (math.exp(0) + math.exp(-1)))
+    l1 = -math.log(math.exp(0) / (math.exp(0) + math.exp(0)))
+    assert SupervisedContrastiveLoss(tau=1.0)(z, labels).item() == pytest.approx((l0 + l1) / 2, abs=1e-6)
+
+
+def test_momentum_contrastive_loss_by_hand():
+    q = torch.tensor([[1.0, 0.0]])
+    queue = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.6, 0.8]])
+    queue_labels = torch.tensor([0, 1, 0, -1, 0])  # slot 3 is empty
+    # positives of label 0: slots 0 (s=1), 4 (s=0.6), 2 (s=-1); top_k=1 keeps slot 0, end_k=1 keeps slot 2.
+    # negative: slot 1 (s=0). tau = 0.5.
+    tau = 0.5
+    ell = lambda s: -math.log(math.exp(s / tau) / (math.exp(s / tau) + math.exp(0 / tau)))  # noqa: E731
+    loss = SupervisedMomentumContrastiveLoss(tau=tau, top_k=1, end_k=1)
+    got = loss(q, torch.tensor([0]), queue, queue_labels).item()
+    assert got == pytest.approx((ell(1.0) + ell(-1.0)) / 2, abs=1e-6)
+    # top_k=5 keeps every positive once (no double counting with end_k).
+    got = SupervisedMomentumContrastiveLoss(tau=tau, top_k=5, end_k=1)(q, torch.tensor([0]), queue, queue_labels)
+    assert got.item() == pytest.approx((ell(1.0) + ell(0.6) + ell(-1.0)) / 3, abs=1e-6)
+
+
+def test_positive_and_negative_selection():
+    loss = SupervisedMomentumContrastiveLoss(top_k=2, end_k=1)
+    sims = torch.tensor([[0.9, 0.1, 0.5, -0.3, 0.7, 0.0]])
+    candidate = torch.tensor([[True, False, True, True, True, False]])
+    keep = loss.select_positives(sims, candidate)
+    assert keep.tolist() == [[True, False, False, True, True, False]]  # top 2: 0.9, 0.7; hardest: -0.3
+    # A query without negatives (every filled slot has its label) adds nothing.
+    q = F.normalize(torch.randn(2, 4), dim=1)
+    queue = F.normalize(torch.randn(6, 4), dim=1)
+    only_zero = torch.tensor([0, 0, 0, -1, -1, -1])
+    assert loss(q, torch.tensor([0, 0]), queue, only_zero).item() == 0.0
+    # Empty slots are neither positives nor negatives: filling them with label -1 changes nothing.
+    labels, queue_labels = torch.tensor([0, 1]), torch.tensor([0, 1, 0, 1, -1, -1])
+    full = loss(q, labels, queue, queue_labels)
+    assert loss(q, labels, queue[:4], queue_labels[:4]).item() == pytest.approx(full.item(), abs=1e-6)
+
+
+def test_moco_keeps_one_same_label_positive():
+    sims = torch.randn(8, 20)
+    candidate = torch.rand(8, 20) > 0.5
+    candidate[3] = False
+    keep = MoCoLoss().select_positives(sims, candidate)
+    assert (keep & ~candidate).sum() == 0
+    assert keep.sum(1).tolist() == [1 if candidate[i].any() else 0 for i in range(8)]
+
+
+# ---- queue and momentum encoder ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def knn_bert(tiny_en):
+    from advkit import models
+    from advkit.finetune.knn import KnnBert
+
+    classifier, tokenizer, _ = models.load_classifier(str(tiny_en), num_labels=2)
+    return KnnBert(classifier, "mean", momentum_contrast=True, projection_dim=4, queue_size=5, momentum=0.9), tokenizer
+
+
+def test_queue_enqueue_and_wrap(knn_bert):
+    net, _ = knn_bert
+    net.queue.zero_()
+    net.queue_labels.fill_(-1)
+    net.queue_ptr.zero_()
+    a = F.normalize(torch.randn(3, 4), dim=1)
+    net.enqueue(a, torch.tensor([0, 1, 0]))
+    assert int(net.queue_ptr) == 3 and net.queue_labels.tolist() == [0, 1, 0, -1, -1]
+    assert len(net.filled_queue()[0]) == 3
+    b = F.normalize(torch.randn(3, 4), dim=1)
+    net.enqueue(b, torch.tensor([1, 1, 1]))  # slots 3, 4, then wraps to 0
+    assert int(net.queue_ptr) == 1
+    assert net.queue_labels.tolist() == [1, 1, 0, 1, 1]
+    assert torch.equal(net.queue[0], b[2]) and torch.equal(net.queue[3], b[0]) and torch.equal(net.queue[1], a[1])
+    assert {"queue", "queue_labels", "queue_ptr"} <= set(dict(net.named_buffers()))
+
+
+def test_momentum_update_is_ema(knn_bert):
+    net, _ = knn_bert
+    pairs = list(net._pairs())
+    assert len(pairs) == len(list(net.classifier.base_model.parameters())) + len(list(net.projection.parameters()))
+    with torch.no_grad():
+        for q, k in pairs:
+            q.normal_()
+            k.normal_()
+    before = [(q.clone(), k.clone()) for q, k in pairs]
+    net.momentum_update()
+    for (q0, k0), (q, k) in zip(before, pairs):
+        assert torch.allclose(k, 0.9 * k0 + 0.1 * q0, atol=1e-6)
+        assert torch.equal(q, q0)  # the query encoder is untouched
+    assert all(not p.requires_grad for p in net.momentum_encoder.parameters())
+
+
+# ---- datastore and voting ----------------------------------------------------------------------
+
+
+def test_faiss_and_torch_find_the_same_neighbours():
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randn(3000, 16, generator=g)
+    labels = torch.randint(0, 3, (3000,), generator=g)
+    queries = torch.randn(40, 16, generator=g)
+    exact = Datastore(keys, labels, 3, backend="torch")
+    faiss = Datastore(keys, labels, 3, backend="faiss")
+    s1, i1 = exact.search(queries, 10)
+    s2, i2 = faiss.search(queries, 10)
+    assert torch.equal(i1, i2)
+    assert torch.allclose(s1, s2, atol=1e-5)
+    assert torch.allclose(exact.predict(queries, 10, "temperature"), faiss.predict(queries, 10, "temperature"),
+                          atol=1e-5)
+
+
+def test_knn_voting_by_hand(tmp_path):
+    keys = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0]])
+    store = Datastore(keys, torch.tensor([0, 1, 1, 0]), num_labels=2)
+    q = torch.tensor([[1.0, 0.0]])  # sims 1.0 (label 0), 0.8 (1), 0.0 (1), -1 (0)
+    assert store.predict(q, 3, "uniform").tolist() == [[pytest.approx(1 / 3), pytest.approx(2 / 3)]]
+    w = [math.exp(1.0 / 0.5), math.exp(0.8 / 0.5), math.exp(0.0 / 0.5)]
+    p0 = w[0] / sum(w)
+    assert store.predict(q, 3, "temperature", tau=0.5)[0, 0].item() == pytest.approx(p0, abs=1e-6)
+    store.save(tmp_path / "d.safetensors")
+    back = Datastore.load(tmp_path / "d.safetensors")
+    assert back.num_labels == 2 and torch.equal(back.keys, store.keys) and torch.equal(back.labels, store.labels)
+
+
+def test_lambda_inf_selection():
+    # Example 1 needs lambda >= 0.2 (the KNN is right), example 0 needs lambda < 0.45 (the head is right):
+    # 0.2, 0.3 and 0.4 get all three; ties go to the value nearest the reference's 0.1.
+    p_cls = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+    p_knn = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    best, scores = select_lambda_inf(p_cls, p_knn, [0, 1, 1])
+    assert [lam for lam, acc in scores.items() if acc == 1.0] == [0.2, 0.3, 0.4]
+    assert best == 0.2
+    assert scores[0.0] == pytest.approx(2 / 3) and scores[1.0] == pytest.approx(2 / 3)
+
+
+# ---- end to end on the CLI ---------------------------------------------------------------------
+
+TINY = ["--model", "tiny-random-en", "--dataset", "sst2", "--train-limit", "48", "--limit", "24", "--epochs", "1",
+        "--batch-size", "16", "--max-length", "32", "--quiet", "--top-k", "10", "--queue-size", "64",
+        "--pooling", "mean"]
+# The random tiny model maps every text to nearly the same pooler output; mean pooling keeps them apart.
+
+
+@pytest.fixture(scope="module")
+def knn_run(tmp_path_factory):
+    from conftest import advkit
+
+    out = tmp_path_factory.mktemp("knn") / "run"
+    r = advkit("finetune", "--method", "knn", *TINY, "--seed", "3", "--out", out)
+    assert r.code == 0, r.stderr
+    return out
+
+
+def test_knn_run_directory_and_predictor(knn_run):
+    from advkit import models
+    from advkit.finetune import KnnPredictor, load_predictor
+
+    for name in ("model/model.safetensors", "model/config.json", "datastore.safetensors", "projection.safetensors",
+                 "knn.json", "representations.png", "metrics.json"):
+        assert (knn_run / name).is_file(), name
+    m = read_json(knn_run / "metrics.json")["metrics"]
+    for key in ("accuracy_cls", "accuracy_knn", "accuracy_combined"):
+        assert 0.0 <= m[key] <= 1.0
+    assert m["datastore_size"] == 48 and m["eval_examples"] == 24
+    assert (knn_run / "representations.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Batch size 64 as in training's evaluation: other paddings move near-tied neighbours of a random model.
+    predictor = load_predictor(str(knn_run), max_length=32, batch_size=64)
+    assert isinstance(predictor, KnnPredictor) and predictor.num_labels == 2 and predictor.queries == 0
+    from advkit import data
+
+    dev = data.sample(data.load("sst2", "dev").examples, 24)
+    probs = predictor.predict_proba([e.text for e in dev])
+    assert probs.shape == (24, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert predictor.queries == 24
+    accuracy = float((probs.argmax(1) == np.array([e.label for e in dev])).mean())
+    assert accuracy == pytest.approx(m["accuracy_combined"])
+    # The linear head alone is the saved HF model: a plain Victim reproduces accuracy_cls.
+    p_cls, p_knn, _ = predictor.parts([e.text for e in dev])
+    assert float((p_cls.argmax(1) == [e.label for e in dev]).mean()) == pytest.approx(m["accuracy_cls"])
+    assert float((p_knn.argmax(1) == [e.label for e in dev]).mean()) == pytest.approx(m["accuracy_knn"])
+    plain = load_predictor(str(knn_run / "model"), max_length=32, batch_size=8)
+    assert type(plain) is models.Victim
+
+
+def _tiny_cfg(**overrides):
+    from advkit.config import FinetuneConfig
+
+    import advkit.progress
+
+    advkit.progress.QUIET = True
+    base = dict(model="tiny-random-en", dataset="sst2", train_limit=32, limit=16, epochs=1, batch_size=8,
+                max_length=32, queue_size=64, top_k=10, pooling="mean", save_model=False)
+    return FinetuneConfig(**{**base, **overrides})
+
+
+def test_same_seed_same_metrics(tmp_path):
+    from advkit.finetune import run
+    from advkit.results import RunDir
+
+    a, b = (run(_tiny_cfg(method="knn", seed=5), RunDir(tmp_path / name, "finetune"))["metrics"] for name in "ab")
+    for key in ("accuracy_cls", "accuracy_knn", "accuracy_combined", "train_loss_first", "train_loss_last_epoch",
+                "contrastive_loss_last_epoch"):
+        assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("method", ["ce", "scl", "moco"])
+def test_baselines_train(method, tmp_path):
+    from advkit.finetune import run
+    from advkit.results import RunDir
+
+    m = run(_tiny_cfg(method=method), RunDir(tmp_path / method, "finetune"))["metrics"]
+    assert m["eval_accuracy"] == m["accuracy_cls"] and m["train_steps"] == 4
+    assert ("contrastive_loss_last_epoch" in m) == (method != "ce")
+    assert math.isfinite(m["train_loss_last_epoch"])
+
+
+def test_few_shot_seeds_and_lambda_auto(tmp_path):
+    """--shots K --seeds: K per class per seed, mean and std; lambda_inf chosen on held-out train."""
+    from advkit.finetune import run
+    from advkit.results import RunDir
+
+    out = tmp_path / "fs"
+    cfg = _tiny_cfg(method="knn", train_limit=None, shots=8, seeds="13,21", lambda_inf="auto")
+    m = run(cfg, RunDir(out, "finetune"))["metrics"]
+    assert m["seeds"] == [13, 21] and m["shots"] == 8
+    runs = [m["per_seed"][s] for s in ("13", "21")]
+    assert all(run["train_examples"] == 14 for run in runs)  # 8 per class, 1 per class held out
+    assert all("held-out" in run["lambda_inf_selected_on"] for run in runs)
+    values = [run["accuracy_combined"] for run in runs]
+    assert m["accuracy_combined_mean"] == pytest.approx(np.mean(values))
+    assert m["accuracy_combined_std"] == pytest.approx(np.std(values, ddof=1))
+    assert (out / "seed-13" / "representations.png").is_file() and (out / "seed-21" / "metrics.json").is_file()
+
+
+def test_bad_flags_are_one_line_errors(cli, tmp_path):
+    r = cli("finetune", "--method", "knnn", "--out", tmp_path / "x")
+    assert r.code == 2 and "did you mean 'knn'" in r.stderr and "Traceback" not in r.stderr
+    r = cli("finetune", "--method", "knn", "--lambda-inf", "often", "--out", tmp_path / "x")
+    assert r.code == 2 and "--lambda-inf" in r.stderr
+    r = cli("finetune", "--seeds", "1,x", "--out", tmp_path / "x")
+    assert r.code == 2 and "--seeds" in r.stderr
+
+
+def test_lambda_inf_auto_selects_on_dev_when_test_is_reported(tmp_path, monkeypatch):
+    """Selection sees dev examples only: never one of the reported test examples."""
+    from advkit.finetune import predictor, run
+    from advkit.results import RunDir
+
+    seen = []
+    original = predictor.select_lambda_inf
+
+    def spy(p_cls, p_knn, labels, *args, **kwargs):
+        seen.append(len(labels))
+        return original(p_cls, p_knn, labels, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "select_lambda_inf", spy)
+    cfg = _tiny_cfg(method="knn", eval_split="test", lambda_inf="auto")
+    m = run(cfg, RunDir(tmp_path / "auto", "finetune"))["metrics"]
+    assert m["lambda_inf_selected_on"].startswith("dev (500 of 872")
+    assert seen == [500] and m["train_examples"] == 32 and m["eval_split"] == "test"
+    assert m["lambda_inf"] in predictor.LAMBDA_GRID
+    assert set(m["selection_accuracy"]) == {str(x) for x in predictor.LAMBDA_GRID}
