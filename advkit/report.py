@@ -111,7 +111,10 @@ def perturbation_histogram(series: dict[str, list[float]], path: Path, title: st
     ax.set_xlabel("perturbed word ratio (successful attacks)")
     ax.set_ylabel("examples")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    if any(series.values()):
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no successful attack", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
