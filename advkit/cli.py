@@ -345,7 +345,10 @@ def table(
     if out is not None:
         from advkit.results import atomic_write
 
-        atomic_write(out, text)
+        try:
+            atomic_write(out, text)
+        except OSError as e:  # a missing folder, or a file where a folder should be
+            raise UserError(f"--out {out}: cannot write: {e.strerror}") from None
     typer.echo(text, nl=False)
 
 
@@ -416,7 +419,7 @@ def main() -> None:
     except cx.ClickException as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except cx.Abort:
+    except typer.exceptions.Abort:  # Abort lives in typer.exceptions, not in the vendored click's module
         code = 130
     if code == 130:  # Typer turns Ctrl-C into exit code 130
         out = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--out"), None)

@@ -111,6 +111,10 @@ class EvaluateConfig(DataOptions):
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
+        if self.attack is not None:  # before any model loads
+            from advkit.attacks import ATTACKS
+
+            _choice("attack", self.attack, ATTACKS)
         if self.scan < 0:
             raise UserError(f"--scan must be 0 or more, got {self.scan}")
         if self.card and self.attack:

@@ -155,7 +155,7 @@ def load_local(path: Path, text_column: str | None, text_b_column: str | None,
                label_column: str | None) -> Split:
     """A user's file with a header row (.tsv/.csv) or JSON lines; labels are ids or names."""
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
+        raise UserError(f"{path}: is a directory, not a data file" if path.is_dir() else f"{path}: no such file")
     rows = read_table(path, header=True)
     columns = list(rows[0][1].keys()) if rows else []
     text = text_column or next((c for c in ("sentence", "text", "premise", "content") if c in columns), None)

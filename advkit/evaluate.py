@@ -140,6 +140,12 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     n = predictor.num_labels
     if max(e.label for e in examples) >= n:
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has {n}")
+    if cfg.trigger is not None:  # the backdoor checks' inputs, refused before --out is touched
+        from advkit.poison.triggers import parse_triggers
+
+        parse_triggers(cfg.trigger)
+        if not 0 <= cfg.target < n:
+            raise UserError(f"--target {cfg.target}: the model has labels 0..{n - 1}")
     attack = None
     if cfg.attack:
         from advkit import attacks

@@ -107,7 +107,7 @@ def perturbation_histogram(series: dict[str, list[float]], path: Path, title: st
     bins = [i / 20 for i in range(21)]
     for name, values in series.items():
         if values:
-            ax.hist(values, bins=bins, alpha=0.5, label=f"{name} (n={len(values)})")
+            ax.hist(values, bins=bins, histtype="step", linewidth=1.8, label=f"{name} (n={len(values)})")
     ax.set_xlabel("perturbed word ratio (successful attacks)")
     ax.set_ylabel("examples")
     ax.set_title(title, fontsize=9)
@@ -140,8 +140,11 @@ def attack_rows(runs: list[Path]) -> list[tuple[str, float, float]]:
 def report(runs: list[str], out: str | Path) -> Path:
     """A Markdown report over any set of runs: a metrics table per command, and plots."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    docs = [(Path(r), read_metrics(r)) for r in runs]
+    docs = [(Path(r), read_metrics(r)) for r in runs]  # every run is read before --out is made
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where a folder should be, or no permission
+        raise UserError(f"--out {out}: cannot create: {e.strerror}") from None
     lines = ["# advkit report", ""]
     def kind(doc):  # attack runs and clean runs of evaluate have different metrics
         return doc["command"] + (" (attacks)" if "accuracy_under_attack" in doc["metrics"] else "")

@@ -128,6 +128,8 @@ class RunDir:
         probe = self.path
         while not probe.exists():
             probe = probe.parent
+        if not probe.is_dir():  # e.g. --out somefile/sub: mkdir would fail only after the work
+            raise UserError(f"--out {self.path}: {probe} is a file, not a folder")
         if not os.access(probe, os.W_OK):
             raise UserError(f"--out {self.path}: permission denied")
 

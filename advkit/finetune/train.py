@@ -107,13 +107,13 @@ def tokenize(tokenizer, batch, max_length, device):
 
 
 def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
+    train, dev = load_splits(cfg)  # before importing torch: a bad data file fails at once
     import torch
     import torch.nn.functional as F
 
     from advkit.finetune.knn import KnnBert
     from advkit.finetune.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
 
-    train, dev = load_splits(cfg)
     train_examples, selection, selected_on = selection_split(cfg, train)
     seed_everything(cfg.seed)
     classifier, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(train.labels),

@@ -1,0 +1,428 @@
+"""attack-zh and build-piece-lm on tiny models: a --tiny piece LM, a tiny random BERT victim.
+
+The victim is tiny-random-zh with a fresh two-way head (seeded, wider initialisation so its
+predictions depend on the text, bias centred). The attacked examples are short news titles
+labelled with the victim's own predictions, so every example is attacked, none skipped.
+"""
+
+import json
+import shutil
+
+import pytest
+from conftest import SHARED_DATA, advkit, read_json
+
+from advkit.attack_zh import cjk_only
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/datasets not present")
+
+UNICODE = ["", " ", "🙂🙂", "\u200b\u0301x", "a\tb\n", "שלום עולם", "中文abc１２３，好！", "𠀀𠀁中", "\ud7ff\ue000",
+           "的的的的", "１２３４", "酒店" * 800]
+
+
+# One thread: on a busy 2-core machine every small forward pass otherwise waits for a second
+# OpenMP thread to be scheduled (measured: 0.55 s instead of 0.015 s per piece-LM call).
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def titles(start: int, n: int) -> list[str]:
+    lines = (SHARED_DATA / "thucnews" / "train.txt").read_text(encoding="utf-8").splitlines()
+    return [line.split("\t")[0] for line in lines[start : start + n]]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """An ADVKIT_HOME of our own, sharing the real cache's models (but not its piece LM)."""
+    from advkit import models
+
+    for alias in ("albert-tiny-zh", "tiny-random-zh"):
+        models.resolve(alias)
+    home = tmp_path_factory.mktemp("home")
+    (home / "models").mkdir()
+    for folder in (models.cache_dir() / "models").iterdir():
+        if folder.name != "piece-lm-zh" and folder.is_dir():
+            (home / "models" / folder.name).symlink_to(folder)
+    return home
+
+
+@pytest.fixture(scope="module")
+def piece_lm(home, tmp_path_factory):
+    """`advkit build-piece-lm --tiny` on 400 news titles, written to the default place."""
+    corpus = tmp_path_factory.mktemp("corpus") / "titles.txt"
+    corpus.write_text("\n".join(titles(0, 400)) + "\n", encoding="utf-8")
+    r = advkit("build-piece-lm", "--tiny", "--corpus", corpus, "--quiet", env={"ADVKIT_HOME": str(home), **ONE_THREAD})
+    assert r.code == 0, r.stderr
+    return home / "models" / "piece-lm-zh"
+
+
+@pytest.fixture(scope="module")
+def victim_dir(tmp_path_factory, tiny_zh):
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+
+    config = AutoConfig.from_pretrained(tiny_zh, num_labels=2)
+    config.initializer_range = 0.3  # tiny-random's 0.02 gives the same output for every text
+    config.architectures = None
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_zh)
+    with torch.no_grad():
+        logits = model(**tokenizer(titles(1000, 200), padding=True, return_tensors="pt")).logits
+        model.classifier.bias -= logits.mean(0)  # both labels predicted
+    folder = tmp_path_factory.mktemp("victim")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def victim(victim_dir):
+    from advkit import models
+
+    return models.Victim(*models.load_classifier(str(victim_dir))[:2], max_length=64)
+
+
+@pytest.fixture(scope="module")
+def dataset(victim, tmp_path_factory):
+    """Short titles labelled with the victim's own predictions (accuracy before = 1)."""
+    texts = titles(2000, 8)
+    labels = victim.predict_proba(texts).argmax(1)
+    path = tmp_path_factory.mktemp("data") / "titles.tsv"
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(texts, labels)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pieces(piece_lm):
+    from advkit.attack_zh import substitutes
+
+    return substitutes.load("pieces", str(piece_lm))
+
+
+class Counting:
+    """The real victim, with a log of every text it was asked about."""
+
+    def __init__(self, victim):
+        self.victim, self.asked = victim, []
+
+    def __getattr__(self, name):
+        return getattr(self.victim, name)
+
+    def predict_proba(self, texts, texts_b=None):
+        self.asked.append(list(texts))
+        return self.victim.predict_proba(texts, texts_b)
+
+
+def attack(victim, generator, text, label, **kw):
+    from advkit.attack_zh.search import greedy_attack
+
+    return greedy_attack(text, int(label), victim, generator, top_k=kw.pop("top_k", 8), **kw)
+
+
+# ---------------------------------------------------------------------------- the piece LM
+
+
+def test_piece_lm_folder_and_metrics(piece_lm, home):
+    from transformers import AutoTokenizer
+
+    from advkit.attack_zh.piece_lm import PieceSegmenter
+
+    for name in ("config.json", "model.safetensors", "spiece.model", "tokenizer.json", "metrics.json"):
+        assert (piece_lm / name).is_file(), name
+    m = read_json(piece_lm / "metrics.json")["metrics"]
+    assert 0 <= m["heldout_masked_piece_accuracy"] <= 1 and m["heldout_masked_pieces"] > 0
+    assert m["vocab_size"] == read_json(piece_lm / "config.json")["vocab_size"] and m["multi_char_pieces"] > 0
+    tok, seg = AutoTokenizer.from_pretrained(piece_lm), PieceSegmenter.load(piece_lm)
+    assert tok.mask_token_id == seg.sp.piece_to_id("[MASK]") and tok.mask_token == "[MASK]"
+    for text in titles(3000, 20):  # the Hugging Face tokenizer cuts like spiece.model
+        assert tok(text, add_special_tokens=False)["input_ids"] == seg.segment(text)[1]
+    listed = advkit("list", "models", env={"ADVKIT_HOME": str(home), **ONE_THREAD})
+    assert listed.code == 0 and str(piece_lm) in listed.stdout
+
+
+def test_piece_embeddings_start_as_mean_of_their_characters(piece_lm):
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from advkit import models
+    from advkit.attack_zh.piece_lm import PieceSegmenter, warm_start
+
+    seg = PieceSegmenter.load(piece_lm)
+    model = warm_start("albert-tiny-zh", seg)
+    albert = AutoModelForMaskedLM.from_pretrained(models.resolve("albert-tiny-zh"))
+    vocab = AutoTokenizer.from_pretrained(models.resolve("albert-tiny-zh")).get_vocab()
+    old, new = albert.get_input_embeddings().weight, model.get_input_embeddings().weight
+    multi = [i for i in range(len(seg)) if cjk_only(seg.piece(i)) and len(seg.piece(i)) > 1
+             and all(c in vocab for c in seg.piece(i))]
+    assert multi
+    for i in multi[:20]:
+        expected = torch.stack([old[vocab[c]] for c in seg.piece(i)]).mean(0)
+        assert torch.allclose(new[i], expected, atol=1e-6)
+    layer = "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight"
+    assert torch.equal(model.state_dict()[layer], albert.state_dict()[layer])  # encoder reused
+    assert torch.equal(model.get_output_embeddings().weight, new)  # tied decoder
+
+
+def test_build_refuses_english_corpus(tmp_path):
+    corpus = tmp_path / "en.txt"
+    corpus.write_text("a plain English sentence\nand another one\n", encoding="utf-8")
+    r = advkit("build-piece-lm", "--tiny", "--corpus", corpus, "--out", tmp_path / "lm", "--quiet", env=ONE_THREAD)
+    assert r.code == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------------------- generators
+
+
+@pytest.mark.parametrize("name", ["pieces", "chars", "words", "glyph", "homophone"])
+def test_segments_rebuild_the_text_and_candidates_are_strings(name, pieces, tiny_zh):
+    from advkit.attack_zh import substitutes
+
+    gen = pieces if name == "pieces" else substitutes.load(name, str(tiny_zh) if name == "chars" else None)
+    for text in UNICODE + titles(3000, 5):
+        units = gen.segment(text)
+        assert "".join(units) == text
+        for i in range(min(3, len(units))):
+            assert all(isinstance(c, str) for c in gen.candidates(units, i, 8))
+
+
+def test_dictionary_generators_propose_real_substitutes():
+    from advkit.attack_zh import substitutes
+
+    assert "喜爱" in substitutes.load("words", None).candidates(["喜欢"], 0, 48)  # HIT Cilin synonyms
+    assert substitutes.load("glyph", None).candidates(["延"], 0, 48) == ["诞", "蜒"]  # TextAttack morphonyms
+    sounds = substitutes.load("homophone", None).candidates(["好"], 0, 48)
+    assert sounds and "号" in sounds and all(cjk_only(c) for c in sounds) and "好" not in sounds
+
+
+def test_masked_lm_uses_the_tokenizers_mask_at_the_masks_position(tiny_zh, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from advkit.attack_zh.substitutes import MaskedLMSubstitutes
+
+    shutil.copytree(tiny_zh, tmp_path / "lm")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "lm", mask_token="[unused1]")  # not "[MASK]"
+    tok.save_pretrained(tmp_path / "lm")
+    gen = MaskedLMSubstitutes(str(tmp_path / "lm"), "chars")
+    units = gen.segment("hello world酒店很好")  # latin first: unit index != token index
+    i = units.index("店")
+    ids, at = gen.masked_input(units, i)
+    assert ids[at] == tok.convert_tokens_to_ids("[unused1]") and ids.count(ids[at]) == 1
+    assert at == 1 + len(tok("hello world酒", add_special_tokens=False)["input_ids"]) != i + 1
+    with torch.no_grad():
+        logits = gen.model(input_ids=torch.tensor([ids])).logits[0, at]
+    assert gen.candidates(units, i, 5) == tok.convert_ids_to_tokens(logits.topk(5).indices.tolist())
+
+
+def test_piece_lm_candidates_are_its_top_pieces(pieces):
+    import torch
+
+    units = pieces.segment("今天股市大幅上涨，投资者信心增强")
+    i = next(j for j, u in enumerate(units) if cjk_only(u))
+    ids, at = pieces.masked_input(units, i)
+    assert ids[at] == pieces.tokenizer.mask_token_id
+    with torch.no_grad():
+        top = pieces.model(input_ids=torch.tensor([ids])).logits[0, at].topk(4).indices.tolist()
+    assert pieces.candidates(units, i, 4) == [pieces.segmenter.piece(t) for t in top]
+
+
+# ---------------------------------------------------------------------------- the search
+
+
+def test_search_records(victim, pieces, dataset):
+    """Positions never drift; candidates are Chinese and new; success stops at the first flip;
+    the query count is the number of texts the victim classified."""
+    import numpy as np
+
+    rows = [line.split("\t") for line in dataset.read_text(encoding="utf-8").splitlines()[1:]]
+    seen_success = seen_multi = False
+    for text, label in rows:
+        counting = Counting(victim)
+        r = attack(counting, pieces, text, label)
+        assert r["queries"] == sum(len(a) for a in counting.asked)
+        assert r["units"] == pieces.segment(text) and "".join(r["units"]) == text
+        rebuilt = list(r["units"])
+        for c in r["changed"]:
+            assert rebuilt[c["position"]] == c["original"] and c["substitute"] != c["original"]
+            assert cjk_only(c["substitute"].strip())
+            rebuilt[c["position"]] = c["substitute"]
+        assert "".join(rebuilt) == r["adversarial"]
+        assert r["changed_units"] == len(r["changed"]) <= max(1, int(0.4 * r["n_units"]))
+        assert r["changed_chars"] >= r["changed_units"]
+        seen_multi |= r["changed_units"] >= 2
+        if r["status"] == "success":
+            seen_success = True
+            assert int(victim.predict_proba([r["adversarial"]]).argmax()) != int(label)
+            undo = list(rebuilt)  # before the last change the victim was still right
+            last = r["changed"][-1]
+            undo[last["position"]] = last["original"]
+            assert int(victim.predict_proba(["".join(undo)]).argmax()) == int(label)
+            assert r["adversarial"] in counting.asked[-1]  # the search ended with that batch
+        for batch in counting.asked[2:]:  # candidates that change nothing are never sent
+            assert text not in batch
+        assert np.isfinite(r["prob_label_after"])
+    assert seen_success and seen_multi
+
+
+def test_top1_candidate_is_tried_and_unhelpful_candidates_are_not_perturbations(victim, pieces, dataset):
+    from advkit.attack_zh.search import _replace
+
+    class Recording:  # the real generator, offering the unit itself first (a candidate that changes nothing)
+        calls = []
+
+        def segment(self, text):
+            return pieces.segment(text)
+
+        def candidates(self, units, i, k):
+            out = [units[i].strip(), *pieces.candidates(units, i, k)]
+            self.calls.append((i, list(units), out))
+            return out
+
+    rows = [line.split("\t") for line in dataset.read_text(encoding="utf-8").splitlines()[1:]]
+    for text, label in rows[:4]:
+        gen, counting = Recording(), Counting(victim)
+        gen.calls = []
+        r = attack(counting, gen, text, label)
+        assert all(c["substitute"] != c["original"] for c in r["changed"])
+        tried = [(i, units, [c for c in out if cjk_only(c) and c != r["units"][i].strip()])
+                 for i, units, out in gen.calls]
+        tried = [t for t in tried if t[2]]
+        batches = counting.asked[2:]  # after the clean prediction and the importance batch
+        assert len(batches) == len(tried)
+        for (i, units, valid), batch in zip(tried, batches):
+            assert batch[0] == "".join(units[:i]) + _replace(r["units"][i], valid[0]) + "".join(units[i + 1 :])
+            assert len(batch) == len(valid) and text not in batch
+
+
+def test_budgets_are_respected(victim, pieces, dataset):
+    rows = [line.split("\t") for line in dataset.read_text(encoding="utf-8").splitlines()[1:]]
+    for text, label in rows:
+        r = attack(victim, pieces, text, label, max_queries=12, max_perturb=0.1)
+        assert r["queries"] <= 12
+        assert r["changed_units"] <= max(1, int(0.1 * r["n_units"]))
+        if r["status"] == "failed":
+            assert r["reason"] in ("query budget", "perturb budget", "exhausted")
+
+
+@pytest.mark.parametrize("name", ["pieces", "chars", "words", "glyph", "homophone"])
+def test_arbitrary_unicode_empty_and_long_inputs_do_not_crash(name, victim, pieces, tiny_zh):
+    from advkit.attack_zh import substitutes
+
+    gen = pieces if name == "pieces" else substitutes.load(name, str(tiny_zh) if name == "chars" else None)
+    for text in UNICODE:
+        label = int(victim.predict_proba([text]).argmax())
+        r = attack(victim, gen, text, label, max_queries=60)
+        assert r["status"] in ("success", "failed") and r["queries"] <= 60
+        assert len(r["adversarial"]) > 0 or text == ""
+        json.dumps(r, ensure_ascii=False)
+
+
+def test_pairs_attack_the_first_sentence(victim, pieces):
+    from advkit.attack_zh.search import greedy_attack
+
+    a, b = titles(4000, 2)
+    counting = Counting(victim)
+    label = int(victim.predict_proba([a], [b]).argmax())
+    r = greedy_attack(a, label, counting, pieces, text_b=b, top_k=8)
+    assert r["queries"] == sum(len(x) for x in counting.asked)
+    assert "".join(r["units"]) == a
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def test_metric_definitions_on_hand_made_records():
+    from advkit.attack_zh.run import summarize
+
+    def rec(status, queries, changed=0, units=10, chars=20, seconds=1.0, **quality):
+        return {"status": status, "queries": queries, "changed_units": changed, "n_units": units,
+                "changed_chars": 2 * changed, "chars": chars, "seconds": seconds, **quality}
+
+    records = [rec("success", 10, 1, fluency_ppl_before=10.0, fluency_ppl_after=20.0, similarity=0.9),
+               rec("success", 30, 3, fluency_ppl_before=30.0, fluency_ppl_after=40.0, similarity=0.7),
+               rec("failed", 50, 4), rec("skipped", 1, seconds=0.0)]
+    m = summarize(records)
+    assert m["attack_success_rate"] == pytest.approx(2 / 3)  # the skipped example is not in it
+    assert m["accuracy_before"] == pytest.approx(3 / 4) and m["accuracy_after"] == pytest.approx(1 / 4)
+    assert m["avg_queries"] == pytest.approx(30.0)  # over the attacked three
+    assert m["perturbed_piece_ratio"] == pytest.approx(0.2) and m["perturbed_char_ratio"] == pytest.approx(0.2)
+    assert (m["fluency_ppl_before"], m["fluency_ppl_after"]) == (pytest.approx(20.0), pytest.approx(30.0))
+    assert m["similarity"] == pytest.approx(0.8) and m["seconds_per_example"] == pytest.approx(0.75)
+    assert (m["successes"], m["failures"], m["skipped"]) == (2, 1, 1)
+
+
+def test_pseudo_perplexity_prefers_the_model_s_own_predictions(tiny_zh):
+    import math
+
+    from advkit.attack_zh.run import PseudoPerplexity
+
+    ppl = PseudoPerplexity(str(tiny_zh), "cpu", 64)
+    assert ppl("") is None
+    value = ppl("今天天气很好")
+    assert math.isfinite(value) and value > 1
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def _attack_cli(out, piece_lm, victim_dir, dataset, *extra):
+    return advkit("attack-zh", "--model", victim_dir, "--dataset", dataset, "--lm", piece_lm, "--top-k", "8",
+                  "--similarity-model", "tiny-random-zh", "--fluency-lm", "tiny-random-zh", "--out", out,
+                  "--quiet", *extra, env=ONE_THREAD)
+
+
+def _records(path):
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        r.pop("seconds")
+        out.append(r)
+    return out
+
+
+def test_command_and_resume_give_the_same_records(tmp_path, piece_lm, victim_dir, dataset):
+    full = tmp_path / "full"
+    r = _attack_cli(full, piece_lm, victim_dir, dataset)
+    assert r.code == 0, r.stderr
+    doc = read_json(full / "metrics.json")
+    m = doc["metrics"]
+    assert doc["command"] == "attack-zh" and m["examples"] == 8 and m["accuracy_before"] == 1.0
+    assert m["successes"] >= 1 and 0 < m["attack_success_rate"] <= 1 and m["similarity"] is not None
+    assert "~~" in (full / "sample.md").read_text(encoding="utf-8")
+    records = _records(full / "records.jsonl")
+    assert [r["index"] for r in records] == list(range(8))
+
+    # an interruption: three records written, the fourth cut in the middle of its line
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    (cut / "metrics.json").unlink()
+    lines = (full / "records.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (cut / "records.jsonl").write_text("".join(lines[:3]) + lines[3][:40], encoding="utf-8")
+    r = _attack_cli(cut, piece_lm, victim_dir, dataset, "--resume")
+    assert r.code == 0, r.stderr
+    assert _records(cut / "records.jsonl") == records
+    a, b = read_json(full / "metrics.json")["metrics"], read_json(cut / "metrics.json")["metrics"]
+    a.pop("seconds_per_example"), b.pop("seconds_per_example")
+    assert a == b
+
+    changed = _attack_cli(cut, piece_lm, victim_dir, dataset, "--resume", "--max-perturb", "0.2")
+    assert changed.code == 2 and "max_perturb" in changed.stderr
+
+
+def test_english_text_is_refused(tmp_path, victim_dir):
+    path = tmp_path / "en.tsv"
+    path.write_text("sentence\tlabel\nthis is fine\t1\nnot good\t0\n", encoding="utf-8")
+    for data in (path, "sst2"):
+        r = advkit("attack-zh", "--model", victim_dir, "--dataset", data, "--out", tmp_path / "x", "--quiet",
+                   env=ONE_THREAD)
+        assert r.code == 2 and "Chinese" in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "x").exists()
