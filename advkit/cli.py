@@ -423,7 +423,8 @@ def main() -> None:
         code = 130
     if code == 130:  # Typer turns Ctrl-C into exit code 130
         out = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--out"), None)
-        hint = f"; finished examples are kept in {out}: rerun the same command with --resume" if out else ""
+        resumable = len(sys.argv) > 1 and sys.argv[1] in ("evaluate", "attack-zh")
+        hint = f"; finished examples are kept in {out}: rerun the same command with --resume" if out and resumable else ""
         print(f"interrupted{hint}", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
 
