@@ -30,8 +30,10 @@ $(STAMP): pyproject.toml Makefile advkit/assets.py
 demo: setup
 	bash recipes/demo.sh
 
+# The unit and integration tests, then the smoke run of every command on tiny models.
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+	bash recipes/smoke.sh runs/smoke
 
 clean:
 	rm -rf $(VENV) .advkit runs
