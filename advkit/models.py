@@ -303,7 +303,7 @@ class SentenceEncoderModel:
         try:
             self.model = AutoModel.from_pretrained(folder).to(device).eval()
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, KeyError) as e:
             raise UserError(f"{ref}: cannot load as a sentence encoder: {str(e).splitlines()[0]}") from None
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
 

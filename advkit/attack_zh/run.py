@@ -117,33 +117,6 @@ class PseudoPerplexity:
         return math.exp(-total / len(inner))
 
 
-class SentenceSimilarity:
-    """Cosine of mean-pooled sentence vectors (m3e-small's pooling)."""
-
-    def __init__(self, ref: str, device: str, max_length: int):
-        from transformers import AutoModel, AutoTokenizer
-
-        folder = models.resolve(ref)
-        models._quiet_transformers()
-        try:
-            self.model = AutoModel.from_pretrained(folder).to(device).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"--similarity-model {ref}: cannot load: {str(e).splitlines()[0]}") from None
-        self.device, self.max_length = device, max_length
-
-    def __call__(self, a: str, b: str) -> float:
-        import torch
-
-        enc = self.tokenizer([a, b], padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt").to(self.device)
-        with torch.inference_mode():
-            hidden = self.model(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return float(torch.nn.functional.cosine_similarity(vec[0:1], vec[1:2]).item())
-
-
 def _mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -243,8 +216,9 @@ def run(cfg: AttackZhConfig, out: RunDir) -> dict:
                 record["fluency_ppl_before"] = fluency(e.text)
                 record["fluency_ppl_after"] = fluency(record["adversarial"])
                 if cfg.similarity_model.lower() != "none":
-                    similarity = similarity or SentenceSimilarity(cfg.similarity_model, cfg.device, cfg.max_length)
-                    record["similarity"] = similarity(e.text, record["adversarial"])
+                    similarity = similarity or models.SentenceEncoderModel(cfg.similarity_model, cfg.max_length,
+                                                                           device=cfg.device)
+                    record["similarity"] = float(similarity.similarity([e.text], [record["adversarial"]])[0])
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())  # a finished example survives an interruption
