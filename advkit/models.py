@@ -211,6 +211,22 @@ def load_classifier(ref: str, num_labels: int | None = None, label_names=None):
     return model, tokenizer, folder
 
 
+def load_masked_lm(ref: str, flag: str, device: str = "cpu"):
+    """(model, tokenizer) of a masked LM with a mask token; errors name the flag that gave it."""
+    folder = resolve(ref)
+    _quiet_transformers()
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    try:
+        model = AutoModelForMaskedLM.from_pretrained(folder).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{flag} {ref}: cannot load as a masked LM: {str(e).splitlines()[0]}") from None
+    if tokenizer.mask_token_id is None:
+        raise UserError(f"{flag} {ref}: its tokenizer has no mask token")
+    return model, tokenizer
+
+
 def _has_head(folder, config) -> bool:
     archs = config.architectures or []
     return any(a.endswith("ForSequenceClassification") for a in archs)

@@ -8,7 +8,6 @@ need a fine-tuned model share one tiny 2-label finetune run made once for the mo
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest

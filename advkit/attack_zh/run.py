@@ -84,17 +84,7 @@ class PseudoPerplexity:
     """PPPL = exp(-mean_t log P(w_t | text without w_t)), each token masked in turn (one batch)."""
 
     def __init__(self, ref: str, device: str, max_length: int):
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-        folder = models.resolve(ref)
-        models._quiet_transformers()
-        try:
-            self.model = AutoModelForMaskedLM.from_pretrained(folder).to(device).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"--fluency-lm {ref}: cannot load as a masked LM: {str(e).splitlines()[0]}") from None
-        if self.tokenizer.mask_token_id is None:
-            raise UserError(f"--fluency-lm {ref}: its tokenizer has no mask token")
+        self.model, self.tokenizer = models.load_masked_lm(ref, "--fluency-lm", device)
         self.device, self.max_length = device, max_length
 
     def __call__(self, text: str) -> float | None:

@@ -55,17 +55,9 @@ class MaskedLMSubstitutes:
 
     def __init__(self, ref: str, kind: str, device: str = "cpu"):
         import torch
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
 
         folder = models.resolve(ref)
-        models._quiet_transformers()
-        try:
-            self.model = AutoModelForMaskedLM.from_pretrained(folder).to(device).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"--lm {ref}: cannot load as a masked LM: {str(e).splitlines()[0]}") from None
-        if self.tokenizer.mask_token_id is None:
-            raise UserError(f"--lm {ref}: its tokenizer has no mask token")
+        self.model, self.tokenizer = models.load_masked_lm(ref, "--lm", device)
         self.kind = kind
         self.device = device
         self.torch = torch
