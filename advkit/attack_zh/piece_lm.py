@@ -342,7 +342,7 @@ def fill_mask(model, seg: PieceSegmenter, sentences, device, k: int = 5) -> list
 def run(cfg: BuildPieceLmConfig, out: RunDir) -> dict:
     import torch
 
-    from advkit.finetune.train import seed_everything
+    from advkit.seeds import seed_everything
 
     started = time.time()
     lines = read_corpus(cfg)

@@ -174,7 +174,7 @@ def sample_markdown(records: list[dict], cfg: AttackZhConfig, limit: int = 20) -
 
 
 def run(cfg: AttackZhConfig, out: RunDir) -> dict:
-    from advkit.finetune.train import seed_everything
+    from advkit.seeds import seed_everything
 
     if cfg.model is None:
         raise UserError("--model is required: the victim classifier (a folder or finetune run directory)")

@@ -28,6 +28,7 @@ from advkit.config import FinetuneConfig, as_dict
 from advkit.errors import UserError
 from advkit.progress import track
 from advkit.results import RunDir
+from advkit.optim import adamw_linear
 from advkit.seeds import seed_everything
 
 SELECTION_FRACTION = 0.1  # of train, held out to choose lambda_inf when dev is the reported split
@@ -136,16 +137,8 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
 
     steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in trained if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in trained if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    warmup = int(cfg.warmup_ratio * total)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    optimizer, schedule = adamw_linear(trained, cfg.lr, cfg.weight_decay, total, cfg.warmup_ratio)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     order = torch.Generator().manual_seed(cfg.seed)
     losses, contrastive_losses, started = [], [], time.time()

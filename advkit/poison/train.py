@@ -31,6 +31,7 @@ from advkit.poison import metrics as pm
 from advkit.poison.triggers import PoisonedData, build_poisoned_data, parse_triggers
 from advkit.progress import track
 from advkit.results import RunDir, atomic_write, now
+from advkit.optim import adamw_linear
 from advkit.seeds import seed_everything
 
 MANIFEST = "poison_manifest.json"
@@ -136,15 +137,7 @@ def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig) ->
     mixed = poisoned.mixed()
     steps_per_epoch = math.ceil(len(mixed) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    warmup = int(cfg.warmup_ratio * total)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    optimizer, schedule = adamw_linear(model.named_parameters(), cfg.lr, cfg.weight_decay, total, cfg.warmup_ratio)
     order = torch.Generator().manual_seed(cfg.seed)
     clean_rng = random.Random(cfg.seed)  # RIPPLe's clean reference batches
     losses = []
