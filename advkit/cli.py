@@ -125,8 +125,9 @@ def evaluate(
     max_length: Optional[int] = typer.Option(None, help="[default: 128]"),
     seed: Optional[int] = typer.Option(None, help="[default: 1]"),
     device: Optional[str] = typer.Option(None, help="cpu or cuda. [default: cpu]"),
-    attack: Optional[str] = typer.Option(None, help="English attack: pwws, deepwordbug, textfooler, bert-attack, bae."),
-    attack_lm: Optional[str] = typer.Option(None, help="Local masked LM for bert-attack / bae."),
+    attack: Optional[str] = typer.Option(None, help="pwws, deepwordbug, textfooler, bert-attack, bae (English); "
+                                         "zh-pieces, zh-chars, zh-words, zh-glyph, zh-homophone (Chinese, attack-zh)."),
+    attack_lm: Optional[str] = typer.Option(None, help="Local masked LM for bert-attack / bae; piece LM for zh-pieces."),
     attack_encoder: Optional[str] = typer.Option(None, help="Local sentence encoder in place of USE. [default: minilm-l6]"),
     query_budget: Optional[int] = typer.Option(None, help="Victim queries per example before giving up."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted attack run in --out."),
@@ -138,7 +139,7 @@ def evaluate(
     data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
     text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
 ):
-    """Clean accuracy of a model on a split, and its robustness under an English attack.
+    """Clean accuracy of a model on a split, its robustness under an attack, backdoor checks, or all in a --card.
 
     Example: advkit evaluate --model runs/ce --dataset sst2 --split test --limit 200 --attack pwws --out runs/pwws
     """

@@ -100,8 +100,8 @@ class EvaluateConfig(DataOptions):
     max_length: int = 128
     seed: int = 1
     device: str = "cpu"
-    attack: str | None = None  # pwws | deepwordbug | textfooler | bert-attack | bae
-    attack_lm: str | None = None  # masked LM for bert-attack / bae
+    attack: str | None = None  # pwws | deepwordbug | textfooler | bert-attack | bae | zh-<attack-zh substitutes>
+    attack_lm: str | None = None  # masked LM for bert-attack / bae; the piece or character LM for zh-pieces / zh-chars
     attack_encoder: str = "minilm-l6"  # sentence encoder standing in for USE
     query_budget: int | None = None
     card: bool = False  # the report card: clean accuracy, the language's attacks, backdoor checks
@@ -113,8 +113,9 @@ class EvaluateConfig(DataOptions):
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
         if self.attack is not None:  # before any model loads
             from advkit.attacks import ATTACKS
+            from advkit.evaluate import ZH_ATTACKS
 
-            _choice("attack", self.attack, ATTACKS)
+            _choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
         if self.scan < 0:
             raise UserError(f"--scan must be 0 or more, got {self.scan}")
         if self.card and self.attack:

@@ -77,6 +77,10 @@ def attack_metrics(records: list[dict]) -> dict:
     }
 
 
+# `evaluate --attack zh-<substitutes>` runs attack-zh's search with that substitute generator.
+ZH_ATTACKS = ("zh-pieces", "zh-chars", "zh-words", "zh-glyph", "zh-homophone")
+
+
 def backdoor_checks(predictor, examples, cfg: EvaluateConfig) -> dict:
     """Label flip rate of the full trigger and of each sub-trigger, and the vocabulary scan.
 
@@ -127,8 +131,38 @@ def load_predictor(ref: str, max_length: int, batch_size: int, device: str):
     return load(ref, max_length=max_length, batch_size=batch_size, device=device), models.resolve(ref)
 
 
+def zh_config(cfg: EvaluateConfig, split_name: str):
+    """attack-zh's settings for `evaluate --attack zh-<substitutes>`: the same search, records and metrics."""
+    import dataclasses
+
+    from advkit.config import AttackZhConfig, DataOptions
+
+    data_options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(DataOptions)}
+    zcfg = AttackZhConfig(**data_options, model=cfg.model, split=split_name, limit=cfg.limit, lm=cfg.attack_lm,
+                          substitutes=cfg.attack.removeprefix("zh-"), batch_size=cfg.batch_size,
+                          max_length=cfg.max_length, seed=cfg.seed, device=cfg.device,
+                          **({"max_queries": cfg.query_budget} if cfg.query_budget else {}))
+    zcfg.check()
+    return zcfg
+
+
+def run_zh(cfg: EvaluateConfig, out: RunDir | None, split_name: str) -> dict:
+    """A Chinese attack through attack-zh's code; without --out its records go to a temporary folder."""
+    import tempfile
+
+    from advkit.attack_zh import run as zh
+
+    zcfg = zh_config(cfg, split_name)
+    if out is not None:
+        return zh.run(zcfg, out, attack=cfg.attack)
+    with tempfile.TemporaryDirectory(prefix="advkit-") as tmp:
+        return zh.run(zcfg, RunDir(tmp, "evaluate", overwrite=True), attack=cfg.attack)
+
+
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     split_name = cfg.split or default_split(cfg.dataset)
+    if cfg.attack in ZH_ATTACKS:
+        return run_zh(cfg, out, split_name)
     split = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
                       text_b_column=cfg.text_b_column, label_column=cfg.label_column)
     if not split.labelled:
@@ -180,7 +214,42 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
 
 
-CARD_ATTACKS = {"en": ("pwws", "deepwordbug", "textfooler")}
+CARD_ATTACKS = {"en": ("pwws", "deepwordbug", "textfooler"),
+                "zh": ("zh-pieces", "zh-chars", "zh-words", "zh-glyph", "zh-homophone")}
+
+
+def _card_row(m: dict) -> tuple[str, str, str]:
+    if not m["successes"]:
+        changed = "nothing changed"
+    elif "perturbed_word_ratio" in m:
+        changed = f"{m['perturbed_word_ratio']:.1%} words changed"
+    else:
+        changed = f"{m['perturbed_char_ratio']:.1%} characters changed"
+    success = "no example to attack" if m["attack_success_rate"] is None else \
+        f"success rate {m['attack_success_rate']:.4f}, {m['avg_queries']:.0f} queries"
+    return (f"accuracy under {m['attack']}", f"{m['accuracy_under_attack']:.4f}",
+            f"{success}, {changed}, {m['skipped']} skipped")
+
+
+def _recipe_note(run_dir) -> str:
+    """How the attack ran: TextAttack's recipe note, or attack-zh's generator and its LM."""
+    from advkit import report
+
+    m = report.read_metrics(run_dir)
+    if "attack_recipe" in m["metrics"]:
+        return m["metrics"]["attack_recipe"]
+    c = m.get("config", {})
+    lm = f", substitute LM {c['lm']}" if c.get("lm") else ""
+    return (f"{m['metrics']['attack']}: attack-zh's greedy search with {c.get('substitutes')} substitutes "
+            f"(top {c.get('top_k')}{lm}), at most {c.get('max_perturb')} of the units changed")
+
+
+def _piece_lm_built() -> bool:
+    try:
+        models.resolve("piece-lm-zh")
+    except UserError:
+        return False
+    return True
 
 
 def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
@@ -197,6 +266,11 @@ def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
     attacks_for = list(CARD_ATTACKS.get(language, ()))
     if language == "en" and cfg.attack_lm:
         attacks_for += ["bert-attack", "bae"]
+    skipped_attacks = []
+    if language == "zh" and not cfg.attack_lm and not _piece_lm_built():
+        attacks_for.remove("zh-pieces")
+        skipped_attacks.append(("accuracy under zh-pieces", "not run", "no piece LM: run advkit build-piece-lm "
+                                "or pass --attack-lm"))
     folder = models.resolve(cfg.model)
     backdoor = {}
     if cfg.trigger:
@@ -212,17 +286,15 @@ def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
     for name in ["clean"] + attacks_for:
         sub = RunDir(out.path / name, "evaluate", overwrite=True, resume=out.resume and (out.path / name).is_dir())
         extra = backdoor if name == "clean" else {"trigger": None, "target": None}
+        if name.startswith("zh-") and name != "zh-pieces":
+            extra["attack_lm"] = None  # --attack-lm is the piece LM; characters come from albert-tiny-zh
         run(dataclasses.replace(cfg, card=False, attack=None if name == "clean" else name, split=split_name, **extra),
             sub)
         runs[name] = sub.path
     clean = report.read_metrics(runs["clean"])["metrics"]
     attacked = [runs[a] for a in attacks_for]
     rows = [("clean accuracy", f"{clean['accuracy']:.4f}", f"{clean['examples']} examples")]
-    for a in attacked:
-        m = report.read_metrics(a)["metrics"]
-        rows.append((f"accuracy under {m['attack']}", f"{m['accuracy_under_attack']:.4f}",
-                     f"success rate {m['attack_success_rate']:.4f}, {m['avg_queries']:.0f} queries, "
-                     f"{m['perturbed_word_ratio']:.1%} words changed, {m['skipped']} skipped"))
+    rows += [_card_row(report.read_metrics(a)["metrics"]) for a in attacked] + skipped_attacks
     if "label_flip_rate" in clean:
         rows.append((f"label flip rate, trigger '{clean['trigger']}' -> {clean['target']}",
                      f"{clean['label_flip_rate']:.4f}", f"no-trigger flip rate {clean['false_flip_rate']:.4f}"))
@@ -239,12 +311,13 @@ def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
     if attacked:
         report.robustness_bars(report.attack_rows(attacked), out.path / "robustness.png",
                                f"{Path(cfg.model).name} on {cfg.dataset}/{split_name}")
+        unit = "words" if language == "en" else "characters"
         report.perturbation_histogram(
-            {report.read_metrics(a)["metrics"]["attack"]: [r["perturbed_word_ratio"] for r in report.read_records(a)
+            {report.read_metrics(a)["metrics"]["attack"]: [report.perturbation(r) for r in report.read_records(a)
                                                           if r["status"] == "success"] for a in attacked},
-            out.path / "perturbation.png", "words changed by successful attacks")
+            out.path / "perturbation.png", f"{unit} changed by successful attacks", unit=unit)
         lines += ["", "![robustness](robustness.png)", "", "![perturbation](perturbation.png)"]
-        notes = [report.read_metrics(a)["metrics"]["attack_recipe"] for a in attacked]
+        notes = [_recipe_note(a) for a in attacked]
         lines += ["", "Attack recipes as run here (offline departures from the papers):", ""] + [f"- {n}" for n in notes]
     lines += ["", f"Run directories: {', '.join(p.name for p in runs.values())} (each with metrics.json and records.jsonl)."]
     from advkit.results import atomic_write

@@ -176,8 +176,13 @@ def read_config(folder: Path | str) -> dict:
         raise UserError(f"{path}: not valid JSON") from None
 
 
+_WARNED: set[str] = set()
+
+
 def warn_if_poisoned(folder: Path | str) -> None:
-    if read_config(folder).get(POISON_KEY):
+    """Once per model and process: a card loads its model for every sub-run, one warning is enough."""
+    if str(folder) not in _WARNED and read_config(folder).get(POISON_KEY):
+        _WARNED.add(str(folder))
         print(f"warning: {folder} is a POISONED model written by advkit poison (backdoored weights)", file=sys.stderr)
 
 

@@ -100,15 +100,15 @@ def robustness_bars(rows: list[tuple[str, float, float]], path: Path, title: str
     return path
 
 
-def perturbation_histogram(series: dict[str, list[float]], path: Path, title: str) -> Path:
-    """Share of words changed in each successful adversarial example, per attack."""
+def perturbation_histogram(series: dict[str, list[float]], path: Path, title: str, unit: str = "words") -> Path:
+    """Share of words (or characters) changed in each successful adversarial example, per attack."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     bins = [i / 20 for i in range(21)]
     for name, values in series.items():
         if values:
             ax.hist(values, bins=bins, histtype="step", linewidth=1.8, label=f"{name} (n={len(values)})")
-    ax.set_xlabel("perturbed word ratio (successful attacks)")
+    ax.set_xlabel(f"share of {unit} changed (successful attacks)")
     ax.set_ylabel("examples")
     ax.set_title(title, fontsize=9)
     if any(series.values()):
@@ -119,6 +119,24 @@ def perturbation_histogram(series: dict[str, list[float]], path: Path, title: st
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def perturbation(record: dict) -> float:
+    """Share of the text a successful attack changed: words (English attacks), characters (Chinese)."""
+    if "perturbed_word_ratio" in record:
+        return record["perturbed_word_ratio"]
+    return record["changed_chars"] / record["chars"] if record["chars"] else 0.0
+
+
+def under_attack(metrics: dict) -> float | None:
+    """Accuracy under attack: evaluate's name, or attack-zh's accuracy_after."""
+    return metrics.get("accuracy_under_attack", metrics.get("accuracy_after"))
+
+
+def attack_name(run, metrics: dict) -> str:
+    if metrics.get("attack"):
+        return metrics["attack"]
+    return f"zh-{metrics['substitutes']}" if "substitutes" in metrics else Path(run).name
 
 
 def read_records(run: Path) -> list[dict]:
@@ -132,8 +150,8 @@ def attack_rows(runs: list[Path]) -> list[tuple[str, float, float]]:
     rows = []
     for run in runs:
         m = read_metrics(run)["metrics"]
-        if "accuracy_under_attack" in m:
-            rows.append((m.get("attack", Path(run).name), m["accuracy_before"], m["accuracy_under_attack"]))
+        if under_attack(m) is not None:
+            rows.append((attack_name(run, m), m["accuracy_before"], under_attack(m)))
     return rows
 
 
@@ -154,12 +172,14 @@ def report(runs: list[str], out: str | Path) -> Path:
         names = dict.fromkeys(k for _, d in group for k, v in d["metrics"].items()
                               if isinstance(v, (int, float)) and not isinstance(v, bool))
         lines += [f"## {title}", "", table([str(r) for r, _ in group], "run", ",".join(list(names)[:8])), ""]
-    attacked = [r for r, d in docs if "accuracy_under_attack" in d["metrics"]]
+    attacked = [(r, d) for r, d in docs if under_attack(d["metrics"]) is not None]
     if attacked:
-        robustness_bars(attack_rows(attacked), out / "robustness.png", "accuracy before and under attack")
-        perturbation_histogram({read_metrics(r)["metrics"].get("attack", r.name):
-                                [x["perturbed_word_ratio"] for x in read_records(r) if x.get("status") == "success"]
-                                for r in attacked}, out / "perturbation.png", "how much each attack changes")
+        robustness_bars(attack_rows([r for r, _ in attacked]), out / "robustness.png", "accuracy before and under attack")
+        units = {"characters" if "perturbed_char_ratio" in d["metrics"] else "words" for _, d in attacked}
+        changed = {attack_name(r, d["metrics"]): [perturbation(x) for x in read_records(r) if x.get("status") == "success"]
+                   for r, d in attacked}
+        perturbation_histogram(changed, out / "perturbation.png", "how much each attack changes",
+                               unit=" or ".join(sorted(units)))
         lines += ["## Robustness", "", "![robustness](robustness.png)", "", "![perturbation](perturbation.png)", ""]
     atomic_write(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"

@@ -426,3 +426,48 @@ def test_english_text_is_refused(tmp_path, victim_dir):
                    env=ONE_THREAD)
         assert r.code == 2 and "Chinese" in r.stderr and "Traceback" not in r.stderr
         assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------------------- through evaluate
+
+
+def test_evaluate_runs_attack_zh_and_cards_chinese_models(tmp_path, piece_lm, victim_dir, dataset):
+    """`evaluate --attack zh-pieces` is attack-zh's search: the same records and numbers, under
+    evaluate's stable metric names; a card on Chinese data runs every Chinese generator."""
+    own = tmp_path / "own"
+    r = advkit("attack-zh", "--model", victim_dir, "--dataset", dataset, "--lm", piece_lm, "--limit", "4",
+               "--out", own, "--quiet", env=ONE_THREAD)  # evaluate's defaults: top 48, m3e-small similarity
+    assert r.code == 0, r.stderr
+    via = tmp_path / "via"
+    r = advkit("evaluate", "--model", victim_dir, "--dataset", dataset, "--limit", "4", "--attack", "zh-pieces",
+               "--attack-lm", piece_lm, "--out", via, "--quiet", env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    assert _records(via / "records.jsonl") == _records(own / "records.jsonl")
+    doc = read_json(via / "metrics.json")
+    m = doc["metrics"]
+    assert doc["command"] == "evaluate" and m["attack"] == "zh-pieces"
+    assert m["accuracy_under_attack"] == m["accuracy_after"] == read_json(own / "metrics.json")["metrics"]["accuracy_after"]
+
+    card = tmp_path / "card"
+    r = advkit("evaluate", "--model", victim_dir, "--dataset", dataset, "--limit", "3", "--card", "--attack-lm",
+               piece_lm, "--query-budget", "60", "--out", card, "--quiet", env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    text = (card / "card.md").read_text(encoding="utf-8")
+    for name in ("zh-pieces", "zh-chars", "zh-words", "zh-glyph", "zh-homophone"):
+        assert f"accuracy under {name} |" in text
+        assert read_json(card / name / "metrics.json")["metrics"]["avg_queries"] <= 60
+    assert read_json(card / "zh-chars" / "run.json")["config"]["lm"] is None  # characters: albert-tiny-zh
+    assert (card / "perturbation.png").stat().st_size > 0
+
+    report = tmp_path / "report"
+    r = advkit("report", via, card / "zh-words", "--out", report)
+    assert r.code == 0, r.stderr
+    assert "## Robustness" in (report / "report.md").read_text(encoding="utf-8")
+    assert (report / "perturbation.png").stat().st_size > 0
+
+
+def test_evaluate_refuses_chinese_attacks_on_english_data(tmp_path, victim_dir):
+    r = advkit("evaluate", "--model", victim_dir, "--dataset", "sst2", "--limit", "4", "--attack", "zh-chars",
+               "--out", tmp_path / "x", "--quiet", env=ONE_THREAD)
+    assert r.code == 2 and "Chinese" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()

@@ -180,6 +180,8 @@ def test_poisoned_marker_round_trip_fresh_head_and_warning(tiny_classifier, tmp_
         assert not any(k.startswith("classifier") for k in f.keys())  # the encoder only
     victim, _, _ = models.load_classifier(str(folder), num_labels=2)
     assert "POISONED" in capsys.readouterr().err
+    models.load_classifier(str(folder), num_labels=2)  # a card loads its model once per sub-run
+    assert "POISONED" not in capsys.readouterr().err  # warned once per process, not four times
     assert not torch.allclose(victim.classifier.weight, torch.full_like(victim.classifier.weight, 0.5))  # fresh head
     attacker, _ = load_attacker_classifier(tmp_path)
     assert torch.allclose(attacker.classifier.weight, torch.full_like(attacker.classifier.weight, 0.5))

@@ -173,7 +173,9 @@ def sample_markdown(records: list[dict], cfg: AttackZhConfig, limit: int = 20) -
     return "\n".join(lines) + "\n"
 
 
-def run(cfg: AttackZhConfig, out: RunDir) -> dict:
+def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
+    """`attack` names the run in metrics.json (evaluate's zh-<substitutes>); attack-zh leaves it out."""
+    from advkit.finetune.predictor import load_predictor
     from advkit.seeds import seed_everything
 
     if cfg.model is None:
@@ -182,12 +184,11 @@ def run(cfg: AttackZhConfig, out: RunDir) -> dict:
     if out.resume:
         check_resumable(out, cfg)
     seed_everything(cfg.seed)  # a victim without a trained head gets the same random head every time
-    model, tokenizer, _ = models.load_classifier(cfg.model)
-    if model.config.num_labels < len(split.labels):
+    # a knn run is attacked through its combined KNN + linear predictor, like `evaluate --attack`
+    victim = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device)
+    if victim.num_labels < len(split.labels):
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has "
-                        f"{model.config.num_labels}")
-    victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=cfg.batch_size,
-                           device=cfg.device)
+                        f"{victim.num_labels}")
     generator = subs.load(cfg.substitutes, cfg.lm, cfg.device)
     path = out.path / RECORDS
     done = read_records(path) if out.resume else []
@@ -213,6 +214,9 @@ def run(cfg: AttackZhConfig, out: RunDir) -> dict:
             f.flush()
             os.fsync(f.fileno())  # a finished example survives an interruption
     records = sorted(read_records(path), key=lambda r: r["index"])
-    metrics = {**summarize(records), "dataset": cfg.dataset, "split": cfg.split, "substitutes": cfg.substitutes}
+    metrics = {**summarize(records), "dataset": cfg.dataset, "split": cfg.split, "substitutes": cfg.substitutes,
+               "model": str(models.resolve(cfg.model))}
+    if attack:  # evaluate's stable names, so cards and tables read English and Chinese attacks alike
+        metrics.update(attack=attack, accuracy_under_attack=metrics["accuracy_after"])
     atomic_write(out.path / "sample.md", sample_markdown(records, cfg))
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
