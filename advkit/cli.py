@@ -80,6 +80,11 @@ def finetune(
     seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, one run each (OUT/seed-S), "
                                                    "e.g. 13,21,42,87,100."),
     save_model: Optional[bool] = typer.Option(None, "--save-model/--no-save-model", help="[default: save]"),
+    reinit_layers: Optional[int] = typer.Option(None, help="Re-initialise the top N encoder layers first "
+                                                           "(a defence against weight poisoning). [default: 0]"),
+    checkpoint_seconds: Optional[float] = typer.Option(None, help="Write OUT/checkpoint.pt at most this often, "
+                                                                  "for --resume. [default: 120]"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out from its checkpoint."),
     out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
     data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
     text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
@@ -87,6 +92,8 @@ def finetune(
     """Fine-tune a pre-trained model with a fresh head; the model lands in OUT/model.
 
     Example: advkit finetune --method knn --model minilm-l6 --dataset sst2 --train-limit 2000 --epochs 1 --out runs/knn
+
+    Several processes: torchrun --nproc-per-node 2 -m advkit.cli finetune ... (gloo on CPU, nccl on CUDA).
     """
     _quiet(quiet)
     cfg = _config(configs.FinetuneConfig, recipe, model=model, dataset=dataset, method=method,
@@ -96,17 +103,25 @@ def finetune(
                   top_k=top_k, end_k=end_k, tau=tau, lambda_con=lambda_con, positives_per_query=positives_per_query,
                   knn_k=knn_k, knn_weighting=knn_weighting, knn_tau=knn_tau, lambda_inf=lambda_inf,
                   datastore=datastore, shots=shots, seeds=seeds, save_model=save_model,
-                  data_root=data_root, text_column=text_column, text_b_column=text_b_column,
+                  reinit_layers=reinit_layers, checkpoint_seconds=checkpoint_seconds, data_root=data_root, text_column=text_column, text_b_column=text_b_column,
                   label_column=label_column)
     if out is None:
         raise UserError("--out is required: finetune writes a model and metrics.json there")
     from advkit import finetune as ft
     from advkit.results import RunDir
 
-    run_dir = RunDir(out, "finetune", overwrite=overwrite)
+    from advkit import distributed
+
+    rank = distributed.world()[0]  # under torchrun only rank 0 writes; the others must not refuse its folder
+    run_dir = RunDir(out, "finetune", overwrite=overwrite or rank > 0, resume=resume)
     run_dir.check_writable()
-    doc = ft.run(cfg, run_dir)
+    try:
+        doc = ft.run(cfg, run_dir)
+    finally:
+        distributed.teardown()
     m = doc["metrics"]
+    if rank > 0:
+        return
     spread = f" ± {m['eval_accuracy_std']:.4f} over seeds {cfg.seeds}" if cfg.seeds else ""
     parts = (f" (cls {m['accuracy_cls']:.4f}, knn {m['accuracy_knn']:.4f}, lambda_inf {m['lambda_inf']})"
              if cfg.method == "knn" and not cfg.seeds else "")
@@ -424,8 +439,8 @@ def main() -> None:
         code = 130
     if code == 130:  # Typer turns Ctrl-C into exit code 130
         out = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--out"), None)
-        resumable = len(sys.argv) > 1 and sys.argv[1] in ("evaluate", "attack-zh")
-        hint = f"; finished examples are kept in {out}: rerun the same command with --resume" if out and resumable else ""
+        resumable = len(sys.argv) > 1 and sys.argv[1] in ("evaluate", "attack-zh", "finetune")
+        hint = f"; finished work is kept in {out}: rerun the same command with --resume" if out and resumable else ""
         print(f"interrupted{hint}", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -61,9 +61,15 @@ class FinetuneConfig(DataOptions):
     shots: int | None = None  # K examples per class, drawn with the seed
     seeds: str | None = None  # "13,21,42,87,100": one run per seed, mean and std
     save_model: bool = True
+    reinit_layers: int = 0  # re-initialise the top n encoder layers before training (a poisoning defence)
+    checkpoint_seconds: float | None = 120  # a resumable checkpoint at most this often (None: never)
 
     def check(self) -> None:
         _choice("method", self.method, ("ce", "scl", "moco", "knn"))
+        if self.reinit_layers < 0:
+            raise UserError(f"--reinit-layers must be 0 or more, got {self.reinit_layers}")
+        if self.checkpoint_seconds is not None and self.checkpoint_seconds < 0:
+            raise UserError(f"--checkpoint-seconds must be 0 or more, got {self.checkpoint_seconds}")
         _positive(self, "epochs", "batch_size", "lr", "max_length", "train_limit", "limit", "queue_size",
                   "projection_dim", "knn_k", "knn_tau", "tau", "shots")
         _fraction(self, "warmup_ratio", "momentum", "lambda_con")

@@ -17,13 +17,14 @@ reference's per-query sampling is `positives_per_query`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import statistics
 import time
 from pathlib import Path
 
-from advkit import data, evaluate, models
+from advkit import data, distributed, evaluate, models
 from advkit.config import FinetuneConfig, as_dict
 from advkit.errors import UserError
 from advkit.progress import track
@@ -33,6 +34,7 @@ from advkit.seeds import seed_everything
 
 SELECTION_FRACTION = 0.1  # of train, held out to choose lambda_inf when dev is the reported split
 SELECTION_LIMIT = 500  # dev examples used to choose lambda_inf (a fixed sample)
+CHECKPOINT = "checkpoint.pt"  # OUT/checkpoint.pt while training; removed when the run finishes
 
 __all__ = ["run", "seed_everything", "load_splits", "save_model"]
 
@@ -116,12 +118,16 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     from advkit.finetune.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
 
     train_examples, selection, selected_on = selection_split(cfg, train)
-    seed_everything(cfg.seed)
+    rank, world = distributed.setup(cfg.device)
+    seed_everything(cfg.seed)  # the same seed in every process: identical initial replicas
     classifier, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(train.labels),
                                                       label_names=train.labels)
     if cfg.method != "ce" and cfg.pooling == "pooler" and getattr(classifier.base_model, "pooler", None) is None:
         raise UserError(f"model '{cfg.model}' has no pooler: pass --pooling cls or --pooling mean")
-    out.create(as_dict(cfg))
+    if cfg.reinit_layers:
+        reinit_top_layers(classifier, cfg.reinit_layers)
+    if rank == 0:
+        out.create(as_dict(cfg))
 
     device = torch.device(cfg.device)
     momentum_contrast = cfg.method in ("moco", "knn")
@@ -135,17 +141,35 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         same_label.setdefault(e.label, []).append(i)
     draw = random.Random(cfg.seed)  # the reference's same-label examples per query
 
-    steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size)
+    # Each process takes every world-th batch; the epoch is cut to a multiple of the world size
+    # so that all processes take the same number of steps (a lone extra step would hang).
+    steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size) // world
+    if steps_per_epoch == 0:
+        raise UserError(f"{len(train_examples)} training examples make fewer batches than the {world} processes")
     total = steps_per_epoch * cfg.epochs
     trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     optimizer, schedule = adamw_linear(trained, cfg.lr, cfg.weight_decay, total, cfg.warmup_ratio)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     order = torch.Generator().manual_seed(cfg.seed)
-    losses, contrastive_losses, started = [], [], time.time()
-    for epoch in range(cfg.epochs):
+    state = {"epoch": 0, "step": 0, "order": order.get_state(), "losses": [], "contrastive_losses": [],
+             "train_seconds": 0.0}
+    checkpoint = out.path / CHECKPOINT
+    resumed_at = None
+    if out.resume and checkpoint.is_file():
+        state = load_checkpoint(checkpoint, net, optimizer, schedule, draw, device)
+        resumed_at = state["epoch"] * steps_per_epoch + state["step"]
+    losses, contrastive_losses = state["losses"], state["contrastive_losses"]
+    started, saved = time.time() - state["train_seconds"], time.time()
+    for epoch in range(state["epoch"], cfg.epochs):
+        if epoch == state["epoch"]:
+            order.set_state(state["order"])  # the epoch's order again, then skip the steps already taken
+        epoch_order = order.get_state()
         perm = torch.randperm(len(train_examples), generator=order).tolist()
         batches = [perm[i : i + cfg.batch_size] for i in range(0, len(perm), cfg.batch_size)]
-        for idx in track(batches, f"epoch {epoch + 1}/{cfg.epochs}"):
+        batches = batches[: steps_per_epoch * world][rank::world]
+        first = state["step"] if epoch == state["epoch"] else 0
+        for step in track(range(first, len(batches)), f"epoch {epoch + 1}/{cfg.epochs}"):
+            idx = batches[step]
             batch = [train_examples[i] for i in idx]
             enc = tokenize(tokenizer, batch, cfg.max_length, device)
             labels = torch.tensor([e.label for e in batch], device=device)
@@ -172,14 +196,25 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                 loss = cfg.lambda_con * con + (1 - cfg.lambda_con) * loss
                 contrastive_losses.append(con.item())
             loss.backward()
+            if world > 1:
+                distributed.average_gradients(p for _, p in trained)
             torch.nn.utils.clip_grad_norm_([p for _, p in trained], 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             if momentum_contrast:
-                net.enqueue(keys, labels)
+                net.enqueue(keys, labels)  # every process's keys (all-gathered)
             losses.append(loss.item())
+            last = epoch == cfg.epochs - 1 and step == len(batches) - 1
+            if rank == 0 and cfg.checkpoint_seconds is not None and not last \
+                    and time.time() - saved >= cfg.checkpoint_seconds:
+                save_checkpoint(checkpoint, net, optimizer, schedule, draw, {
+                    "epoch": epoch, "step": step + 1, "order": epoch_order, "losses": losses,
+                    "contrastive_losses": contrastive_losses, "train_seconds": time.time() - started})
+                saved = time.time()
     train_seconds = time.time() - started
+    if rank > 0:  # rank 0 evaluates and writes; the others are done
+        return {"command": "finetune", "metrics": {}}
 
     net.eval()
     if cfg.save_model:
@@ -203,8 +238,52 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
            if contrastive_losses else {}),
         "tau": tau if cfg.method != "ce" else None,
         "train_seconds": round(train_seconds, 2),
+        "processes": world,
+        "resumed_at_step": resumed_at,  # None: trained from the start in one go
     })
-    return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+    doc = out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+    checkpoint.unlink(missing_ok=True)  # the run is finished: the model and metrics replace it
+    return doc
+
+
+def reinit_top_layers(classifier, n: int) -> None:
+    """Re-initialise the top n encoder layers (a defence against weight poisoning, METHODS.md §2),
+    with the model's own initialiser, under the run's seed."""
+    layers = getattr(getattr(classifier.base_model, "encoder", None), "layer", None)
+    if layers is None:
+        raise UserError(f"--reinit-layers: {type(classifier).__name__} has no encoder.layer list")
+    if n > len(layers):
+        raise UserError(f"--reinit-layers {n}: the model has {len(layers)} layers")
+    for layer in layers[len(layers) - n :]:
+        layer.apply(classifier._init_weights)
+
+
+def save_checkpoint(path: Path, net, optimizer, schedule, draw: random.Random, state: dict) -> None:
+    """Everything a resumed run needs to take the same next step: weights and buffers (the queue),
+    optimiser and schedule, the epoch's order and the position in it, and every RNG."""
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({**state, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "torch_rng": torch.get_rng_state(),
+                "draw": draw.getstate()}, tmp)
+    tmp.replace(path)  # a kill during the save leaves the previous checkpoint whole
+
+
+def load_checkpoint(path: Path, net, optimizer, schedule, draw: random.Random, device) -> dict:
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)  # tensors and plain values only
+    except Exception as e:  # noqa: BLE001 - a damaged or foreign file, named in one line
+        raise UserError(f"--resume: {path} is not a readable checkpoint ({type(e).__name__})") from None
+    net.load_state_dict(ckpt.pop("net"))
+    optimizer.load_state_dict(ckpt.pop("optimizer"))
+    schedule.load_state_dict(ckpt.pop("schedule"))
+    torch.set_rng_state(ckpt.pop("torch_rng").cpu())
+    version, internal, gauss = ckpt.pop("draw")
+    draw.setstate((version, tuple(internal), gauss))
+    return ckpt
 
 
 def draw_same_label(pool: list[int], own: int, n: int, rng: random.Random) -> list[int]:
@@ -287,11 +366,20 @@ def run_seeds(cfg: FinetuneConfig, out: RunDir) -> dict:
     """One run per seed under OUT/seed-S; OUT/metrics.json holds each and their mean and std."""
     seeds = [int(s) for s in str(cfg.seeds).split(",") if s.strip()]
     load_splits(dataclasses.replace(cfg, seed=seeds[0]))  # fail on bad input before making folders
-    out.create(as_dict(cfg))
+    rank = distributed.world()[0]
+    if rank == 0:
+        out.create(as_dict(cfg))
     runs = {}
     for seed in seeds:
-        sub = RunDir(out.path / f"seed-{seed}", "finetune", overwrite=True)
+        folder = out.path / f"seed-{seed}"
+        if out.resume and (folder / "metrics.json").is_file():  # finished before the interruption
+            runs[seed] = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+            continue
+        started = out.resume and folder.is_dir() and any(folder.iterdir())
+        sub = RunDir(folder, "finetune", overwrite=not started, resume=started)
         runs[seed] = train_and_evaluate(dataclasses.replace(cfg, seed=seed, seeds=None), sub)["metrics"]
+    if rank > 0:
+        return {"command": "finetune", "metrics": {}}
     first = runs[seeds[0]]
     metrics = {"method": cfg.method, "seeds": seeds, "shots": cfg.shots,
                "std": "sample standard deviation (n - 1) over seeds"}

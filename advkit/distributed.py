@@ -1,0 +1,56 @@
+"""Multi-process training under torchrun (torch.distributed): one process per device or CPU slot.
+
+`torchrun --nproc-per-node 2 -m advkit.cli finetune ...` sets RANK / WORLD_SIZE / MASTER_ADDR;
+each process trains on its own share of every epoch's batches, gradients are averaged across
+processes after each backward pass (what DDP does, without its bucketing), and KNN-BERT's
+keys are all-gathered before they enter the queue (`knn.gather`). Identical initial weights
+(same seed) plus identical averaged steps keep every replica, and so every momentum encoder,
+the same. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def setup(device: str) -> tuple[int, int]:
+    """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
+    rank, size = world()
+    if size > 1:
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda"):
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return rank, size
+
+
+def average_gradients(params) -> None:
+    import torch.distributed as dist
+
+    size = dist.get_world_size()
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad.div_(size)
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def teardown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()

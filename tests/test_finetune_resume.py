@@ -1,0 +1,107 @@
+"""finetune: SIGKILL and --resume from the last checkpoint, re-initialised top layers (a poisoning
+defence), and two processes under torchrun sharing one queue."""
+
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, SHARED_DATA, advkit, read_json
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/datasets not present")
+
+# knn exercises every piece of state: weights, the momentum encoder, the queue, AdamW, the
+# schedule, dropout's RNG, the epoch order and the reference's same-label draws.
+ARGS = ["finetune", "--model", "tiny-random-en", "--method", "knn", "--dataset", "sst2", "--train-limit", "96",
+        "--limit", "32", "--epochs", "3", "--batch-size", "8", "--queue-size", "64", "--positives-per-query", "2",
+        "--checkpoint-seconds", "0", "--quiet"]
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def _numbers(run) -> dict:
+    m = read_json(run / "metrics.json")["metrics"]
+    m.pop("train_seconds")
+    return m
+
+
+def test_sigkill_then_resume_gives_the_same_run(tmp_path):
+    full = tmp_path / "full"
+    r = advkit(*ARGS, "--out", full, env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    assert not (full / "checkpoint.pt").exists()  # removed once the run finished
+
+    part = tmp_path / "part"
+    proc = subprocess.Popen([sys.executable, "-m", "advkit.cli", *ARGS, "--out", str(part)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**__import__("os").environ,
+                                                                                       **ONE_THREAD})
+    deadline = time.time() + 240
+    while time.time() < deadline and not (part / "checkpoint.pt").is_file():
+        time.sleep(0.02)
+    time.sleep(random.uniform(0, 0.5))  # somewhere in the 36 steps, possibly in the middle of a save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (part / "metrics.json").exists()
+
+    assert advkit(*ARGS, "--out", part, env=ONE_THREAD).code == 2  # refuses to start over without --resume
+    r = advkit(*ARGS, "--out", part, "--resume", env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    resumed = _numbers(part)
+    assert 0 < resumed.pop("resumed_at_step") < 36  # it went on from the checkpoint, not from the start
+    expected = _numbers(full)
+    assert expected.pop("resumed_at_step") is None
+    assert resumed == expected
+    from safetensors.torch import load_file
+
+    a, b = load_file(full / "model" / "model.safetensors"), load_file(part / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+    changed = advkit(*ARGS[:-1], "--lr", "1e-3", "--out", part, "--resume", "--quiet")
+    assert changed.code == 2 and "lr" in changed.stderr
+
+
+def test_damaged_checkpoint_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert advkit(*ARGS, "--epochs", "1", "--out", run, "--overwrite").code == 0
+    (run / "metrics.json").unlink()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    r = advkit(*ARGS, "--epochs", "1", "--out", run, "--resume")
+    assert r.code == 2 and "checkpoint" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_reinit_layers_replaces_only_the_top_layers(tmp_path):
+    from transformers import AutoModel
+
+    from advkit import models
+
+    r = advkit("finetune", "--model", "tiny-random-en", "--train-limit", "16", "--limit", "8", "--epochs", "1",
+               "--lr", "1e-9", "--reinit-layers", "1", "--out", tmp_path / "run", "--quiet")
+    assert r.code == 0, r.stderr
+    before = AutoModel.from_pretrained(models.resolve("tiny-random-en"))
+    after = AutoModel.from_pretrained(tmp_path / "run" / "model")
+    n = len(before.encoder.layer)
+    for i in range(n):
+        same = all((p - q).abs().max() < 1e-6 for p, q in zip(before.encoder.layer[i].parameters(),
+                                                             after.encoder.layer[i].parameters()))
+        assert same == (i < n - 1), f"layer {i}"
+    bad = advkit("finetune", "--model", "tiny-random-en", "--reinit-layers", str(n + 1), "--train-limit", "16",
+                 "--out", tmp_path / "bad", "--quiet")
+    assert bad.code == 2 and "layers" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_two_processes_under_torchrun_fill_one_queue(tmp_path):
+    """64 examples in batches of 8 on 2 processes: 4 steps each, and each step enqueues both
+    processes' 8 keys, so the queue (the datastore here) holds 64 keys; without the all-gather
+    it would hold 32."""
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+         "-m", "advkit.cli", "finetune", "--model", "tiny-random-en", "--method", "knn", "--train-limit", "64",
+         "--limit", "16", "--epochs", "1", "--batch-size", "8", "--datastore", "queue", "--queue-size", "256",
+         "--out", str(out), "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**__import__("os").environ, **ONE_THREAD})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = read_json(out / "metrics.json")["metrics"]
+    assert m["processes"] == 2 and m["train_steps"] == 4 and m["datastore_size"] == 64
