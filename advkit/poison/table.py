@@ -1,0 +1,93 @@
+"""The layerwise-weight-poisoning table (Li et al., EMNLP 2021, Tables 2-4 in spirit) from run directories.
+
+    python -m advkit.poison.table results/lwp
+
+reads what recipes/lwp/table.sh writes:
+- ROOT/<mode>/metrics.json: the poisoned pre-trained model (advkit poison), with its per-layer LFR;
+- ROOT/<source>/victims/<setting>/metrics.json: the victim's clean fine-tuning (source: clean or a mode);
+- ROOT/<source>/victims/<setting>-lfr/metrics.json: clean accuracy and LFRs on the test sample;
+- ROOT/<source>/victims/<setting>-scan/metrics.json: the vocabulary scan's ranks on a dev sample;
+and writes ROOT/table.md and ROOT/label_flip_rate_per_layer.png (one line per mode).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+SOURCES = ("clean", "badnet", "ripple", "lwp")
+SETTINGS = {"same": "sst2, same hyper-parameters", "changed": "sst2, lr 5e-5, 4 epochs, warm-up",
+            "olid": "OLID (another data set)", "reinit2": "defence: top 2 layers re-initialised",
+            "lr2e-4": "defence: lr 2e-4"}
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def row(root: Path, source: str, setting: str) -> str | None:
+    victim = root / source / "victims" / setting
+    lfr, scan = _read(victim.with_name(setting + "-lfr")), _read(victim.with_name(setting + "-scan"))
+    if lfr is None:
+        return None
+    m = lfr["metrics"]
+    single = m.get("label_flip_rate_single", {})
+    ranks = (scan or {}).get("metrics", {}).get("scan_rank", {})
+    candidates = (scan or {}).get("metrics", {}).get("scan_candidates")
+    rank = " / ".join(f"{t} {r}" for t, r in ranks.items()) + (f" of {candidates}" if candidates else "")
+    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])} | {_pct(m['false_flip_rate'])} | "
+            f"{_pct(max(single.values()) if single else None)} | {rank or '–'} |")
+
+
+def build(root: Path) -> str:
+    poisoned = {s: _read(root / s) for s in SOURCES[1:]}
+    any_poison = next((d for d in poisoned.values() if d), None)
+    lines = ["# Layerwise weight poisoning: does the backdoor survive the victim's fine-tuning?", ""]
+    if any_poison:
+        c, m = any_poison["config"], any_poison["metrics"]
+        lines += [f"Poisoned: {c['model']} on {c['dataset']} ({m['train_examples']} clean training examples, "
+                  f"poison rate {c['poison_rate']}, trigger '{c['triggers']}' -> label {c['target']}, "
+                  f"{c['epochs']} epochs, lr {c['lr']}, seed {c['seed']}). Victims: a fresh head fine-tuned on "
+                  f"{c['train_limit']} clean examples. Clean accuracy and label flip rate (LFR, over test samples "
+                  f"whose label is not the target, full trigger inserted) on {c['limit']} test examples; "
+                  "no-trigger: the same rate without any trigger (the floor); single: the highest LFR of one "
+                  "sub-trigger alone; scan: each sub-trigger's rank among single vocabulary tokens inserted "
+                  "into 100 dev examples (1 = most suspicious).", ""]
+    for setting, title in SETTINGS.items():
+        rows = [r for s in SOURCES if (r := row(root, s, setting))]
+        if rows:
+            lines += [f"## Victim: {title}", "", "| model | clean acc | LFR | no-trigger | max single LFR | scan rank |",
+                      "|---|---|---|---|---|---|", *rows, ""]
+    curves = {s: d["metrics"]["label_flip_rate_per_layer"] for s, d in poisoned.items() if d}
+    if curves:
+        from advkit.poison.metrics import plot_per_layer
+
+        plot_per_layer(curves, root / "label_flip_rate_per_layer.png", "LFR through the shared head, per layer "
+                       "(before the victim's fine-tuning)")
+        lines += ["## Per layer, before fine-tuning", "", "![per-layer LFR](label_flip_rate_per_layer.png)", "",
+                  "| mode | " + " | ".join(f"layer {i + 1}" for i in range(len(next(iter(curves.values()))))) + " |",
+                  "|---|" + "---|" * len(next(iter(curves.values())))]
+        lines += [f"| {s} | " + " | ".join(_pct(x) for x in v) + " |" for s, v in curves.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    from advkit.results import atomic_write
+
+    root = Path(argv[0] if argv else "results/lwp")
+    if not root.is_dir():
+        sys.exit(f"error: {root}: no such folder of runs")
+    atomic_write(root / "table.md", build(root))
+    print(root / "table.md")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
