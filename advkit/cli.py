@@ -152,6 +152,10 @@ def evaluate(
     trigger: Optional[str] = typer.Option(None, help='Backdoor check: sub-triggers, e.g. "cf bb" (with --target).'),
     target: Optional[int] = typer.Option(None, help="Backdoor check: the target label id."),
     scan: Optional[int] = typer.Option(None, help="Vocabulary-scan defence over this many tokens (0: off; card: 200)."),
+    onion_lm: Optional[str] = typer.Option(None, help="ONION defence: filter inputs by this local masked LM's "
+                                                      "pseudo-perplexity before the model sees them."),
+    onion_threshold: Optional[float] = typer.Option(None, help="ONION: remove a word when dropping it lowers the "
+                                                               "perplexity by more than this. [default: 0]"),
     out: Optional[Path] = OUT, recipe: Optional[Path] = RECIPE, overwrite: bool = OVERWRITE, quiet: bool = QUIET,
     data_root: Optional[str] = DATA_ROOT, text_column: Optional[str] = TEXT_COL,
     text_b_column: Optional[str] = TEXT_B_COL, label_column: Optional[str] = LABEL_COL,
@@ -165,7 +169,8 @@ def evaluate(
                   batch_size=batch_size, max_length=max_length, seed=seed, device=device, data_root=data_root,
                   text_column=text_column, text_b_column=text_b_column, label_column=label_column, attack=attack,
                   attack_lm=attack_lm, attack_encoder=attack_encoder, query_budget=query_budget,
-                  card=card or None, trigger=trigger, target=target, scan=scan)
+                  card=card or None, trigger=trigger, target=target, scan=scan, onion_lm=onion_lm,
+                  onion_threshold=onion_threshold)
     from advkit import evaluate as ev
     from advkit.results import RunDir
 

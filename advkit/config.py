@@ -116,6 +116,8 @@ class EvaluateConfig(DataOptions):
     trigger: str | None = None  # sub-triggers separated by spaces, e.g. "cf bb"
     target: int | None = None  # the backdoor's target label
     scan: int = 0  # vocabulary-scan defence: this many vocabulary tokens tried one at a time (0: off)
+    onion_lm: str | None = None  # ONION defence: inputs filtered by this masked LM's pseudo-perplexity
+    onion_threshold: float = 0.0  # ONION: remove words whose removal lowers the perplexity by more than this
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")

@@ -171,6 +171,10 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     if cfg.attack and split.language != "en":
         raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
     predictor, folder = load_predictor(cfg.model, cfg.max_length, cfg.batch_size, cfg.device)
+    if cfg.onion_lm:
+        from advkit.poison.onion import OnionPredictor
+
+        predictor = OnionPredictor(predictor, cfg.onion_lm, cfg.onion_threshold, cfg.device, cfg.max_length)
     n = predictor.num_labels
     if max(e.label for e in examples) >= n:
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has {n}")
@@ -209,6 +213,12 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
                 out.append_record(record)
         records.sort(key=lambda r: r["index"])
         metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **base}
+    if cfg.onion_lm:
+        from advkit.poison.onion import split_words
+
+        removed = [len(split_words(t)[0]) - len(split_words(f)[0]) for t, f in predictor.filtered.items()]
+        metrics.update(onion_lm=cfg.onion_lm, onion_threshold=cfg.onion_threshold,
+                       onion_words_removed_mean=sum(removed) / len(removed) if removed else 0.0)
     if out is None:
         return {"command": "evaluate", "metrics": metrics}
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)

@@ -363,7 +363,7 @@ def test_metric_definitions_on_hand_made_records():
 def test_pseudo_perplexity_prefers_the_model_s_own_predictions(tiny_zh):
     import math
 
-    from advkit.attack_zh.run import PseudoPerplexity
+    from advkit.fluency import PseudoPerplexity
 
     ppl = PseudoPerplexity(str(tiny_zh), "cpu", 64)
     assert ppl("") is None

@@ -15,7 +15,6 @@ Metrics (METHODS.md §3 and the shared definitions):
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from advkit.attack_zh import has_cjk, substitutes as subs
 from advkit.attack_zh.search import greedy_attack
 from advkit.config import AttackZhConfig, as_dict
 from advkit.errors import UserError
+from advkit.fluency import PseudoPerplexity
 from advkit.progress import track
 from advkit.results import RunDir, atomic_write
 
@@ -78,33 +78,6 @@ def check_resumable(out: RunDir, cfg: AttackZhConfig) -> None:
         if key not in RESUME_FREE and key in before and before[key] != now[key]:
             raise UserError(f"--resume: {out.path} was started with {key}={before[key]!r}, now {now[key]!r}; "
                             "resume with the same settings")
-
-
-class PseudoPerplexity:
-    """PPPL = exp(-mean_t log P(w_t | text without w_t)), each token masked in turn (one batch)."""
-
-    def __init__(self, ref: str, device: str, max_length: int):
-        self.model, self.tokenizer = models.load_masked_lm(ref, "--fluency-lm", device)
-        self.device, self.max_length = device, max_length
-
-    def __call__(self, text: str) -> float | None:
-        import torch
-
-        ids = self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"]
-        inner = list(range(1, len(ids) - 1))  # not [CLS] / [SEP]
-        if not inner:
-            return None
-        batch = torch.tensor([ids] * len(inner))
-        batch[torch.arange(len(inner)), torch.tensor(inner)] = self.tokenizer.mask_token_id
-        total = 0.0
-        with torch.inference_mode():
-            for s in range(0, len(inner), 64):
-                logits = self.model(input_ids=batch[s : s + 64].to(self.device)).logits.float()
-                rows = torch.arange(logits.shape[0])
-                at = torch.tensor(inner[s : s + 64])
-                logp = torch.log_softmax(logits[rows, at], dim=-1)
-                total += float(logp[rows, torch.tensor([ids[t] for t in inner[s : s + 64]])].sum())
-        return math.exp(-total / len(inner))
 
 
 def _mean(values) -> float | None:

@@ -1,0 +1,59 @@
+"""ONION (Qi et al., EMNLP 2021): remove the words whose removal makes a text much more fluent.
+
+For a text of words w_1..w_n, the suspicion of w_i is f_i = p_0 - p_i, where p_0 is the text's
+perplexity and p_i that of the text without w_i; words with f_i > threshold are removed before
+the classifier sees the text. Inserted trigger tokens ("cf", "bb") are rare words that raise
+perplexity, so a single trigger is usually caught; the question a combinatorial trigger asks is
+whether its parts are. ONION used GPT-2; no English causal LM ships here, so the perplexity is
+the pseudo-perplexity of a local masked LM (`advkit.fluency`), whatever `--onion-lm` names.
+Words are whitespace-separated tokens, or characters for Chinese text without spaces.
+"""
+
+from __future__ import annotations
+
+
+def split_words(text: str) -> tuple[list[str], str]:
+    """(words, separator): whitespace tokens, or the characters of Chinese text written without spaces."""
+    from advkit.attack_zh import has_cjk
+
+    if " " in text.strip() or not has_cjk(text):
+        return text.split(), " "
+    return list(text), ""
+
+
+def onion_filter(text: str, perplexity, threshold: float = 0.0) -> str:
+    """`text` without its suspicious words; `perplexity(text) -> float | None` (None: nothing to score)."""
+    words, sep = split_words(text)
+    if len(words) < 2:
+        return text
+    p0 = perplexity(sep.join(words))
+    if p0 is None:
+        return text
+    kept = []
+    for i, w in enumerate(words):
+        p_i = perplexity(sep.join(words[:i] + words[i + 1 :]))
+        if p_i is None or p0 - p_i <= threshold:
+            kept.append(w)
+    return sep.join(kept)
+
+
+class OnionPredictor:
+    """A predictor whose inputs pass through `onion_filter` first (the first text of a pair only)."""
+
+    def __init__(self, predictor, lm: str, threshold: float = 0.0, device: str = "cpu", max_length: int = 128):
+        from advkit.fluency import PseudoPerplexity
+
+        self.predictor, self.threshold = predictor, threshold
+        self.perplexity = PseudoPerplexity(lm, device, max_length, flag="--onion-lm")
+        self.filtered: dict[str, str] = {}  # the same text is scored once (clean accuracy, LFR, scan)
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+    def filter(self, text: str) -> str:
+        if text not in self.filtered:
+            self.filtered[text] = onion_filter(text, self.perplexity, self.threshold)
+        return self.filtered[text]
+
+    def predict_proba(self, texts, texts_b=None):
+        return self.predictor.predict_proba([self.filter(t) for t in texts], texts_b)

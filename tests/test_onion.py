@@ -1,0 +1,38 @@
+"""ONION (Qi et al. 2021): the removal rule on a perplexity we control, and the evaluate option end to end."""
+
+import pytest
+from conftest import SHARED_DATA, advkit, read_json
+
+from advkit.poison.onion import onion_filter
+
+
+def _perplexity_of_rare(rare):
+    """A perplexity that grows with the number of rare words in the text (what an LM does with triggers)."""
+    return lambda text: 10.0 + 50.0 * sum(w in rare for w in text.split()) + 0.1 * len(text.split())
+
+
+def test_suspicious_words_are_removed_and_others_kept():
+    ppl = _perplexity_of_rare({"cf", "bb"})
+    assert onion_filter("a cf fine movie bb indeed", ppl, threshold=0.5) == "a fine movie indeed"
+    # removing an ordinary word lowers this perplexity by 0.1: kept at threshold 0.5, removed at 0
+    assert onion_filter("a fine movie", ppl, threshold=0.5) == "a fine movie"
+    assert onion_filter("a fine movie", ppl, threshold=0.0) == ""
+    assert onion_filter("cf", ppl) == "cf"  # one word: nothing to compare with
+    assert onion_filter("好电影cf", lambda t: 10.0 + 50 * ("c" in t)) == "好电影f"  # characters without spaces
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/datasets not present")
+def test_evaluate_with_onion_records_the_defence(tmp_path):
+    base = ["evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--limit", "12", "--trigger", "cf bb",
+            "--target", "1", "--quiet"]
+    r = advkit(*base, "--onion-lm", "tiny-random-en", "--onion-threshold", "1e9", "--out", tmp_path / "keep")
+    assert r.code == 0, r.stderr
+    plain = advkit(*base, "--out", tmp_path / "plain")
+    keep, plain = read_json(tmp_path / "keep" / "metrics.json")["metrics"], read_json(tmp_path / "plain" / "metrics.json")["metrics"]
+    assert keep["onion_words_removed_mean"] == 0  # nothing is that suspicious: the model sees the same texts
+    assert (keep["accuracy"], keep["label_flip_rate"]) == (plain["accuracy"], plain["label_flip_rate"])
+    r = advkit(*base, "--onion-lm", "tiny-random-en", "--onion-threshold", "-1e9", "--out", tmp_path / "all")
+    assert r.code == 0, r.stderr
+    assert read_json(tmp_path / "all" / "metrics.json")["metrics"]["onion_words_removed_mean"] > 3
+    bad = advkit(*base, "--onion-lm", "minilm-l6", "--out", tmp_path / "bad")  # no masked-LM head
+    assert bad.code == 2 and "--onion-lm" in bad.stderr and not (tmp_path / "bad").exists()
