@@ -51,5 +51,9 @@ table-lwp: setup
 table-zh: setup
 	bash recipes/zh/table.sh
 
+# Every ratio benchmark side by side -> bench/results.md (about an hour here).
+bench: setup
+	bash bench/run.sh
+
 # Every paper table in turn (about 2 hours each on 2 CPU cores; finished runs are skipped).
 tables: table-knn table-lwp table-zh

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import record
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -52,11 +54,15 @@ def main() -> None:
     theirs = {"successes": count("successful"), "failed": count("failed"), "skipped": count("skipped")}
     mine = {"successes": ours["successes"], "failed": ours["examples"] - ours["successes"] - ours["skipped"],
             "skipped": ours["skipped"]}
-    result = {"examples": n, "advkit_seconds": round(ours_s, 1), "textattack_seconds": round(theirs_s, 1),
-              "ratio": round(ours_s / theirs_s, 3), "advkit_counts": mine, "textattack_counts": theirs,
-              "identical_counts": mine == theirs, "model": str(folder)}
-    print(json.dumps(result, indent=2))
-    Path(REPO / "bench" / "pwws_vs_textattack.json").write_text(json.dumps(result, indent=2) + "\n")
+    same = mine == theirs
+    record("pwws_vs_textattack", {
+        "benchmark": f"PWWS on {n} SST-2 test examples (fixed sample, seed 0), model batch 32: advkit evaluate "
+                     "--attack pwws vs textattack attack --recipe pwws", "examples": n,
+        "advkit_seconds": round(ours_s, 1), "textattack_seconds": round(theirs_s, 1), "advkit": f"{ours_s:.1f} s",
+        "baseline": f"{theirs_s:.1f} s", "ratio": round(ours_s / theirs_s, 3), "goal": "at most 1.0, same counts",
+        "advkit_counts": mine, "textattack_counts": theirs, "identical_counts": same, "model": str(folder),
+        "outcome": ("identical counts: " if same else f"counts differ (TextAttack {theirs}): ")
+                   + f"{mine['successes']} successes, {mine['failed']} failed, {mine['skipped']} skipped"})
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ for source in clean $MODES; do
   for setting in "${SETTINGS[@]}"; do
     IFS='|' read -r name data flags <<< "$setting"
     read -r -a flags <<< "$flags"
+    case "$name:$source" in reinit2:clean|reinit2:ripple|lr2e-4:clean|lr2e-4:ripple) continue ;; esac  # defences: badnet, lwp
     v="$ROOT/$source/victims/$name"
     [ -f "$v/metrics.json" ] || "$ADVKIT" finetune --model "$base" --method ce --dataset "$data" \
       --train-limit "$TRAIN" --limit 500 "${flags[@]}" --out "$v" --overwrite "${COMMON[@]}"

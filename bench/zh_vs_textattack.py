@@ -1,0 +1,121 @@
+"""advkit's piece attack against a TextAttack-built Chinese attack: same victim, same examples.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/zh_vs_textattack.py [--victim DIR] [--lm piece-lm-zh] [--limit 100]
+
+Victim: albert-tiny-zh fine-tuned on chnsenticorp (recipes/zh's victim; trained here if missing).
+Examples: the fixed sample of `--limit` chnsenticorp dev examples (seed 0) both tools attack.
+- advkit: `advkit attack-zh --substitutes pieces`, its own `seconds_per_example` (the search:
+  victim queries and the piece LM; not the fluency and similarity scoring done afterwards).
+- TextAttack: `Attack(UntargetedClassification, [RepeatModification, StopwordModification
+  (advkit's Chinese stop-words)], CompositeTransformation([ChineseMorphonymCharacterSwap,
+  WordSwapMaskedLM on albert-tiny-zh (top 48)]), GreedyWordSwapWIR)` through TextAttack's
+  HuggingFaceModelWrapper, jieba words; seconds per example of `attack.attack` alone.
+Both get the same query budget (2000). Writes bench/out/zh_vs_textattack.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import record
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+QUERIES = 2000
+
+
+def run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+
+
+def textattack_side(victim: Path, examples) -> dict:
+    from advkit.assets import use_project_nltk
+
+    use_project_nltk()  # TextAttack reads NLTK's stop words at import: the project's copy, no download
+    import textattack
+    import transformers
+    from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
+    from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
+    from textattack.goal_functions import UntargetedClassification
+    from textattack.search_methods import GreedyWordSwapWIR
+    from textattack.transformations import (ChineseMorphonymCharacterSwap, CompositeTransformation,
+                                            WordSwapMaskedLM)
+
+    from advkit import models
+    from advkit.attack_zh.search import STOP_WORDS
+
+    folder = victim / "model" if (victim / "model").is_dir() else victim
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(model, tokenizer)
+    lm_folder = models.resolve("albert-tiny-zh")
+    lm = transformers.AutoModelForMaskedLM.from_pretrained(lm_folder)
+    lm_tokenizer = transformers.AutoTokenizer.from_pretrained(lm_folder)
+    lm.config.model_type = "bert"  # TextAttack's subword check knows no albert; this one uses BERT's wordpieces
+    transformation = CompositeTransformation([
+        ChineseMorphonymCharacterSwap(),
+        WordSwapMaskedLM(method="bae", masked_language_model=lm, tokenizer=lm_tokenizer, max_candidates=48)])
+    attack = textattack.Attack(UntargetedClassification(wrapper, query_budget=QUERIES),
+                               [RepeatModification(), StopwordModification(stopwords=set(STOP_WORDS))],
+                               transformation, GreedyWordSwapWIR(wir_method="unk"))
+    counts, seconds = {"successes": 0, "failed": 0, "skipped": 0}, []
+    for e in examples:
+        start = time.perf_counter()
+        result = attack.attack(e.text, e.label)
+        seconds.append(time.perf_counter() - start)
+        if isinstance(result, SuccessfulAttackResult):
+            counts["successes"] += 1
+        elif isinstance(result, SkippedAttackResult):
+            counts["skipped"] += 1
+        elif isinstance(result, FailedAttackResult):
+            counts["failed"] += 1
+    attacked = counts["successes"] + counts["failed"]
+    return {**counts, "attack_success_rate": counts["successes"] / attacked if attacked else None,
+            "seconds_per_example": sum(seconds) / len(seconds)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--victim", type=Path, default=REPO / "results/zh/victims/albert-tiny-zh/chnsenticorp")
+    ap.add_argument("--lm", default="piece-lm-zh")
+    ap.add_argument("--limit", type=int, default=100)
+    args = ap.parse_args()
+    if not (args.victim / "metrics.json").is_file() and not (args.victim / "config.json").is_file():
+        run([str(BIN / "advkit"), "finetune", "--model", "albert-tiny-zh", "--dataset", "chnsenticorp", "--method",
+             "ce", "--train-limit", "3000", "--limit", "1000", "--epochs", "1", "--max-length", "64", "--out",
+             str(args.victim), "--overwrite", "--quiet"])
+    from advkit import data
+
+    examples = data.sample(data.load("chnsenticorp", "dev").examples, args.limit)
+    with tempfile.TemporaryDirectory() as tmp:
+        run([str(BIN / "advkit"), "attack-zh", "--model", str(args.victim), "--dataset", "chnsenticorp", "--split",
+             "dev", "--limit", str(args.limit), "--lm", args.lm, "--max-queries", str(QUERIES), "--out", f"{tmp}/a",
+             "--quiet"])
+        ours = json.loads(Path(f"{tmp}/a/metrics.json").read_text())["metrics"]
+    theirs = textattack_side(args.victim, examples)
+    mine = {"successes": ours["successes"], "failed": ours["failures"], "skipped": ours["skipped"]}
+    ratio = theirs["seconds_per_example"] / ours["seconds_per_example"]
+    record("zh_vs_textattack", {
+        "benchmark": f"Chinese attack on {args.limit} chnsenticorp dev examples (fixed sample, seed 0), albert-tiny-zh "
+                     "victim: advkit attack-zh (pieces) vs TextAttack GreedyWordSwapWIR + morphonym / masked-LM swaps",
+        "examples": args.limit, "victim": str(args.victim), "lm": args.lm,
+        "advkit": f"{ours['seconds_per_example']:.2f} s/example, success {ours['attack_success_rate']:.3f}",
+        "baseline": f"{theirs['seconds_per_example']:.2f} s/example, success {theirs['attack_success_rate']:.3f}",
+        "ratio": round(ours["seconds_per_example"] / theirs["seconds_per_example"], 3),
+        "goal": "at least 5x faster (ratio at most 0.2) at an equal or higher success rate",
+        "outcome": f"advkit {ratio:.1f}x faster; counts advkit {mine}, TextAttack "
+                   f"{ {k: theirs[k] for k in ('successes', 'failed', 'skipped')} }",
+        "advkit_metrics": ours, "textattack": theirs})
+
+
+if __name__ == "__main__":
+    main()
