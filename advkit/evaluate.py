@@ -170,6 +170,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     examples = data.sample(split.examples, cfg.limit)
     if cfg.attack and split.language != "en":
         raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
+    seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
     predictor, folder = load_predictor(cfg.model, cfg.max_length, cfg.batch_size, cfg.device)
     if cfg.onion_lm:
         from advkit.poison.onion import OnionPredictor

@@ -1,0 +1,64 @@
+"""The same command with the same seed, twice, each in its own process: the same metrics.json numbers
+(wall-clock times aside). finetune is checked in test_cli_slice and test_finetune_knn; here are the
+others, on tiny models."""
+
+import hashlib
+
+import pytest
+from conftest import SHARED_DATA, advkit, read_json
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/datasets not present")
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def _numbers(value):
+    """metrics without wall-clock entries (any key naming seconds)."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items() if "seconds" not in k}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
+
+
+def _twice(tmp_path, *args) -> tuple[dict, dict]:
+    docs = []
+    for name in ("a", "b"):
+        r = advkit(*args, "--out", tmp_path / name, "--quiet", env=ONE_THREAD)
+        assert r.code == 0, r.stderr
+        docs.append(read_json(tmp_path / name / "metrics.json"))
+    assert docs[0]["provenance"]["seed"] == docs[1]["provenance"]["seed"] is not None
+    return _numbers(docs[0]["metrics"]), _numbers(docs[1]["metrics"])
+
+
+def test_poison_twice(tmp_path):
+    a, b = _twice(tmp_path, "poison", "--model", "tiny-random-en", "--mode", "lwp", "--dataset", "sst2",
+                  "--train-limit", "32", "--limit", "32", "--epochs", "1", "--max-length", "32")
+    assert a == b and a["train_loss_first"] > 0
+    digest = {hashlib.sha256((tmp_path / n / "model" / "model.safetensors").read_bytes()).hexdigest() for n in "ab"}
+    assert len(digest) == 1  # the poisoned weights are bit-identical
+
+
+def test_evaluate_attack_twice(tmp_path):
+    a, b = _twice(tmp_path, "evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--split", "test",
+                  "--limit", "6", "--attack", "deepwordbug")
+    assert a == b and a["examples"] == 6
+    assert (tmp_path / "a" / "records.jsonl").read_text() == (tmp_path / "b" / "records.jsonl").read_text()
+
+
+def test_attack_zh_twice(tmp_path):
+    a, b = _twice(tmp_path, "attack-zh", "--model", "tiny-random-zh", "--dataset", "chnsenticorp", "--limit", "4",
+                  "--substitutes", "homophone", "--similarity-model", "none", "--fluency-lm", "tiny-random-zh",
+                  "--max-queries", "100")
+    assert a == b and a["examples"] == 4
+
+
+def test_build_piece_lm_twice(tmp_path):
+    corpus = tmp_path / "titles.txt"
+    lines = (SHARED_DATA / "thucnews" / "train.txt").read_text(encoding="utf-8").splitlines()[:300]
+    corpus.write_text("\n".join(line.split("\t")[0] for line in lines) + "\n", encoding="utf-8")
+    a, b = _twice(tmp_path, "build-piece-lm", "--tiny", "--corpus", corpus)
+    assert a == b
+    for name in ("spiece.model", "model.safetensors"):
+        digest = {hashlib.sha256((tmp_path / n / name).read_bytes()).hexdigest() for n in "ab"}
+        assert len(digest) == 1, name
