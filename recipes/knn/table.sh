@@ -29,10 +29,11 @@ for ds in $DATASETS; do
       --shots 16 --seeds 13,21,42,87,100 --epochs 10 --batch-size 16 --limit "$fewshot_limit"
   done
   if [ "$PWWS_LIMIT" -gt 0 ]; then
+    n="$PWWS_LIMIT"; [ "$ds" = imdb ] && n=$(( PWWS_LIMIT < 20 ? PWWS_LIMIT : 20 ))  # 230-word reviews: ~1 min each
     for m in ce knn; do
       out="$ROOT/$ds/rich/$m-pwws"
       [ -f "$out/metrics.json" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$ROOT/$ds/rich/$m" --dataset "$ds" \
-        --split test --limit "$PWWS_LIMIT" --attack pwws --max-length 128 --out "$out"
+        --split test --limit "$n" --attack pwws --max-length 128 --out "$out"
     done
   fi
 done
