@@ -22,6 +22,8 @@ $advkit build-piece-lm $q --tiny --corpus-limit 400 --out "$out/piece-lm"
 $advkit finetune $q --model tiny-random-zh --dataset chnsenticorp --train-limit 64 --limit 16 --epochs 1 --out "$out/ce-zh"
 $advkit attack-zh $q --model "$out/ce-zh" --dataset chnsenticorp --limit 4 --lm "$out/piece-lm" --top-k 8 \
   --fluency-lm tiny-random-zh --similarity-model tiny-random-zh --out "$out/attack-zh"
+$advkit evaluate $q --model "$out/ce-zh" --dataset chnsenticorp --split dev --limit 4 --attack zh-glyph \
+  --out "$out/eval-zh-glyph"
 $advkit table "$out/ce" "$out/knn" --cols eval_accuracy > "$out/table.md"
 $advkit report "$out"/card/*/ --out "$out/report" > /dev/null
 echo "smoke: every command ran; outputs in $out"
