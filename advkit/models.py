@@ -223,10 +223,15 @@ def load_masked_lm(ref: str, flag: str, device: str = "cpu"):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     try:
-        model = AutoModelForMaskedLM.from_pretrained(folder).to(device).eval()
+        model, info = AutoModelForMaskedLM.from_pretrained(folder, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"{flag} {ref}: cannot load as a masked LM: {str(e).splitlines()[0]}") from None
+    # An encoder saved without its MLM head would load with a random one and predict noise.
+    fresh = [k for k in info.get("missing_keys", []) if "predictions" in k or "lm_head" in k]
+    if fresh:
+        raise UserError(f"{flag} {ref}: has no masked-LM head (would be random: {fresh[0]}); give a masked LM")
+    model = model.to(device).eval()
     if tokenizer.mask_token_id is None:
         raise UserError(f"{flag} {ref}: its tokenizer has no mask token")
     return model, tokenizer
