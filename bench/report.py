@@ -13,7 +13,7 @@ ORDER = ("pwws_vs_textattack", "zh_vs_textattack", "knn_epoch", "knn_inference",
 
 
 def machine(m: dict) -> str:
-    load = "/".join(f"{x:.1f}" for x in m.get("load_average", []))
+    load = "/".join(f"{x:.1f}" for x in m.get("load_average", [])) or m.get("note", "?")
     return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, load {load}"
 
 
