@@ -189,9 +189,11 @@ def evaluate(
     m = ev.run(cfg, run_dir)["metrics"]
     where = f"; results in {out}" if out else ""
     if cfg.attack:
+        rate = "n/a" if m["attack_success_rate"] is None else f"{m['attack_success_rate']:.4f}"
+        queries = "n/a" if m["avg_queries"] is None else f"{m['avg_queries']:.1f}"
         typer.echo(f"{cfg.attack} on {cfg.model} ({cfg.dataset}/{m['split']}, {m['examples']} examples): accuracy "
-                   f"{m['accuracy_before']:.4f} -> {m['accuracy_under_attack']:.4f}, success rate "
-                   f"{m['attack_success_rate']:.4f}, {m['avg_queries']:.1f} queries{where}")
+                   f"{m['accuracy_before']:.4f} -> {m['accuracy_under_attack']:.4f}, success rate {rate}, "
+                   f"{queries} queries{where}")
     else:
         lfr = f", label flip rate {m['label_flip_rate']:.4f}" if "label_flip_rate" in m else ""
         typer.echo(f"{cfg.model} on {cfg.dataset}/{m['split']}: accuracy {m['accuracy']:.4f} on {m['examples']} "

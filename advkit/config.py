@@ -130,6 +130,9 @@ class EvaluateConfig(DataOptions):
             raise UserError(f"--scan must be 0 or more, got {self.scan}")
         if self.card and self.attack:
             raise UserError("--card runs every applicable attack; leave out --attack")
+        if self.onion_lm and ((self.attack or "").startswith("zh-") or self.card):
+            raise UserError("--onion-lm filters the inputs of clean and backdoor checks and English attacks; "
+                            "it does not apply to --attack zh-* or --card")
         if (self.trigger is None) != (self.target is None) and not self.card:
             raise UserError("--trigger and --target go together")
 

@@ -10,6 +10,7 @@ the same. Only rank 0 writes files.
 
 from __future__ import annotations
 
+import datetime
 import os
 
 
@@ -25,8 +26,9 @@ def setup(device: str) -> tuple[int, int]:
         import torch
         import torch.distributed as dist
 
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if not dist.is_initialized():  # long timeout: the other ranks wait while rank 0 evaluates and saves
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo",
+                                    timeout=datetime.timedelta(hours=4))
         if device.startswith("cuda"):
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return rank, size
@@ -40,6 +42,19 @@ def average_gradients(params) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad)
             p.grad.div_(size)
+
+
+def agree(flag: bool) -> bool:
+    """Rank 0's `flag` on every process (alone: the flag itself)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return flag
+    import torch
+
+    t = torch.tensor([int(flag)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def barrier() -> None:

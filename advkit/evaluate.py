@@ -215,9 +215,10 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         records.sort(key=lambda r: r["index"])
         metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **base}
     if cfg.onion_lm:
-        from advkit.poison.onion import split_words
+        from advkit.poison.onion import count_words
 
-        removed = [len(split_words(t)[0]) - len(split_words(f)[0]) for t, f in predictor.filtered.items()]
+        # over the evaluated examples themselves (the cache also holds triggered and attacked texts)
+        removed = [count_words(e.text) - count_words(predictor.filter(e.text)) for e in examples]
         metrics.update(onion_lm=cfg.onion_lm, onion_threshold=cfg.onion_threshold,
                        onion_words_removed_mean=sum(removed) / len(removed) if removed else 0.0)
     if out is None:

@@ -41,7 +41,8 @@ def main() -> None:
                 if name.endswith("16") and r > 0:
                     continue  # 17 passes per example: once is enough to see the ratio
                 cfg = FinetuneConfig(model=args.model, dataset=args.dataset, train_limit=args.train_limit, limit=8,
-                                     epochs=1, batch_size=args.batch_size, save_model=False, **extra)
+                                     epochs=1, batch_size=args.batch_size, save_model=False,
+                                     checkpoint_seconds=None, **extra)  # no checkpoint writes in the timing
                 m = train_and_evaluate(cfg, RunDir(Path(tmp) / f"{name}-{r}", "finetune"))["metrics"]
                 times[name].append(m["train_seconds"])
     best = {name: min(t) for name, t in times.items()}

@@ -8,8 +8,9 @@ Examples: the fixed sample of `--limit` chnsenticorp dev examples (seed 0) both 
   victim queries and the piece LM; not the fluency and similarity scoring done afterwards).
 - TextAttack: `Attack(UntargetedClassification, [RepeatModification, StopwordModification
   (advkit's Chinese stop-words)], CompositeTransformation([ChineseMorphonymCharacterSwap,
-  WordSwapMaskedLM on albert-tiny-zh (top 48)]), GreedyWordSwapWIR)` through TextAttack's
-  HuggingFaceModelWrapper, jieba words; seconds per example of `attack.attack` alone.
+  WordSwapMaskedLM on albert-tiny-zh (top 48)]), GreedyWordSwapWIR)`, jieba words, querying the
+  same victim object as advkit (advkit.attacks.model_wrapper, batches padded to their longest,
+  64 tokens); seconds per example of `attack.attack` alone.
 Both get the same query budget (2000). Writes bench/out/zh_vs_textattack.json.
 """
 
@@ -29,6 +30,7 @@ from common import record
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 QUERIES = 2000
+MAX_LENGTH = 64  # the victims' training length
 
 
 def run(cmd: list[str]) -> None:
@@ -53,10 +55,12 @@ def textattack_side(victim: Path, examples) -> dict:
     from advkit import models
     from advkit.attack_zh.search import STOP_WORDS
 
-    folder = victim / "model" if (victim / "model").is_dir() else victim
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(model, tokenizer)
+    from advkit.attacks import model_wrapper
+
+    # The same victim object advkit queries (batches padded to their longest, at most MAX_LENGTH
+    # tokens): TextAttack's HuggingFaceModelWrapper would pad every query to 512 and slow it down
+    # for reasons that have nothing to do with the attack.
+    wrapper = model_wrapper(models.Victim.load(str(victim), max_length=MAX_LENGTH, batch_size=32))
     lm_folder = models.resolve("albert-tiny-zh")
     lm = transformers.AutoModelForMaskedLM.from_pretrained(lm_folder)
     lm_tokenizer = transformers.AutoTokenizer.from_pretrained(lm_folder)
@@ -98,7 +102,8 @@ def main() -> None:
     examples = data.sample(data.load("chnsenticorp", "dev").examples, args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         run([str(BIN / "advkit"), "attack-zh", "--model", str(args.victim), "--dataset", "chnsenticorp", "--split",
-             "dev", "--limit", str(args.limit), "--lm", args.lm, "--max-queries", str(QUERIES), "--out", f"{tmp}/a",
+             "dev", "--limit", str(args.limit), "--lm", args.lm, "--max-queries", str(QUERIES), "--max-length",
+             str(MAX_LENGTH), "--out", f"{tmp}/a",
              "--quiet"])
         ours = json.loads(Path(f"{tmp}/a/metrics.json").read_text())["metrics"]
     theirs = textattack_side(args.victim, examples)

@@ -45,6 +45,8 @@ def test_sigkill_then_resume_gives_the_same_run(tmp_path):
     assert not (part / "metrics.json").exists()
 
     assert advkit(*ARGS, "--out", part, env=ONE_THREAD).code == 2  # refuses to start over without --resume
+    changed = advkit(*ARGS[:-1], "--lr", "1e-3", "--out", part, "--resume", "--quiet")
+    assert changed.code == 2 and "lr" in changed.stderr  # another experiment may not continue this one
     r = advkit(*ARGS, "--out", part, "--resume", env=ONE_THREAD)
     assert r.code == 0, r.stderr
     resumed = _numbers(part)
@@ -57,8 +59,8 @@ def test_sigkill_then_resume_gives_the_same_run(tmp_path):
     a, b = load_file(full / "model" / "model.safetensors"), load_file(part / "model" / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
-    changed = advkit(*ARGS[:-1], "--lr", "1e-3", "--out", part, "--resume", "--quiet")
-    assert changed.code == 2 and "lr" in changed.stderr
+    again = advkit(*ARGS, "--out", part, "--resume")
+    assert again.code == 2 and "finished" in again.stderr
 
 
 def test_damaged_checkpoint_is_one_line(tmp_path):
@@ -91,17 +93,42 @@ def test_reinit_layers_replaces_only_the_top_layers(tmp_path):
     assert bad.code == 2 and "layers" in bad.stderr and not (tmp_path / "bad").exists()
 
 
-def test_two_processes_under_torchrun_fill_one_queue(tmp_path):
-    """64 examples in batches of 8 on 2 processes: 4 steps each, and each step enqueues both
-    processes' 8 keys, so the queue (the datastore here) holds 64 keys; without the all-gather
-    it would hold 32."""
-    out = tmp_path / "ddp"
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-         "-m", "advkit.cli", "finetune", "--model", "tiny-random-en", "--method", "knn", "--train-limit", "64",
-         "--limit", "16", "--epochs", "1", "--batch-size", "8", "--datastore", "queue", "--queue-size", "256",
-         "--out", str(out), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env={**__import__("os").environ, **ONE_THREAD})
+DDP = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "advkit.cli",
+       "finetune", "--model", "tiny-random-en", "--method", "knn", "--train-limit", "64", "--limit", "16", "--epochs",
+       "2", "--batch-size", "8", "--datastore", "queue", "--queue-size", "256", "--positives-per-query", "2",
+       "--checkpoint-seconds", "0", "--quiet"]
+
+
+def test_two_processes_under_torchrun_fill_one_queue_and_resume(tmp_path):
+    """64 examples in batches of 8 on 2 processes: 4 steps each an epoch, and each step enqueues both
+    processes' 8 keys, so after 2 epochs the queue (the datastore here) holds 128 keys; without the
+    all-gather it would hold 64. Killed and resumed under torchrun, the run ends the same."""
+    import os
+
+    env = {**os.environ, **ONE_THREAD}
+    full = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, *DDP, "--out", str(full)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    m = read_json(out / "metrics.json")["metrics"]
-    assert m["processes"] == 2 and m["train_steps"] == 4 and m["datastore_size"] == 64
+    m = read_json(full / "metrics.json")["metrics"]
+    assert m["processes"] == 2 and m["train_steps"] == 8 and m["datastore_size"] == 128
+    assert not list(full.glob("checkpoint*"))
+
+    part = tmp_path / "part"
+    proc = subprocess.Popen([sys.executable, *DDP, "--out", str(part)], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (part / "checkpoint.pt").is_file():
+        time.sleep(0.02)
+    time.sleep(random.uniform(0, 0.3))
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher; its workers run in sessions of their own:
+    subprocess.run(["pkill", "-9", "-f", f"out {part}"], check=False)  # every process of this run
+    proc.wait()
+    time.sleep(0.5)
+    assert not (part / "metrics.json").exists()
+    proc = subprocess.run([sys.executable, *DDP, "--out", str(part), "--resume"], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, [line for line in proc.stderr.splitlines() if "rror" in line][:5]
+    resumed, expected = _numbers(part), _numbers(full)
+    assert 0 < resumed.pop("resumed_at_step") < 8 and expected.pop("resumed_at_step") is None
+    assert resumed == expected

@@ -3,7 +3,7 @@
 import pytest
 from conftest import SHARED_DATA, advkit, read_json
 
-from advkit.poison.onion import onion_filter
+from advkit.poison.onion import onion_filter, split_words
 
 
 def _perplexity_of_rare(rare):
@@ -18,7 +18,10 @@ def test_suspicious_words_are_removed_and_others_kept():
     assert onion_filter("a fine movie", ppl, threshold=0.5) == "a fine movie"
     assert onion_filter("a fine movie", ppl, threshold=0.0) == ""
     assert onion_filter("cf", ppl) == "cf"  # one word: nothing to compare with
-    assert onion_filter("好电影cf", lambda t: 10.0 + 50 * ("c" in t)) == "好电影f"  # characters without spaces
+    assert onion_filter("好电影cf", lambda t: 10.0 + 50 * ("cf" in t)) == "好电影"  # Chinese: characters
+    assert onion_filter("好 cf 电影", lambda t: 10.0 + 50 * ("cf" in t)) == "好 电影"  # spaces kept where they were
+    assert "".join(split_words(" 好电影 cf  bb!")) == " 好电影 cf  bb!"
+    assert [u.strip() for u in split_words("好电影 cf bb!")] == ["好", "电", "影", "cf", "bb!"]
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/datasets not present")

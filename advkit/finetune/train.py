@@ -99,6 +99,8 @@ def selection_split(cfg: FinetuneConfig, train):
 
 def run(cfg: FinetuneConfig, out: RunDir) -> dict:
     """Train, save, evaluate; with `seeds`, once per seed (OUT/seed-S) and mean/std in OUT."""
+    if out.resume and (out.path / "metrics.json").is_file():
+        raise UserError(f"--resume: {out.path} is a finished run (metrics.json exists); nothing to resume")
     if cfg.seeds:
         return run_seeds(cfg, out)
     return train_and_evaluate(cfg, out)
@@ -156,7 +158,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     checkpoint = out.path / CHECKPOINT
     resumed_at = None
     if out.resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, net, optimizer, schedule, draw, device)
+        state = load_checkpoint(checkpoint, net, optimizer, schedule, draw, device, rank, world)
         resumed_at = state["epoch"] * steps_per_epoch + state["step"]
     losses, contrastive_losses = state["losses"], state["contrastive_losses"]
     started, saved = time.time() - state["train_seconds"], time.time()
@@ -206,12 +208,14 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                 net.enqueue(keys, labels)  # every process's keys (all-gathered)
             losses.append(loss.item())
             last = epoch == cfg.epochs - 1 and step == len(batches) - 1
-            if rank == 0 and cfg.checkpoint_seconds is not None and not last \
-                    and time.time() - saved >= cfg.checkpoint_seconds:
+            due = cfg.checkpoint_seconds is not None and not last and time.time() - saved >= cfg.checkpoint_seconds
+            if distributed.agree(due):  # rank 0's clock decides, so every process saves at the same step
+                begun = time.time()
                 save_checkpoint(checkpoint, net, optimizer, schedule, draw, {
-                    "epoch": epoch, "step": step + 1, "order": epoch_order, "losses": losses,
-                    "contrastive_losses": contrastive_losses, "train_seconds": time.time() - started})
+                    "epoch": epoch, "step": step + 1, "order": epoch_order, "losses": losses, "world": world,
+                    "contrastive_losses": contrastive_losses, "train_seconds": begun - started}, rank)
                 saved = time.time()
+                started += saved - begun  # train_seconds counts training, not checkpoint writes
     train_seconds = time.time() - started
     if rank > 0:  # rank 0 evaluates and writes; the others are done
         return {"command": "finetune", "metrics": {}}
@@ -242,7 +246,8 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         "resumed_at_step": resumed_at,  # None: trained from the start in one go
     })
     doc = out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
-    checkpoint.unlink(missing_ok=True)  # the run is finished: the model and metrics replace it
+    for stale in (checkpoint, *checkpoint.parent.glob(f"{checkpoint.stem}-rank*.pt")):
+        stale.unlink(missing_ok=True)  # the run is finished: the model and metrics replace it
     return doc
 
 
@@ -258,30 +263,64 @@ def reinit_top_layers(classifier, n: int) -> None:
         layer.apply(classifier._init_weights)
 
 
-def save_checkpoint(path: Path, net, optimizer, schedule, draw: random.Random, state: dict) -> None:
+def _rng_state(draw: random.Random) -> dict:
+    import torch
+
+    state = {"torch_rng": torch.get_rng_state(), "draw": draw.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_rng"] = torch.cuda.get_rng_state()  # dropout and MoCo's draws on the GPU
+    return state
+
+
+def save_checkpoint(path: Path, net, optimizer, schedule, draw: random.Random, state: dict, rank: int = 0) -> None:
     """Everything a resumed run needs to take the same next step: weights and buffers (the queue),
-    optimiser and schedule, the epoch's order and the position in it, and every RNG."""
+    optimiser and schedule, the epoch's order and the position in it, and every RNG. Under torchrun
+    rank 0 writes the shared state and each process its own RNGs (they differ: other batches)."""
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({**state, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "torch_rng": torch.get_rng_state(),
-                "draw": draw.getstate()}, tmp)
-    tmp.replace(path)  # a kill during the save leaves the previous checkpoint whole
+    from advkit.distributed import barrier
+
+    def write(target: Path, payload: dict) -> None:
+        tmp = target.with_name(target.name + ".tmp")
+        torch.save(payload, tmp)
+        tmp.replace(target)  # a kill during the save leaves the previous file whole
+
+    tag = f"{state['epoch']}-{state['step']}"  # a kill between two writes must not pair RNGs of another step
+    if rank > 0:
+        write(path.with_name(f"{path.stem}-rank{rank}-{tag}.pt"), _rng_state(draw))
+    barrier()  # every rank's RNGs are on disk before the checkpoint that refers to them
+    if rank == 0:
+        write(path, {**state, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                     "schedule": schedule.state_dict(), **_rng_state(draw)})
+    barrier()
+    if rank > 0:
+        for old in path.parent.glob(f"{path.stem}-rank{rank}-*.pt"):
+            if old.name != f"{path.stem}-rank{rank}-{tag}.pt":
+                old.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: Path, net, optimizer, schedule, draw: random.Random, device) -> dict:
+def load_checkpoint(path: Path, net, optimizer, schedule, draw: random.Random, device, rank: int = 0,
+                    world: int = 1) -> dict:
     import torch
 
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)  # tensors and plain values only
-    except Exception as e:  # noqa: BLE001 - a damaged or foreign file, named in one line
-        raise UserError(f"--resume: {path} is not a readable checkpoint ({type(e).__name__})") from None
+    def read(target: Path) -> dict:
+        try:  # tensors and plain values only; on the CPU first (RNG states must stay there)
+            return torch.load(target, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - a damaged or foreign file, named in one line
+            raise UserError(f"--resume: {target} is not a readable checkpoint ({type(e).__name__})") from None
+
+    ckpt = read(path)
+    if ckpt.get("world", 1) != world:
+        raise UserError(f"--resume: {path} was written by {ckpt.get('world', 1)} process(es), this run has {world}; "
+                        "resume with the same number")
+    rng = read(path.with_name(f"{path.stem}-rank{rank}-{ckpt['epoch']}-{ckpt['step']}.pt")) if rank > 0 else ckpt
     net.load_state_dict(ckpt.pop("net"))
-    optimizer.load_state_dict(ckpt.pop("optimizer"))
+    optimizer.load_state_dict(ckpt.pop("optimizer"))  # its tensors follow the parameters' device
     schedule.load_state_dict(ckpt.pop("schedule"))
-    torch.set_rng_state(ckpt.pop("torch_rng").cpu())
-    version, internal, gauss = ckpt.pop("draw")
+    torch.set_rng_state(rng["torch_rng"])
+    if "cuda_rng" in rng and torch.device(device).type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda_rng"])
+    version, internal, gauss = rng["draw"]
     draw.setstate((version, tuple(internal), gauss))
     return ckpt
 

@@ -6,35 +6,43 @@ the classifier sees the text. Inserted trigger tokens ("cf", "bb") are rare word
 perplexity, so a single trigger is usually caught; the question a combinatorial trigger asks is
 whether its parts are. ONION used GPT-2; no English causal LM ships here, so the perplexity is
 the pseudo-perplexity of a local masked LM (`advkit.fluency`), whatever `--onion-lm` names.
-Words are whitespace-separated tokens, or characters for Chinese text without spaces.
+Words are whitespace-separated tokens, and each Chinese character is a word of its own.
 """
 
 from __future__ import annotations
 
+import re
 
-def split_words(text: str) -> tuple[list[str], str]:
-    """(words, separator): whitespace tokens, or the characters of Chinese text written without spaces."""
-    from advkit.attack_zh import has_cjk
 
-    if " " in text.strip() or not has_cjk(text):
-        return text.split(), " "
-    return list(text), ""
+_CJK = "\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff"
+_UNITS = re.compile(rf"\s+|[{_CJK}]\s*|[^\s{_CJK}]+\s*")
+
+
+def split_words(text: str) -> list[str]:
+    """Units that concatenate back to `text` exactly: each Chinese character, each run of other
+    non-space characters, with the whitespace after it (a leading space is a unit of its own)."""
+    return _UNITS.findall(text)
+
+
+def count_words(text: str) -> int:
+    return sum(1 for u in split_words(text) if not u.isspace())
 
 
 def onion_filter(text: str, perplexity, threshold: float = 0.0) -> str:
     """`text` without its suspicious words; `perplexity(text) -> float | None` (None: nothing to score)."""
-    words, sep = split_words(text)
+    units = split_words(text)
+    words = [i for i, u in enumerate(units) if not u.isspace()]
     if len(words) < 2:
         return text
-    p0 = perplexity(sep.join(words))
+    p0 = perplexity(text)
     if p0 is None:
         return text
-    kept = []
-    for i, w in enumerate(words):
-        p_i = perplexity(sep.join(words[:i] + words[i + 1 :]))
-        if p_i is None or p0 - p_i <= threshold:
-            kept.append(w)
-    return sep.join(kept)
+    drop = set()
+    for i in words:
+        p_i = perplexity("".join(units[:i] + units[i + 1 :]))
+        if p_i is not None and p0 - p_i > threshold:
+            drop.add(i)
+    return "".join(u for i, u in enumerate(units) if i not in drop)
 
 
 class OnionPredictor:

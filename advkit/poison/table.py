@@ -20,6 +20,8 @@ SOURCES = ("clean", "badnet", "ripple", "lwp")
 SETTINGS = {"same": "sst2, same hyper-parameters", "changed": "sst2, lr 5e-5, 4 epochs, warm-up",
             "olid": "OLID (another data set)", "reinit2": "defence: top 2 layers re-initialised",
             "lr2e-4": "defence: lr 2e-4"}
+# On another task the victim's fresh head may send the backdoor to either label: both targets are
+# measured and the higher LFR is shown with its label.
 
 
 def _read(path: Path) -> dict | None:
@@ -34,16 +36,23 @@ def _pct(x) -> str:
 
 
 def row(root: Path, source: str, setting: str) -> str | None:
+    """One model's cells; with runs for several targets (another task), the target with the higher LFR."""
     victim = root / source / "victims" / setting
-    lfr, scan = _read(victim.with_name(setting + "-lfr")), _read(victim.with_name(setting + "-scan"))
-    if lfr is None:
+    found = []
+    for suffix in ("", "-t0"):
+        lfr = _read(victim.with_name(setting + "-lfr" + suffix))
+        if lfr is not None:
+            found.append((lfr, _read(victim.with_name(setting + "-scan" + suffix))))
+    if not found:
         return None
+    lfr, scan = max(found, key=lambda pair: pair[0]["metrics"]["label_flip_rate"])
     m = lfr["metrics"]
+    target = f" (to {m['target']})" if len(found) > 1 else ""
     single = m.get("label_flip_rate_single", {})
     ranks = (scan or {}).get("metrics", {}).get("scan_rank", {})
     candidates = (scan or {}).get("metrics", {}).get("scan_candidates")
     rank = " / ".join(f"{t} {r}" for t, r in ranks.items()) + (f" of {candidates}" if candidates else "")
-    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])} | {_pct(m['false_flip_rate'])} | "
+    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{target} | {_pct(m['false_flip_rate'])} | "
             f"{_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
 

@@ -43,10 +43,16 @@ for source in clean $MODES; do
     v="$ROOT/$source/victims/$name"
     [ -f "$v/metrics.json" ] || "$ADVKIT" finetune --model "$base" --method ce --dataset "$data" \
       --train-limit "$TRAIN" --limit 500 "${flags[@]}" --out "$v" --overwrite "${COMMON[@]}"
-    [ -f "$v-lfr/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
-      --trigger "$TRIGGER" --target 1 --out "$v-lfr" --overwrite --max-length 64 --quiet
-    [ -f "$v-scan/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit 100 \
-      --trigger "$TRIGGER" --target 1 --scan "$SCAN" --out "$v-scan" --overwrite --max-length 64 --quiet
+    # On sst2 the target is the poisoning's (1, positive). A victim on another task has a fresh head
+    # that may map the backdoor to either label: both are measured, the table keeps the higher LFR.
+    targets=(1); [ "$data" != sst2 ] && targets=(1 0)
+    for t in "${targets[@]}"; do
+      sfx=""; [ "$t" != 1 ] && sfx="-t$t"
+      [ -f "$v-lfr$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
+        --trigger "$TRIGGER" --target "$t" --out "$v-lfr$sfx" --overwrite --max-length 64 --quiet
+      [ -f "$v-scan$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit 100 \
+        --trigger "$TRIGGER" --target "$t" --scan "$SCAN" --out "$v-scan$sfx" --overwrite --max-length 64 --quiet
+    done
   done
 done
 "$PYTHON" -m advkit.poison.table "$ROOT"
