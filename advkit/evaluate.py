@@ -256,6 +256,12 @@ def _recipe_note(run_dir) -> str:
             f"(top {c.get('top_k')}{lm}), at most {c.get('max_perturb')} of the units changed")
 
 
+def _short(ref: str) -> str:
+    """A model reference short enough for a plot title: run directories are often named after the data."""
+    parts = ref.rstrip("/").split("/")
+    return ref if len(ref) <= 60 else "…/" + "/".join(parts[-3:])
+
+
 def _piece_lm_built() -> bool:
     try:
         models.resolve("piece-lm-zh")
@@ -322,7 +328,7 @@ def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
              "| check | value | details |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
     if attacked:
         report.robustness_bars(report.attack_rows(attacked), out.path / "robustness.png",
-                               f"{Path(cfg.model).name} on {cfg.dataset}/{split_name}")
+                               f"{_short(cfg.model)} on {cfg.dataset}/{split_name}")
         unit = "words" if language == "en" else "characters"
         report.perturbation_histogram(
             {report.read_metrics(a)["metrics"]["attack"]: [report.perturbation(r) for r in report.read_records(a)
