@@ -33,15 +33,17 @@ def _cell(m: dict | None, key: str) -> str:
 
 def build(root: Path) -> str:
     found = {json.loads(f.read_text(encoding="utf-8")).get("config", {}).get("model")
-             for f in root.glob("*/*/*/metrics.json")}
+             for m in METHODS for f in root.glob(f"*/*/{m}/metrics.json")}
     lines = [f"# KNN-BERT and its baselines on {', '.join(sorted(m for m in found if m)) or 'minilm-l6'}", "",
              "Accuracy (%) on the evaluation split (see the sizes column). KNN: linear head (cls), "
              "KNN vote (knn), and their mix by lambda_inf (combined), lambda_inf chosen on dev "
              "(imdb: on 10 % of train held out), never on the reported split. Few-shot: 16 examples "
              "per class, mean ± sample std over seeds 13, 21, 42, 87, 100. Rich-source runs are "
-             "subsampled to fit 2 hours on 2 CPU cores: the sizes are those of the runs.", "",
+             "subsampled to fit 2 hours on 2 CPU cores: the sizes are those of the runs. Under PWWS: accuracy "
+             "(%) on a fixed sample of n test examples (seed 0), after PWWS attacks the rich-source CE "
+             "model and the KNN model's combined predictor.", "",
              "| data set | setting | train / eval (split) | CE | SCL | MoCo | KNN cls | KNN knn | KNN combined "
-             "| lambda_inf | PWWS: CE / KNN |",
+             "| lambda_inf | under PWWS: CE / KNN combined |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     seconds = 0.0
     for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
