@@ -6,10 +6,13 @@ labelled with the victim's own predictions, so every example is attacked, none s
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
-from conftest import SHARED_DATA, advkit, read_json
+from conftest import REPO, SHARED_DATA, advkit, read_json
 
 from advkit.attack_zh import cjk_only
 
@@ -471,3 +474,25 @@ def test_evaluate_refuses_chinese_attacks_on_english_data(tmp_path, victim_dir):
                "--out", tmp_path / "x", "--quiet", env=ONE_THREAD)
     assert r.code == 2 and "Chinese" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_every_chinese_attack_runs_offline(tmp_path, piece_lm, victim_dir, dataset):
+    """Each `evaluate --attack zh-*` attacks one example with every proxy pointed at a closed port."""
+    closed = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+              "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1"}
+    script = f"""
+from advkit import evaluate
+from advkit.config import EvaluateConfig
+for name in evaluate.ZH_ATTACKS:
+    lm = {str(piece_lm)!r} if name == "zh-pieces" else None
+    cfg = EvaluateConfig(model={str(victim_dir)!r}, dataset={str(dataset)!r}, limit=1, attack=name, attack_lm=lm,
+                         query_budget=40)
+    cfg.check()
+    m = evaluate.run(cfg, None)["metrics"]
+    assert m["attack"] == name and m["examples"] == 1, m
+    print(name)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **closed, **ONE_THREAD}, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["zh-pieces", "zh-chars", "zh-words", "zh-glyph", "zh-homophone"]
