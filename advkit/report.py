@@ -13,6 +13,25 @@ from advkit.errors import UserError
 from advkit.results import atomic_write, read_metrics
 
 
+def read_optional(run: Path) -> dict | None:
+    """metrics.json of a run directory, or None when the run is missing or unfinished (table builders)."""
+    try:
+        return json.loads((Path(run) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_table(argv: list[str], build, default_root: str) -> None:
+    """`python -m advkit.<method>.table [ROOT]`: ROOT/table.md from the runs under ROOT."""
+    import sys
+
+    root = Path(argv[0] if argv else default_root)
+    if not root.is_dir():
+        sys.exit(f"error: {root}: no such folder of runs")
+    atomic_write(root / "table.md", build(root))
+    print(root / "table.md")
+
+
 def lookup(doc: dict, key: str):
     """A dotted key into metrics.json; a bare name is looked up in metrics, then config."""
     if "." not in key:

@@ -9,9 +9,10 @@ ROOT/table.md: one section per victim and data set, rows = substitute generator.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from advkit.report import read_optional as _read, write_table
 
 GENERATORS = ("pieces", "chars", "words", "glyph", "homophone")
 COLUMNS = (("accuracy_before", "acc before", 100, ".1f"), ("accuracy_after", "acc after", 100, ".1f"),
@@ -20,13 +21,6 @@ COLUMNS = (("accuracy_before", "acc before", 100, ".1f"), ("accuracy_after", "ac
            ("perturbed_char_ratio", "chars changed %", 100, ".1f"), ("fluency_ppl_before", "PPPL before", 1, ".1f"),
            ("fluency_ppl_after", "PPPL after", 1, ".1f"), ("similarity", "similarity", 1, ".3f"),
            ("seconds_per_example", "s / example", 1, ".1f"))
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _fmt(value, scale, spec) -> str:
@@ -67,13 +61,7 @@ def build(root: Path) -> str:
 
 
 def main(argv: list[str]) -> None:
-    from advkit.results import atomic_write
-
-    root = Path(argv[0] if argv else "results/zh")
-    if not root.is_dir():
-        sys.exit(f"error: {root}: no such folder of runs")
-    atomic_write(root / "table.md", build(root))
-    print(root / "table.md")
+    write_table(argv, build, "results/zh")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+from advkit.report import read_optional as _read, write_table
+
 METHODS = ("ce", "scl", "moco", "knn")
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _cell(m: dict | None, key: str) -> str:
@@ -40,8 +35,8 @@ def build(root: Path) -> str:
              "(imdb: on 10 % of train held out), never on the reported split. Few-shot: 16 examples "
              "per class, mean ± sample std over seeds 13, 21, 42, 87, 100. Rich-source runs are "
              "subsampled to fit 2 hours on 2 CPU cores: the sizes are those of the runs. Under PWWS: accuracy "
-             "(%) on a fixed sample of n test examples (seed 0), after PWWS attacks the rich-source CE "
-             "model and the KNN model's combined predictor.", "",
+             "(%) on a fixed sample of n test examples (seed 0), after PWWS attacks the CE model and the KNN "
+             "model's combined predictor of each data set's first row.", "",
              "| data set | setting | train / eval (split) | CE | SCL | MoCo | KNN cls | KNN knn | KNN combined "
              "| lambda_inf | under PWWS: CE / KNN combined |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -82,13 +77,7 @@ def _pwws(m: dict) -> str:
 
 
 def main(argv: list[str]) -> None:
-    from advkit.results import atomic_write
-
-    root = Path(argv[0] if argv else "results/knn")
-    if not root.is_dir():
-        sys.exit(f"error: {root}: no such folder of runs")
-    atomic_write(root / "table.md", build(root))
-    print(root / "table.md")
+    write_table(argv, build, "results/knn")
 
 
 if __name__ == "__main__":

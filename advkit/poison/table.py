@@ -12,9 +12,10 @@ and writes ROOT/table.md and ROOT/label_flip_rate_per_layer.png (one line per mo
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from advkit.report import read_optional as _read, write_table
 
 SOURCES = ("clean", "badnet", "ripple", "lwp")
 SETTINGS = {"same": "sst2, same hyper-parameters", "changed": "sst2, lr 5e-5, 4 epochs, warm-up",
@@ -22,13 +23,6 @@ SETTINGS = {"same": "sst2, same hyper-parameters", "changed": "sst2, lr 5e-5, 4 
             "lr2e-4": "defence: lr 2e-4"}
 # On another task the victim's fresh head may send the backdoor to either label: both targets are
 # measured and the higher LFR is shown with its label.
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _pct(x) -> str:
@@ -79,23 +73,20 @@ def build(root: Path) -> str:
     if curves:
         from advkit.poison.metrics import plot_per_layer
 
+        floors = {s: d["metrics"]["false_flip_rate_per_layer"] for s, d in poisoned.items()
+                  if d and "false_flip_rate_per_layer" in d["metrics"]}
         plot_per_layer(curves, root / "label_flip_rate_per_layer.png", "LFR through the shared head, per layer "
-                       "(before the victim's fine-tuning)")
+                       "(before the victim's fine-tuning); dashed: no trigger", no_trigger=floors)
         lines += ["## Per layer, before fine-tuning", "", "![per-layer LFR](label_flip_rate_per_layer.png)", "",
                   "| mode | " + " | ".join(f"layer {i + 1}" for i in range(len(next(iter(curves.values()))))) + " |",
                   "|---|" + "---|" * len(next(iter(curves.values())))]
         lines += [f"| {s} | " + " | ".join(_pct(x) for x in v) + " |" for s, v in curves.items()]
+        lines += [f"| {s}, no trigger | " + " | ".join(_pct(x) for x in v) + " |" for s, v in floors.items()]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> None:
-    from advkit.results import atomic_write
-
-    root = Path(argv[0] if argv else "results/lwp")
-    if not root.is_dir():
-        sys.exit(f"error: {root}: no such folder of runs")
-    atomic_write(root / "table.md", build(root))
-    print(root / "table.md")
+    write_table(argv, build, "results/lwp")
 
 
 if __name__ == "__main__":
