@@ -22,3 +22,13 @@ def adamw_linear(named_parameters, lr: float, weight_decay: float, total_steps: 
         return max(0.0, (total_steps - s) / max(1, total_steps - warmup))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def clipped_step(parameters, optimizer, schedule, max_norm: float = 1.0) -> None:
+    """One update after backward: clip the gradient norm, step the optimiser and the schedule, clear."""
+    import torch
+
+    torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)

@@ -27,6 +27,7 @@ from advkit import data, models
 from advkit.attack_zh import cjk_only, has_cjk
 from advkit.config import BuildPieceLmConfig, as_dict
 from advkit.errors import UserError
+from advkit.optim import clipped_step
 from advkit.progress import track
 from advkit.results import RunDir
 
@@ -386,10 +387,7 @@ def run(cfg: BuildPieceLmConfig, out: RunDir) -> dict:
             logits = head(hidden[where])  # the vocabulary projection only where a piece is masked
         loss = torch.nn.functional.cross_entropy(logits.float(), labels.to(device)[where])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        clipped_step(model.parameters(), optimizer, schedule)
         losses.append(loss.item())
     train_seconds = time.time() - t0
     model.eval()

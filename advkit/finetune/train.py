@@ -29,7 +29,7 @@ from advkit.config import FinetuneConfig, as_dict
 from advkit.errors import UserError
 from advkit.progress import track
 from advkit.results import RunDir
-from advkit.optim import adamw_linear
+from advkit.optim import adamw_linear, clipped_step
 from advkit.seeds import seed_everything
 
 SELECTION_FRACTION = 0.1  # of train, held out to choose lambda_inf when dev is the reported split
@@ -200,10 +200,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
             loss.backward()
             if world > 1:
                 distributed.average_gradients(p for _, p in trained)
-            torch.nn.utils.clip_grad_norm_([p for _, p in trained], 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            clipped_step([p for _, p in trained], optimizer, schedule)
             if momentum_contrast:
                 net.enqueue(keys, labels)  # every process's keys (all-gathered)
             losses.append(loss.item())

@@ -31,7 +31,7 @@ from advkit.poison import metrics as pm
 from advkit.poison.triggers import PoisonedData, build_poisoned_data, parse_triggers
 from advkit.progress import track
 from advkit.results import RunDir, atomic_write, now
-from advkit.optim import adamw_linear
+from advkit.optim import adamw_linear, clipped_step
 from advkit.seeds import seed_everything
 
 MANIFEST = "poison_manifest.json"
@@ -156,10 +156,7 @@ def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig) ->
                     clean_enc, clean_labels = _encode(tokenizer, clean, cfg.max_length, device)
                     loss = restricted_inner_product_loss(model, enc, labels, clean_enc, clean_labels, cfg.ripple_lambda)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            clipped_step(model.parameters(), optimizer, schedule)
             losses.append(loss.item())
     model.eval()
     return losses
