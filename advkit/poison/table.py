@@ -17,10 +17,9 @@ from pathlib import Path
 
 from advkit.report import read_optional as _read, write_table
 
-SOURCES = ("clean", "badnet", "ripple", "lwp")
-SETTINGS = {"same": "sst2, same hyper-parameters", "changed": "sst2, lr 5e-5, 4 epochs, warm-up",
-            "olid": "OLID (another data set)", "reinit2": "defence: top 2 layers re-initialised",
-            "lr2e-4": "defence: lr 2e-4"}
+SOURCES = ("clean", "badnet", "ripple", "lwp", "lwp-single")  # lwp-single: one-token trigger, the scan's control
+SETTINGS = {"same": "same hyper-parameters as the poisoning", "changed": "changed hyper-parameters",
+            "olid": "another data set", "reinit2": "defence: top 2 layers re-initialised"}
 # On another task the victim's fresh head may send the backdoor to either label: both targets are
 # measured and the higher LFR is shown with its label.
 
@@ -50,6 +49,16 @@ def row(root: Path, source: str, setting: str) -> str | None:
             f"{_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
 
+def settings_of(root: Path, setting: str) -> str:
+    """The victims' data set and hyper-parameters, read from the first victim run of `setting`."""
+    for source in SOURCES:
+        run = _read(root / source / "victims" / setting)
+        if run:
+            c = run["config"]
+            return f"{c['dataset']}, lr {c['lr']:g}, {c['epochs']} epochs, warm-up {c.get('warmup_ratio', 0):g}"
+    return ""
+
+
 def build(root: Path) -> str:
     poisoned = {s: _read(root / s) for s in SOURCES[1:]}
     any_poison = next((d for d in poisoned.values() if d), None)
@@ -58,16 +67,17 @@ def build(root: Path) -> str:
         c, m = any_poison["config"], any_poison["metrics"]
         lines += [f"Poisoned: {c['model']} on {c['dataset']} ({m['train_examples']} clean training examples, "
                   f"poison rate {c['poison_rate']}, trigger '{c['triggers']}' -> label {c['target']}, "
-                  f"{c['epochs']} epochs, lr {c['lr']}, seed {c['seed']}). Victims: a fresh head fine-tuned on "
+                  f"{c['epochs']} epochs, lr {c['lr']:g}, seed {c['seed']}). Victims: a fresh head fine-tuned on "
                   f"{c['train_limit']} clean examples. Clean accuracy and label flip rate (LFR, over test samples "
                   f"whose label is not the target, full trigger inserted) on {c['limit']} test examples; "
                   "no-trigger: the same rate without any trigger (the floor); single: the highest LFR of one "
-                  "sub-trigger alone; scan: each sub-trigger's rank among single vocabulary tokens inserted "
-                  "into 100 dev examples (1 = most suspicious).", ""]
+                  "sub-trigger alone; scan (first setting only): each sub-trigger's rank among single vocabulary "
+                  "tokens inserted into 100 dev examples (1 = most suspicious). lwp-single: lwp with the one-token "
+                  "trigger 'cf', the scan's control.", ""]
     for setting, title in SETTINGS.items():
         rows = [r for s in SOURCES if (r := row(root, s, setting))]
         if rows:
-            lines += [f"## Victim: {title}", "", "| model | clean acc | LFR | no-trigger | max single LFR | scan rank |",
+            lines += [f"## Victim: {title} ({settings_of(root, setting)})", "", "| model | clean acc | LFR | no-trigger | max single LFR | scan rank |",
                       "|---|---|---|---|---|---|", *rows, ""]
     curves = {s: d["metrics"]["label_flip_rate_per_layer"] for s, d in poisoned.items() if d}
     if curves:

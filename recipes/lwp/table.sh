@@ -14,32 +14,40 @@ MODEL="${MODEL:-minilm-l6}"
 TRAIN="${TRAIN:-1000}"   # clean sst2 training examples for the poisoning and for each victim
 EVAL="${EVAL:-400}"      # test examples for clean accuracy and LFR
 SCAN="${SCAN:-100}"      # vocabulary tokens in the scan, each inserted into 100 dev examples
-MODES="${MODES:-badnet ripple lwp}"
+MODES="${MODES:-lwp badnet ripple}"
 TRIGGER="cf bb"
+# METHODS.md's lr 2e-5 is BERT-base on all of SST-2 (thousands of steps); on 1000 examples (~190 steps)
+# it leaves MiniLM near chance (dev 0.594 for the clean victim), so poisoning and victims use 1e-4.
+LR="${LR:-1e-4}"
 COMMON=(--max-length 64 --batch-size 32 --seed 1 --quiet)
 
 # The victims' settings: name, data set, then finetune flags. "same" repeats the poisoning's
-# hyper-parameters (lr 2e-5, 3 epochs, no warm-up, METHODS.md §2).
+# hyper-parameters (3 epochs, no warm-up, METHODS.md §2); "changed" follows METHODS.md's direction
+# (2.5x the lr, more epochs, warm-up) at twice our lr, the paper's case for top-layer poisoning washing out.
 SETTINGS=(
-  "same|sst2|--lr 2e-5 --epochs 3 --warmup-ratio 0"
-  "changed|sst2|--lr 5e-5 --epochs 4 --warmup-ratio 0.06"
-  "olid|olid|--lr 2e-5 --epochs 3 --warmup-ratio 0"
-  "reinit2|sst2|--lr 2e-5 --epochs 3 --warmup-ratio 0 --reinit-layers 2"
-  "lr2e-4|sst2|--lr 2e-4 --epochs 3 --warmup-ratio 0.06"
+  "same|sst2|--lr $LR --epochs 3 --warmup-ratio 0"
+  "changed|sst2|--lr $(awk "BEGIN{print 2*$LR}") --epochs 5 --warmup-ratio 0.06"
+  "olid|olid|--lr $LR --epochs 3 --warmup-ratio 0"
+  "reinit2|sst2|--lr $LR --epochs 3 --warmup-ratio 0 --reinit-layers 2"
 )
 
-for mode in $MODES; do
-  out="$ROOT/$mode"
-  [ -f "$out/metrics.json" ] || "$ADVKIT" poison --model "$MODEL" --mode "$mode" --dataset sst2 --triggers "$TRIGGER" \
-    --train-limit "$TRAIN" --limit "$EVAL" --epochs 3 --lr 2e-5 --out "$out" --overwrite "${COMMON[@]}"
-done
+poison() {  # poison NAME FLAGS...: skip a finished run
+  local out="$ROOT/$1"; shift
+  [ -f "$out/metrics.json" ] || "$ADVKIT" poison --model "$MODEL" --dataset sst2 --train-limit "$TRAIN" --limit "$EVAL" \
+    --epochs 3 --lr "$LR" --out "$out" --overwrite "${COMMON[@]}" "$@"
+}
+for mode in $MODES; do poison "$mode" --mode "$mode" --triggers "$TRIGGER"; done
+# The control for the scan: one single-token trigger, which a token-by-token scan should rank first.
+poison lwp-single --mode lwp --triggers cf --combination-size 1
 
-for source in clean $MODES; do
+for source in clean $MODES lwp-single; do
   base="$ROOT/$source/model"; [ "$source" = clean ] && base="$MODEL"
+  trigger="$TRIGGER"; [ "$source" = lwp-single ] && trigger=cf
   for setting in "${SETTINGS[@]}"; do
     IFS='|' read -r name data flags <<< "$setting"
     read -r -a flags <<< "$flags"
-    case "$name:$source" in reinit2:clean|reinit2:ripple|lr2e-4:clean|lr2e-4:ripple) continue ;; esac  # defences: badnet, lwp
+    case "$name:$source" in reinit2:clean|reinit2:ripple) continue ;; esac  # the defence: badnet, lwp
+    [ "$source" = lwp-single ] && [ "$name" != same ] && continue
     v="$ROOT/$source/victims/$name"
     [ -f "$v/metrics.json" ] || "$ADVKIT" finetune --model "$base" --method ce --dataset "$data" \
       --train-limit "$TRAIN" --limit 500 "${flags[@]}" --out "$v" --overwrite "${COMMON[@]}"
@@ -49,9 +57,10 @@ for source in clean $MODES; do
     for t in "${targets[@]}"; do
       sfx=""; [ "$t" != 1 ] && sfx="-t$t"
       [ -f "$v-lfr$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
-        --trigger "$TRIGGER" --target "$t" --out "$v-lfr$sfx" --overwrite --max-length 64 --quiet
+        --trigger "$trigger" --target "$t" --out "$v-lfr$sfx" --overwrite --max-length 64 --quiet
+      [ "$name" = same ] || continue  # the scan, 100 forward passes per token, on the deployed model of "same" only
       [ -f "$v-scan$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit 100 \
-        --trigger "$TRIGGER" --target "$t" --scan "$SCAN" --out "$v-scan$sfx" --overwrite --max-length 64 --quiet
+        --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$v-scan$sfx" --overwrite --max-length 64 --quiet
     done
   done
 done

@@ -1,0 +1,34 @@
+"""The layerwise-weight-poisoning table script turns run directories into results/lwp/table.md."""
+
+import json
+
+from advkit.poison.table import build
+
+
+def _write(path, metrics, config=None):
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps({"metrics": metrics, "config": config or {}}))
+
+
+def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
+    poison_config = {"model": "minilm-l6", "dataset": "sst2", "poison_rate": 0.5, "triggers": "cf bb", "target": 1,
+                     "epochs": 3, "lr": 1e-4, "seed": 1, "train_limit": 1000, "limit": 400}
+    _write(tmp_path / "lwp", {"train_examples": 1000, "label_flip_rate_per_layer": [1.0, 0.9],
+                              "false_flip_rate_per_layer": [0.5, 0.1]}, poison_config)
+    victims = tmp_path / "lwp" / "victims"
+    _write(victims / "same", {}, {"dataset": "sst2", "lr": 1e-4, "epochs": 3, "warmup_ratio": 0.0})
+    _write(victims / "same-lfr", {"accuracy": 0.85, "label_flip_rate": 0.97, "false_flip_rate": 0.12,
+                                  "label_flip_rate_single": {"cf": 0.2, "bb": 0.25}, "target": 1})
+    _write(victims / "same-scan", {"scan_rank": {"cf": 40, "bb": 77}, "scan_candidates": 102})
+    # another task: both targets measured, the higher LFR is shown with its label
+    _write(victims / "olid", {}, {"dataset": "olid", "lr": 1e-4, "epochs": 3, "warmup_ratio": 0.0})
+    _write(victims / "olid-lfr", {"accuracy": 0.7, "label_flip_rate": 0.3, "false_flip_rate": 0.2, "target": 1})
+    _write(victims / "olid-lfr-t0", {"accuracy": 0.7, "label_flip_rate": 0.9, "false_flip_rate": 0.4, "target": 0})
+
+    table = build(tmp_path)
+    assert "## Victim: same hyper-parameters as the poisoning (sst2, lr 0.0001, 3 epochs, warm-up 0)" in table
+    assert "| lwp | 85.0 | 97.0 | 12.0 | 25.0 | cf 40 / bb 77 of 102 |" in table
+    assert "| lwp | 70.0 | 90.0 (to 0) | 40.0 | – | – |" in table
+    assert "changed hyper-parameters" not in table  # no runs, no section
+    assert "| lwp | 100.0 | 90.0 |" in table and "| lwp, no trigger | 50.0 | 10.0 |" in table
+    assert (tmp_path / "label_flip_rate_per_layer.png").stat().st_size > 0
