@@ -17,12 +17,13 @@ def test_table_from_run_directories(tmp_path):
     _write(tmp_path / "sst2" / "rich" / "knn", {**base, "train_examples": 900, "eval_accuracy": 0.83,
                                                 "accuracy_cls": 0.82, "accuracy_knn": 0.8, "accuracy_combined": 0.83,
                                                 "lambda_inf": 0.3})
-    _write(tmp_path / "sst2" / "rich" / "knn-pwws", {"accuracy_under_attack": 0.25, "examples": 50})
+    _write(tmp_path / "sst2" / "rich" / "knn-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.25,
+                                                     "examples": 50})
     _write(tmp_path / "sst2" / "shots16" / "ce", {**base, "train_examples": 32, "eval_accuracy": 0.6,
                                                   "eval_accuracy_mean": 0.6, "eval_accuracy_std": 0.05})
     table = build(tmp_path)
     rich = next(line for line in table.splitlines() if "rich-source" in line)
-    assert "| 80.0 | 81.0 | 79.0 | 82.0 | 80.0 | 83.0 | 0.3 | – / 25.0 (n=50) |" in rich
+    assert "| 80.0 | 81.0 | 79.0 | 82.0 | 80.0 | 83.0 | 0.3 | – / 80 -> 25.0 (n=50) |" in rich
     assert "KNN trains on 900" in rich
     few = next(line for line in table.splitlines() if "16-shot" in line)
     assert "60.0 ± 5.0" in few and few.count("–") >= 5

@@ -29,7 +29,7 @@ for ds in $DATASETS; do
       --shots 16 --seeds 13,21,42,87,100 --epochs 10 --batch-size 16 --limit "$fewshot_limit"
   done
   if [ "$PWWS_LIMIT" -gt 0 ]; then
-    n="$PWWS_LIMIT"; [ "$ds" = imdb ] && n=$(( PWWS_LIMIT < 20 ? PWWS_LIMIT : 20 ))  # 230-word reviews: ~1 min each
+    n="$PWWS_LIMIT"; [ "$ds" = imdb ] && n=$(( PWWS_LIMIT < 10 ? PWWS_LIMIT : 10 ))  # 230-word reviews: 1-2 min each
     for m in ce knn; do
       out="$ROOT/$ds/rich/$m-pwws"
       [ -f "$out/metrics.json" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$ROOT/$ds/rich/$m" --dataset "$ds" \
