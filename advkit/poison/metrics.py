@@ -134,19 +134,23 @@ def plot_per_layer(curves: dict[str, list[float]], path, title: str = "",
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for mode, values in curves.items():
-        line = ax.plot(range(1, len(values) + 1), values, marker="o", label=mode)[0]
-        if no_trigger and mode in no_trigger:
-            ax.plot(range(1, len(values) + 1), no_trigger[mode], linestyle="--", color=line.get_color(),
-                    label=f"{mode}, no trigger")
-    ax.set_xticks(range(1, max((len(v) for v in curves.values()), default=0) + 1))
-    ax.set_xlabel("encoder layer")
-    ax.set_ylabel("label flip rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend()
+    # Two panels, because the triggered curves often all sit at 1.0: left with the trigger, right without
+    # (the floor). Nested marker sizes keep overlapping modes visible.
+    panels = [("with the trigger", curves)] + ([("no trigger (the floor)", no_trigger)] if no_trigger else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), sharey=True, squeeze=False)
+    layers = max((len(v) for v in curves.values()), default=0)
+    for ax, (name, data) in zip(axes[0], panels):
+        for i, (mode, values) in enumerate(data.items()):
+            ax.plot(range(1, len(values) + 1), values, marker="osD^v<>"[i % 7], markersize=max(3, 10 - 2 * i),
+                    color=f"C{list(curves).index(mode) if mode in curves else i}", label=mode)
+        ax.set_xticks(range(1, layers + 1))
+        ax.set_xlabel("encoder layer")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylim(-0.02, 1.05)
+    axes[0][0].set_ylabel("label flip rate")
+    axes[0][-1].legend(fontsize=8, loc="center right")
     if title:
-        ax.set_title(title, fontsize=9)
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

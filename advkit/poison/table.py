@@ -86,7 +86,7 @@ def build(root: Path) -> str:
         floors = {s: d["metrics"]["false_flip_rate_per_layer"] for s, d in poisoned.items()
                   if d and "false_flip_rate_per_layer" in d["metrics"]}
         plot_per_layer(curves, root / "label_flip_rate_per_layer.png", "LFR through the shared head, per layer "
-                       "(before the victim's fine-tuning); dashed: no trigger", no_trigger=floors)
+                       "(the poisoned model, before the victim's fine-tuning)", no_trigger=floors)
         lines += ["## Per layer, before fine-tuning", "", "![per-layer LFR](label_flip_rate_per_layer.png)", "",
                   "| mode | " + " | ".join(f"layer {i + 1}" for i in range(len(next(iter(curves.values()))))) + " |",
                   "|---|" + "---|" * len(next(iter(curves.values())))]
