@@ -45,8 +45,8 @@ def row(root: Path, source: str, setting: str) -> str | None:
     ranks = (scan or {}).get("metrics", {}).get("scan_rank", {})
     candidates = (scan or {}).get("metrics", {}).get("scan_candidates")
     rank = " / ".join(f"{t} {r}" for t, r in ranks.items()) + (f" of {candidates}" if candidates else "")
-    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{target} | {_pct(m['false_flip_rate'])} | "
-            f"{_pct(max(single.values()) if single else None)} | {rank or '–'} |")
+    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{target} | "
+            f"{_pct(m['false_flip_rate'])} | {_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
 
 def settings_of(root: Path, setting: str) -> str:
@@ -77,7 +77,8 @@ def build(root: Path) -> str:
     for setting, title in SETTINGS.items():
         rows = [r for s in SOURCES if (r := row(root, s, setting))]
         if rows:
-            lines += [f"## Victim: {title} ({settings_of(root, setting)})", "", "| model | clean acc | LFR | no-trigger | max single LFR | scan rank |",
+            lines += [f"## Victim: {title} ({settings_of(root, setting)})", "",
+                      "| model | clean acc | LFR | no-trigger | max single LFR | scan rank |",
                       "|---|---|---|---|---|---|", *rows, ""]
     curves = {s: d["metrics"]["label_flip_rate_per_layer"] for s, d in poisoned.items() if d}
     if curves:
