@@ -26,8 +26,9 @@ def write_table(argv: list[str], build, default_root: str) -> None:
     import sys
 
     root = Path(argv[0] if argv else default_root)
-    if not root.is_dir():
-        sys.exit(f"error: {root}: no such folder of runs")
+    if not root.is_dir():  # bad input: one line and exit code 2, like every advkit command
+        print(f"error: {root}: no such folder of runs", file=sys.stderr)
+        sys.exit(2)
     atomic_write(root / "table.md", build(root))
     print(root / "table.md")
 

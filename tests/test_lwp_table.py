@@ -32,3 +32,14 @@ def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
     assert "changed hyper-parameters" not in table  # no runs, no section
     assert "| lwp | 100.0 | 90.0 |" in table and "| lwp, no trigger | 50.0 | 10.0 |" in table
     assert (tmp_path / "label_flip_rate_per_layer.png").stat().st_size > 0
+
+
+def test_table_builders_refuse_a_missing_folder_with_exit_code_2(tmp_path):
+    import subprocess
+    import sys
+
+    for module in ("advkit.poison.table", "advkit.finetune.table", "advkit.attack_zh.table"):
+        r = subprocess.run([sys.executable, "-m", module, str(tmp_path / "none")], capture_output=True, text=True)
+        assert r.returncode == 2, (module, r.stderr)
+        assert r.stderr.strip() == f"error: {tmp_path / 'none'}: no such folder of runs"
+        assert not (tmp_path / "none").exists()
