@@ -129,6 +129,26 @@ def test_momentum_update_is_ema(knn_bert):
     assert all(not p.requires_grad for p in net.momentum_encoder.parameters())
 
 
+@pytest.mark.parametrize("arch", ["bert", "albert"])
+def test_pooler_pooling_is_the_models_pooled_output(arch):
+    """ALBERT's pooler is a bare Linear (tanh applied outside it); applied to every position it gave a
+    (B, L, H) 'representation' and the KNN loss crashed on albert-tiny-zh."""
+    from transformers import AlbertConfig, AlbertModel, BertConfig, BertModel
+
+    from advkit.finetune.knn import pool
+
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    model = (BertModel(BertConfig(**cfg)) if arch == "bert" else AlbertModel(AlbertConfig(embedding_size=8, **cfg))).eval()
+    ids = torch.randint(5, 50, (3, 7))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask)
+        rep = pool(out.last_hidden_state, mask, "pooler", model)
+    assert rep.shape == (3, 16)
+    assert torch.allclose(rep, out.pooler_output, atol=1e-6)
+
+
 # ---- datastore and voting ----------------------------------------------------------------------
 
 

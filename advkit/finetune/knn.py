@@ -28,7 +28,9 @@ def pool(hidden, attention_mask, pooling: str, encoder) -> torch.Tensor:
     pooler = getattr(encoder, "pooler", None)
     if pooler is None:
         raise ValueError("this model has no pooler: use pooling 'cls' or 'mean'")
-    return pooler(hidden)
+    if hasattr(encoder, "pooler_activation"):  # ALBERT's pooler is a bare Linear: [CLS] in, tanh after
+        return encoder.pooler_activation(pooler(hidden[:, 0]))
+    return pooler(hidden)  # BERT's pooler picks [CLS] itself
 
 
 class ProjectionHead(nn.Module):
