@@ -36,7 +36,8 @@ def main() -> None:
     for name in [n for n in ORDER if n in docs] + [n for n in docs if n not in ORDER and n != "gpu_check"]:
         d = docs[name]
         outcome = "; ".join(x for x in (d.get("goal"), d.get("outcome")) if x)
-        lines.append(f"| {d['benchmark']} (`bench/{name}.py`) | {d['advkit']} | {d['baseline']} | {d['ratio']} | "
+        script = d.get("script", f"bench/{name}.py")
+        lines.append(f"| {d['benchmark']} (`{script}`) | {d['advkit']} | {d['baseline']} | {d['ratio']} | "
                      f"{outcome} | {machine(d['machine'])} | {d['date']} |")
     if "gpu_check" in docs:
         lines += gpu_rows(docs["gpu_check"])
