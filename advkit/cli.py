@@ -273,6 +273,9 @@ def attack_zh(
     top_k: Optional[int] = typer.Option(None, help="Candidates per position. [default: 48]"),
     max_perturb: Optional[float] = typer.Option(None, help="Share of units that may change. [default: 0.4]"),
     max_queries: Optional[int] = typer.Option(None, help="Victim queries per example. [default: 2000]"),
+    label_check: Optional[str] = typer.Option(None, help="Drop swaps that change the true label: lexicon (negation "
+                                                         "+ the training split's class words) | negation | none. "
+                                                         "[default: lexicon]"),
     fluency_lm: Optional[str] = typer.Option(None, help="Masked LM for pseudo-perplexity. [default: albert-tiny-zh]"),
     similarity_model: Optional[str] = typer.Option(None, help="Sentence encoder, or none. [default: m3e-small]"),
     batch_size: Optional[int] = typer.Option(None, help="[default: 32]"),
@@ -291,7 +294,7 @@ def attack_zh(
     _quiet(quiet)
     cfg = _config(configs.AttackZhConfig, recipe, model=model, dataset=dataset, split=split, limit=limit, lm=lm,
                   substitutes=substitutes, top_k=top_k, max_perturb=max_perturb, max_queries=max_queries,
-                  fluency_lm=fluency_lm, similarity_model=similarity_model, batch_size=batch_size,
+                  label_check=label_check, fluency_lm=fluency_lm, similarity_model=similarity_model, batch_size=batch_size,
                   max_length=max_length, seed=seed, device=device, data_root=data_root, text_column=text_column,
                   text_b_column=text_b_column, label_column=label_column)
     if out is None:

@@ -201,6 +201,7 @@ class AttackZhConfig(DataOptions):
     top_k: int = 48
     max_perturb: float = 0.4  # share of a text's units that may change
     max_queries: int | None = 2000  # victim queries per example
+    label_check: str = "lexicon"  # lexicon | negation | none: drop swaps that change the true label
     fluency_lm: str = "albert-tiny-zh"  # pseudo-perplexity; the same for every generator
     similarity_model: str = "m3e-small"  # "none" skips similarity
     batch_size: int = 32
@@ -210,6 +211,7 @@ class AttackZhConfig(DataOptions):
 
     def check(self) -> None:
         _choice("substitutes", self.substitutes, ("pieces", "chars", "words", "glyph", "homophone"))
+        _choice("label-check", self.label_check, ("lexicon", "negation", "none"))
         _positive(self, "top_k", "max_queries", "batch_size", "max_length", "limit")
         if not 0 < self.max_perturb <= 1:
             raise UserError(f"--max-perturb must be in (0, 1], got {self.max_perturb}")

@@ -283,6 +283,16 @@ class Victim:
         return self.tokenizer(list(texts), list(texts_b) if texts_b is not None else None, padding=True,
                               truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
 
+    def visible_chars(self, text: str, text_b: str | None = None) -> int:
+        """How many leading characters of `text` survive truncation at `max_length` (all of them when
+        the tokenizer cannot map tokens back to characters)."""
+        tok = self.tokenizer
+        if not getattr(tok, "is_fast", False) or len(tok(text, text_b)["input_ids"]) <= self.max_length:
+            return len(text)
+        enc = tok(text, text_b, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
+        ends = [end for (start, end), seq in zip(enc["offset_mapping"], enc.sequence_ids()) if seq == 0 and end > start]
+        return max(ends, default=0)
+
     def predict_proba(self, texts, texts_b=None):
         import numpy as np
         import torch

@@ -340,6 +340,58 @@ def test_pairs_attack_the_first_sentence(victim, pieces):
     assert "".join(r["units"]) == a
 
 
+def test_units_past_the_victims_window_are_neither_ranked_nor_tried(victim, pieces):
+    """A long text truncated at 64 tokens: only units the victim sees are masked and swapped."""
+    from advkit.attack_zh.search import attackable
+
+    text = "".join(titles(5000, 12))  # several hundred characters
+    seen = victim.visible_chars(text)
+    assert 0 < seen < len(text)
+    assert victim.predict_proba([text[:seen]]).tolist() == victim.predict_proba([text]).tolist()
+    assert victim.visible_chars(text[:40]) == 40
+    counting = Counting(victim)
+    label = int(victim.predict_proba([text]).argmax())
+    r = attack(counting, pieces, text, label, max_queries=400)
+    starts = [len("".join(r["units"][:i])) for i in range(len(r["units"]))]
+    in_window = [i for i, u in enumerate(r["units"]) if attackable(u) and starts[i] < seen]
+    assert len(counting.asked[1]) == len(in_window) < sum(attackable(u) for u in r["units"])
+    assert all(starts[c["position"]] < seen for c in r["changed"])
+    for batch in counting.asked[2:]:
+        assert all(t[seen:] == text[seen:] or len(t) != len(text) for t in batch)
+
+
+def test_label_check_rules():
+    from advkit.attack_zh.label_check import LabelCheck
+
+    pos = ["屏幕不错，很喜欢", "质量不错，没有缺点", "服务不错，房间干净"] * 4
+    neg = ["屏幕不好，很失望", "质量不好，问题很多", "服务太差，房间不好"] * 4
+    check = LabelCheck(pos + neg, [1] * len(pos) + [0] * len(neg), 2, min_count=3)
+    assert check.mode == "lexicon"
+    assert not check("清晰", "不", 1)  # adds a negation
+    assert not check("不错", "很好", 1)  # removes one: conservative
+    assert not check("喜欢", "失望", 1)  # a negative word in a positive review
+    assert not check("干净", "太差", 1)
+    assert check("屏幕", "房间", 1)  # both in either class
+    assert check("屏幕", "失望", 0)  # towards the true label is no change of label
+    assert not check("缺点", "问题", 1)  # here 缺点 occurs only in "没有缺点" (positive): a real shift
+    assert not check("喜欢", "陌生词汇", 1)  # the positive evidence is gone
+    assert check("房间", "陌生词汇", 1)  # neither is evidence
+    assert check("非常", "十分", 1) and not check("非常", "不", 1)  # 非常 'very' negates nothing
+    negation_only = LabelCheck()
+    assert negation_only.mode == "negation" and negation_only("喜欢", "失望", 1) and not negation_only("好", "不好", 1)
+
+
+def test_rejected_candidates_are_never_queried(victim, pieces, dataset):
+    rows = [line.split("\t") for line in dataset.read_text(encoding="utf-8").splitlines()[1:]]
+    text, label = rows[0]
+    counting = Counting(victim)
+    r = attack(counting, pieces, text, label, check=lambda unit, cand, y: False)
+    assert r["status"] == "failed" and r["changed"] == [] and r["rejected"] > 0
+    assert len(counting.asked) == 2  # the clean prediction and the importance batch, nothing else
+    plain = attack(Counting(victim), pieces, text, label)
+    assert plain["rejected"] == 0
+
+
 # ---------------------------------------------------------------------------- metrics
 
 

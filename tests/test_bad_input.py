@@ -206,6 +206,7 @@ CASES = [
      "attack-zh"),
     ("attack-zh-no-model", ["attack-zh", "--limit", "2", *OUT], "--model", "attack-zh"),
     ("attack-zh-unknown-substitutes", ["attack-zh", *ZH, "--substitutes", "piecez", *OUT], "pieces", "attack-zh"),
+    ("attack-zh-unknown-label-check", ["attack-zh", *ZH, "--label-check", "strict", *OUT], "lexicon", "attack-zh"),
     ("attack-zh-max-perturb-zero", ["attack-zh", *ZH, "--max-perturb", "0", *OUT], "--max-perturb", "attack-zh"),
     ("attack-zh-limit-zero", ["attack-zh", *ZH, "--limit", "0", *OUT], "--limit", "attack-zh"),
     ("attack-zh-binary-file", ["attack-zh", *ZH, "--dataset", "{binary}", *OUT], "binary.tsv", "attack-zh"),

@@ -9,6 +9,8 @@ Metrics (METHODS.md §3 and the shared definitions):
 - fluency_ppl_before / after: pseudo-perplexity (Salazar et al., ACL 2020) under one fixed
   masked LM, mean over successful examples.
 - similarity: cosine of m3e-small mean-pooled sentence vectors, mean over successes.
+- rejected_per_example: candidates the label check dropped (never queried), mean over attacked
+  examples; `label_check` names the check (lexicon, negation or none).
 - seconds_per_example: search time (victim and generator), mean over all examples.
 """
 
@@ -19,7 +21,7 @@ import os
 from pathlib import Path
 
 from advkit import data, models
-from advkit.attack_zh import has_cjk, substitutes as subs
+from advkit.attack_zh import has_cjk, label_check, substitutes as subs
 from advkit.attack_zh.search import greedy_attack
 from advkit.config import AttackZhConfig, as_dict
 from advkit.errors import UserError
@@ -105,6 +107,7 @@ def summarize(records: list[dict]) -> dict:
         "fluency_ppl_before": _mean(r.get("fluency_ppl_before") for r in success),
         "fluency_ppl_after": _mean(r.get("fluency_ppl_after") for r in success),
         "similarity": _mean(r.get("similarity") for r in success),
+        "rejected_per_example": _mean(r.get("rejected") for r in attacked),
         "seconds_per_example": _mean(r["seconds"] for r in records),
     }
 
@@ -163,6 +166,8 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has "
                         f"{victim.num_labels}")
     generator = subs.load(cfg.substitutes, cfg.lm, cfg.device)
+    check = label_check.load(cfg.label_check, cfg.dataset, root=cfg.data_root, text_column=cfg.text_column,
+                             text_b_column=cfg.text_b_column, label_column=cfg.label_column)
     path = out.path / RECORDS
     done = read_records(path) if out.resume else []
     out.create(as_dict(cfg))
@@ -173,7 +178,7 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
         for i in track(todo, f"attack-zh ({cfg.substitutes})", total=len(todo)):
             e = examples[i]
             record = greedy_attack(e.text, e.label, victim, generator, text_b=e.text_b, top_k=cfg.top_k,
-                                   max_perturb=cfg.max_perturb, max_queries=cfg.max_queries)
+                                   max_perturb=cfg.max_perturb, max_queries=cfg.max_queries, check=check)
             record = {"index": i, "text": e.text, **({"text_b": e.text_b} if e.text_b is not None else {}), **record}
             if record["status"] == "success":  # quality scores of adversarial examples only
                 fluency = fluency or PseudoPerplexity(cfg.fluency_lm, cfg.device, cfg.max_length)
@@ -187,7 +192,7 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
             f.flush()
             os.fsync(f.fileno())  # a finished example survives an interruption
     records = sorted(read_records(path), key=lambda r: r["index"])
-    metrics = {**summarize(records), "dataset": cfg.dataset, "split": cfg.split, "substitutes": cfg.substitutes,
+    metrics = {**summarize(records), "label_check": check.mode if check else "none", "dataset": cfg.dataset, "split": cfg.split, "substitutes": cfg.substitutes,
                "model": str(models.resolve(cfg.model))}
     if attack:  # evaluate's stable names, so cards and tables read English and Chinese attacks alike
         metrics.update(attack=attack, accuracy_under_attack=metrics["accuracy_after"])

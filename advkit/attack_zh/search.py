@@ -13,6 +13,12 @@
 5. Give up when the next change would exceed `max_perturb` of the units, or when the
    query budget is spent.
 
+Units past the victim's token window (truncated away at `max_length`) cannot change its
+prediction: they are neither ranked nor tried, which spends no query on them (long
+reviews run past 64 tokens). `check(unit, candidate, label)`, when given, drops candidates
+that would change the true label rather than fool the victim (label_check.py); they are
+never queried and are counted in the record's `rejected`.
+
 The text is always `"".join(units)` after replacing list entries, never re-segmented,
 so positions cannot drift (a defect of existing Chinese attack code, METHODS.md §3).
 """
@@ -59,8 +65,13 @@ def _replace(unit: str, core: str) -> str:
     return unit[:start] + core + unit[start + len(stripped) :]
 
 
+def visible(victim, text: str, text_b: str | None) -> int:
+    """Leading characters of `text` the victim sees after truncation (all of them if it cannot tell)."""
+    return victim.visible_chars(text, text_b) if hasattr(victim, "visible_chars") else len(text)
+
+
 def greedy_attack(text: str, label: int, victim, substitutes, *, text_b: str | None = None, top_k: int = 48,
-                  max_perturb: float = 0.4, max_queries: int | None = None) -> dict:
+                  max_perturb: float = 0.4, max_queries: int | None = None, check=None) -> dict:
     """Attack one example; returns its record (without the quality scores)."""
     started, queries_at_start = time.time(), victim.queries
 
@@ -79,11 +90,14 @@ def greedy_attack(text: str, label: int, victim, substitutes, *, text_b: str | N
               "units": units, "n_units": sum(1 for u in units if countable(u)), "chars": len(text)}
     p_label, after, status, reason = float(p[label]), before, "failed", "exhausted"
     applied: list[int] = []  # positions in the order they were changed
+    rejected = 0  # candidates the label check dropped
+    seen = visible(victim, text, text_b)
+    starts = [sum(len(u) for u in units[:i]) for i in range(len(units))]
 
     if before != label:
         status, reason = "skipped", "misclassified"
     else:
-        positions = [i for i, u in enumerate(units) if attackable(u)]
+        positions = [i for i, u in enumerate(units) if attackable(u) and starts[i] < seen]
         max_changes = max(1, int(max_perturb * record["n_units"]))
         if not positions:
             reason = "nothing to attack"
@@ -100,8 +114,14 @@ def greedy_attack(text: str, label: int, victim, substitutes, *, text_b: str | N
                     reason = "perturb budget"
                     break
                 core = units[i].strip()
+                if len("".join(current[:i])) >= visible(victim, "".join(current), text_b):
+                    continue  # earlier swaps lengthened the text and pushed this unit out of the window
                 cands = list(dict.fromkeys(c for c in substitutes.candidates(current, i, top_k)
                                            if cjk_only(c) and c != core))
+                if check is not None:
+                    kept = [c for c in cands if check(core, c, label)]
+                    rejected += len(cands) - len(kept)
+                    cands = kept
                 if not cands:
                     continue
                 if max_queries is not None:
@@ -133,7 +153,8 @@ def greedy_attack(text: str, label: int, victim, substitutes, *, text_b: str | N
     record.update({
         "status": status, "reason": reason, "adversarial": "".join(current),
         "prediction_after": after, "prob_label_after": p_label, "queries": spent(), "changed": changed,
-        "changed_units": len(changed),
+        "changed_units": len(changed), "rejected": rejected,
+        "units_in_window": sum(1 for i, u in enumerate(units) if countable(u) and starts[i] < seen),
         "changed_chars": sum(edit_distance(c["original"], c["substitute"]) for c in changed),
         "seconds": round(time.time() - started, 4),
     })

@@ -20,7 +20,8 @@ COLUMNS = (("accuracy_before", "acc before", 100, ".1f"), ("accuracy_after", "ac
            ("perturbed_piece_ratio", "units changed %", 100, ".1f"),
            ("perturbed_char_ratio", "chars changed %", 100, ".1f"), ("fluency_ppl_before", "PPPL before", 1, ".1f"),
            ("fluency_ppl_after", "PPPL after", 1, ".1f"), ("similarity", "similarity", 1, ".3f"),
-           ("seconds_per_example", "s / example", 1, ".1f"))
+           ("rejected_per_example", "rejected / example", 1, ".0f"), ("seconds_per_example", "s / example", 1, ".1f"))
+ROWS = tuple((g, g) for g in GENERATORS) + tuple((f"{g}-nocheck", f"{g}, no label check") for g in GENERATORS)
 
 
 def _fmt(value, scale, spec) -> str:
@@ -34,11 +35,16 @@ def build(root: Path) -> str:
              "over the examples the victim got right; changed units, characters, fluency (pseudo-perplexity "
              "under albert-tiny-zh) and similarity (m3e-small cosine) are over successful examples. "
              "pieces: the piece LM built by advkit build-piece-lm; chars: albert-tiny-zh's characters; "
-             "words: jieba + HIT Cilin synonyms; glyph: TextAttack's morphonyms; homophone: pypinyin.", ""]
+             "words: jieba + HIT Cilin synonyms; glyph: TextAttack's morphonyms; homophone: pypinyin. "
+             "Every generator runs with the label check (`--label-check lexicon`, advkit/attack_zh/label_check.py): a "
+             "candidate that adds or removes a negation, or that moves the text towards another class by the "
+             "training split's word statistics, is dropped before any query (rejected / example counts them). "
+             "Rows 'no label check' attack the same examples without it: the difference in success is the share "
+             "of 'successes' that changed the true label instead of fooling the victim.", ""]
     attacks = root / "attacks"
     for model_dir in sorted(p for p in attacks.iterdir() if p.is_dir()) if attacks.is_dir() else []:
         for ds_dir in sorted(p for p in model_dir.iterdir() if p.is_dir()):
-            runs = {g: _read(ds_dir / g) for g in GENERATORS}
+            runs = {name: _read(ds_dir / folder) for folder, name in ROWS}
             if not any(runs.values()):
                 continue
             victim = _read(root / "victims" / model_dir.name / ds_dir.name)
