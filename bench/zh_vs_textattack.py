@@ -115,7 +115,8 @@ def main() -> None:
     ratio = theirs["seconds_per_example"] / ours["seconds_per_example"]
     record("zh_vs_textattack", {
         "benchmark": f"Chinese attack on {args.limit} chnsenticorp dev examples (fixed sample, seed 0), albert-tiny-zh "
-                     "victim: advkit attack-zh (pieces) vs TextAttack GreedyWordSwapWIR + morphonym / masked-LM swaps",
+                     "victim: advkit attack-zh (pieces, --label-check none) vs TextAttack GreedyWordSwapWIR + morphonym / "
+                     "masked-LM swaps",
         "examples": args.limit, "victim": str(args.victim), "lm": args.lm,
         "advkit": f"{ours['seconds_per_example']:.2f} s/example, success {ours['attack_success_rate']:.3f}",
         "baseline": f"{theirs['seconds_per_example']:.2f} s/example, success {theirs['attack_success_rate']:.3f}",
