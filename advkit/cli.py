@@ -147,6 +147,8 @@ def evaluate(
     attack_lm: Optional[str] = typer.Option(None, help="Local masked LM for bert-attack / bae; piece LM for zh-pieces."),
     attack_encoder: Optional[str] = typer.Option(None, help="Local sentence encoder in place of USE. [default: minilm-l6]"),
     query_budget: Optional[int] = typer.Option(None, help="Victim queries per example before giving up."),
+    label_check: Optional[str] = typer.Option(None, help="Chinese attacks: lexicon | negation | none (see attack-zh). "
+                                                         "[default: lexicon]"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted attack run in --out."),
     card: bool = typer.Option(False, "--card", help="Report card: clean accuracy, the language's attacks, backdoor checks."),
     trigger: Optional[str] = typer.Option(None, help='Backdoor check: sub-triggers, e.g. "cf bb" (with --target).'),
@@ -169,7 +171,7 @@ def evaluate(
                   batch_size=batch_size, max_length=max_length, seed=seed, device=device, data_root=data_root,
                   text_column=text_column, text_b_column=text_b_column, label_column=label_column, attack=attack,
                   attack_lm=attack_lm, attack_encoder=attack_encoder, query_budget=query_budget,
-                  card=card or None, trigger=trigger, target=target, scan=scan, onion_lm=onion_lm,
+                  label_check=label_check, card=card or None, trigger=trigger, target=target, scan=scan, onion_lm=onion_lm,
                   onion_threshold=onion_threshold)
     from advkit import evaluate as ev
     from advkit.results import RunDir

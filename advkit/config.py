@@ -112,6 +112,7 @@ class EvaluateConfig(DataOptions):
     attack_lm: str | None = None  # masked LM for bert-attack / bae; the piece or character LM for zh-pieces / zh-chars
     attack_encoder: str = "minilm-l6"  # sentence encoder standing in for USE
     query_budget: int | None = None
+    label_check: str = "lexicon"  # zh attacks: lexicon | negation | none (attack-zh's --label-check)
     card: bool = False  # the report card: clean accuracy, the language's attacks, backdoor checks
     trigger: str | None = None  # sub-triggers separated by spaces, e.g. "cf bb"
     target: int | None = None  # the backdoor's target label
@@ -121,6 +122,7 @@ class EvaluateConfig(DataOptions):
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
+        _choice("label-check", self.label_check, ("lexicon", "negation", "none"))
         if self.attack is not None:  # before any model loads
             from advkit.attacks import ATTACKS
             from advkit.evaluate import ZH_ATTACKS

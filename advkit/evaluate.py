@@ -140,7 +140,7 @@ def zh_config(cfg: EvaluateConfig, split_name: str):
     data_options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(DataOptions)}
     zcfg = AttackZhConfig(**data_options, model=cfg.model, split=split_name, limit=cfg.limit, lm=cfg.attack_lm,
                           substitutes=cfg.attack.removeprefix("zh-"), batch_size=cfg.batch_size,
-                          max_length=cfg.max_length, seed=cfg.seed, device=cfg.device,
+                          max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, label_check=cfg.label_check,
                           **({"max_queries": cfg.query_budget} if cfg.query_budget else {}))
     zcfg.check()
     return zcfg

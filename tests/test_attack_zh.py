@@ -502,6 +502,12 @@ def test_evaluate_runs_attack_zh_and_cards_chinese_models(tmp_path, piece_lm, vi
     m = doc["metrics"]
     assert doc["command"] == "evaluate" and m["attack"] == "zh-pieces"
     assert m["accuracy_under_attack"] == m["accuracy_after"] == read_json(own / "metrics.json")["metrics"]["accuracy_after"]
+    assert m["label_check"] == "negation"  # a local file has no training split for the lexicon
+    unchecked = tmp_path / "unchecked"
+    r = advkit("evaluate", "--model", victim_dir, "--dataset", dataset, "--limit", "2", "--attack", "zh-glyph",
+               "--label-check", "none", "--out", unchecked, "--quiet", env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    assert read_json(unchecked / "metrics.json")["metrics"]["label_check"] == "none"
 
     card = tmp_path / "card"
     r = advkit("evaluate", "--model", victim_dir, "--dataset", dataset, "--limit", "3", "--card", "--attack-lm",
