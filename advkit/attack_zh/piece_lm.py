@@ -366,10 +366,7 @@ def run(cfg: BuildPieceLmConfig, out: RunDir) -> dict:
         raise UserError("the corpus has no line of two or more pieces to train on")
     init = masked_accuracy(model, heldout_windows, seg, cfg, device) if heldout_windows else None
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    warmup = max(1, int(0.06 * cfg.steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (cfg.steps - s) / max(1, cfg.steps - warmup)))
+    optimizer, schedule = adamw_linear(model.named_parameters(), cfg.lr, 0.01, cfg.steps, 0.06)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
     losses, t0 = [], time.time()
