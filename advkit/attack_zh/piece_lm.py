@@ -27,7 +27,7 @@ from advkit import data, models
 from advkit.attack_zh import cjk_only, has_cjk
 from advkit.config import BuildPieceLmConfig, as_dict
 from advkit.errors import UserError
-from advkit.optim import clipped_step
+from advkit.optim import adamw_linear, clipped_step
 from advkit.progress import track
 from advkit.results import RunDir
 
