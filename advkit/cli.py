@@ -171,8 +171,8 @@ def evaluate(
                   batch_size=batch_size, max_length=max_length, seed=seed, device=device, data_root=data_root,
                   text_column=text_column, text_b_column=text_b_column, label_column=label_column, attack=attack,
                   attack_lm=attack_lm, attack_encoder=attack_encoder, query_budget=query_budget,
-                  label_check=label_check, card=card or None, trigger=trigger, target=target, scan=scan, onion_lm=onion_lm,
-                  onion_threshold=onion_threshold)
+                  label_check=label_check, card=card or None, trigger=trigger, target=target, scan=scan,
+                  onion_lm=onion_lm, onion_threshold=onion_threshold)
     from advkit import evaluate as ev
     from advkit.results import RunDir
 
@@ -296,8 +296,8 @@ def attack_zh(
     _quiet(quiet)
     cfg = _config(configs.AttackZhConfig, recipe, model=model, dataset=dataset, split=split, limit=limit, lm=lm,
                   substitutes=substitutes, top_k=top_k, max_perturb=max_perturb, max_queries=max_queries,
-                  label_check=label_check, fluency_lm=fluency_lm, similarity_model=similarity_model, batch_size=batch_size,
-                  max_length=max_length, seed=seed, device=device, data_root=data_root, text_column=text_column,
+                  label_check=label_check, fluency_lm=fluency_lm, similarity_model=similarity_model,
+                  batch_size=batch_size, max_length=max_length, seed=seed, device=device, data_root=data_root, text_column=text_column,
                   text_b_column=text_b_column, label_column=label_column)
     if out is None:
         raise UserError("--out is required: attack-zh writes records.jsonl and metrics.json there")

@@ -99,6 +99,9 @@ class FinetuneConfig(DataOptions):
                 raise UserError(f"--seeds must list distinct integers, got '{self.seeds}'")
 
 
+LABEL_CHECKS = ("lexicon", "negation", "none")  # attack-zh: which swaps count as changing the true label
+
+
 @dataclass
 class EvaluateConfig(DataOptions):
     model: str = "minilm-l6"
@@ -122,7 +125,7 @@ class EvaluateConfig(DataOptions):
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
-        _choice("label-check", self.label_check, ("lexicon", "negation", "none"))
+        _choice("label-check", self.label_check, LABEL_CHECKS)
         if self.attack is not None:  # before any model loads
             from advkit.attacks import ATTACKS
             from advkit.evaluate import ZH_ATTACKS
@@ -213,7 +216,7 @@ class AttackZhConfig(DataOptions):
 
     def check(self) -> None:
         _choice("substitutes", self.substitutes, ("pieces", "chars", "words", "glyph", "homophone"))
-        _choice("label-check", self.label_check, ("lexicon", "negation", "none"))
+        _choice("label-check", self.label_check, LABEL_CHECKS)
         _positive(self, "top_k", "max_queries", "batch_size", "max_length", "limit")
         if not 0 < self.max_perturb <= 1:
             raise UserError(f"--max-perturb must be in (0, 1], got {self.max_perturb}")

@@ -192,8 +192,8 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
             f.flush()
             os.fsync(f.fileno())  # a finished example survives an interruption
     records = sorted(read_records(path), key=lambda r: r["index"])
-    metrics = {**summarize(records), "label_check": check.mode if check else "none", "dataset": cfg.dataset, "split": cfg.split, "substitutes": cfg.substitutes,
-               "model": str(models.resolve(cfg.model))}
+    metrics = {**summarize(records), "label_check": check.mode if check else "none", "dataset": cfg.dataset,
+               "split": cfg.split, "substitutes": cfg.substitutes, "model": str(models.resolve(cfg.model))}
     if attack:  # evaluate's stable names, so cards and tables read English and Chinese attacks alike
         metrics.update(attack=attack, accuracy_under_attack=metrics["accuracy_after"])
     atomic_write(out.path / "sample.md", sample_markdown(records, cfg))

@@ -20,7 +20,8 @@ COLUMNS = (("accuracy_before", "acc before", 100, ".1f"), ("accuracy_after", "ac
            ("perturbed_piece_ratio", "units changed %", 100, ".1f"),
            ("perturbed_char_ratio", "chars changed %", 100, ".1f"), ("fluency_ppl_before", "PPPL before", 1, ".1f"),
            ("fluency_ppl_after", "PPPL after", 1, ".1f"), ("similarity", "similarity", 1, ".3f"),
-           ("rejected_per_example", "rejected / example", 1, ".0f"), ("seconds_per_example", "s / example", 1, ".1f"))
+           ("rejected_per_example", "rejected / example", 1, ".0f"),
+           ("seconds_per_example", "s / example", 1, ".1f"))
 ROWS = tuple((g, g) for g in GENERATORS) + tuple((f"{g}-nocheck", f"{g}, no label check") for g in GENERATORS)
 
 
