@@ -253,7 +253,8 @@ def _recipe_note(run_dir) -> str:
     c = m.get("config", {})
     lm = f", substitute LM {c['lm']}" if c.get("lm") else ""
     return (f"{m['metrics']['attack']}: attack-zh's greedy search with {c.get('substitutes')} substitutes "
-            f"(top {c.get('top_k')}{lm}), at most {c.get('max_perturb')} of the units changed")
+            f"(top {c.get('top_k')}{lm}), at most {c.get('max_perturb')} of the units changed, "
+            f"label check {m['metrics'].get('label_check', 'none')}")
 
 
 def _short(ref: str) -> str:

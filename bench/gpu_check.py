@@ -98,7 +98,8 @@ def main() -> None:
     if not torch.cuda.is_available():
         print(json.dumps({"cuda": False, "note": "no CUDA device: nothing to check"}))
         return
-    result = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "correctness": correctness(), "throughput": throughput()}
+    result = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "correctness": correctness(),
+              "throughput": throughput()}
     text = json.dumps(result, indent=2)
     print(text)
     if out:

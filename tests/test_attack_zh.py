@@ -519,6 +519,7 @@ def test_evaluate_runs_attack_zh_and_cards_chinese_models(tmp_path, piece_lm, vi
         assert read_json(card / name / "metrics.json")["metrics"]["avg_queries"] <= 60
     assert read_json(card / "zh-chars" / "run.json")["config"]["lm"] is None  # characters: albert-tiny-zh
     assert (card / "perturbation.png").stat().st_size > 0
+    assert "at most 0.4 of the units changed, label check negation" in text  # the card says which swaps counted
 
     report = tmp_path / "report"
     r = advkit("report", via, card / "zh-words", "--out", report)

@@ -23,6 +23,7 @@ a 不). What it lets through is not proof of label preservation either; a human-
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 
@@ -82,6 +83,7 @@ class LabelCheck:
                        for c in range(len(self.corpus)) if c != label)
 
 
+@functools.lru_cache(maxsize=4)  # a card runs five generators on one data set: read its training split once
 def load(mode: str, dataset: str, *, root=None, text_column=None, text_b_column=None, label_column=None):
     """The check for `--label-check MODE`; None for 'none'. The lexicon needs a labelled training
     split (registered data sets have one); without it the check falls back to negation."""

@@ -26,6 +26,7 @@ so positions cannot drift (a defect of existing Chinese attack code, METHODS.md 
 from __future__ import annotations
 
 import time
+from itertools import accumulate
 
 from advkit.attack_zh import cjk_only, has_cjk
 
@@ -92,7 +93,7 @@ def greedy_attack(text: str, label: int, victim, substitutes, *, text_b: str | N
     applied: list[int] = []  # positions in the order they were changed
     rejected = 0  # candidates the label check dropped
     seen = visible(victim, text, text_b)
-    starts = [sum(len(u) for u in units[:i]) for i in range(len(units))]
+    starts = list(accumulate(map(len, units), initial=0))  # starts[i]: unit i's first character
 
     if before != label:
         status, reason = "skipped", "misclassified"
