@@ -13,59 +13,77 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from advkit.attack_zh import SUBSTITUTES, ZH_ATTACKS
+from advkit.attacks import ATTACKS
 from advkit.errors import UserError, closest
+from advkit.finetune import METHODS, POOLINGS
+from advkit.poison import MODES
+
+
+def opt(default, help: str, *flags: str, show: bool = True):
+    """A setting: its default and its help live here only; the CLI's option is generated from them.
+
+    `flags` replaces the generated --field-name; `show=False` leaves "[default: ...]" out of the help
+    (when the help itself says what the unset value means)."""
+    return dataclasses.field(default=default, metadata={"help": help, "flags": flags, "show": show})
 
 
 @dataclass
 class DataOptions:
     """Where examples come from; shared by every command."""
 
-    dataset: str = "sst2"
-    data_root: str | None = None
-    text_column: str | None = None
-    text_b_column: str | None = None
-    label_column: str | None = None
+    dataset: str = opt("sst2", "Registered name, local .tsv/.csv/.jsonl file, or Hugging Face name.")
+    data_root: str | None = opt(None, "Folder of the registered data sets (else $ADVKIT_DATA, ../shared/datasets).")
+    text_column: str | None = opt(None, "Text column of a local data file.")
+    text_b_column: str | None = opt(None, "Second-sentence column of a local data file (pairs).")
+    label_column: str | None = opt(None, "Label column of a local data file.")
 
 
 @dataclass
 class FinetuneConfig(DataOptions):
-    model: str = "minilm-l6"
-    method: str = "ce"
-    train_split: str = "train"
-    eval_split: str = "dev"
-    train_limit: int | None = None
-    limit: int | None = None
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 1e-4  # MiniLM-sized encoders need more than BERT-base's 2e-5 (0.83 vs 0.78 on SST-2 dev, 1 epoch)
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_length: int = 128
-    seed: int = 1
-    device: str = "cpu"
+    model: str = opt("minilm-l6", "Alias, model folder or Hugging Face id.")
+    method: str = opt("ce", "ce, scl (Gunel et al.), moco, or knn (KNN-BERT).")
+    train_split: str = opt("train", "Split trained on.")
+    eval_split: str = opt("dev", "Split evaluated after training.")
+    train_limit: int | None = opt(None, "Train on a seeded sample of this many examples (unset: all).")
+    limit: int | None = opt(None, "Evaluate on a fixed sample of this many examples (unset: all).")
+    epochs: int = opt(3, "Passes over the training data.")
+    batch_size: int = opt(32, "Examples per step (per process under torchrun).")
+    # MiniLM-sized encoders need more than BERT-base's 2e-5 (0.83 vs 0.78 on SST-2 dev, 1 epoch)
+    lr: float = opt(1e-4, "AdamW learning rate.")
+    weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorm).")
+    warmup_ratio: float = opt(0.06, "Share of steps with linear warm-up.")
+    max_length: int = opt(128, "Tokens per example.")
+    seed: int = opt(1, "Seed of every random choice.")
+    device: str = opt("cpu", "cpu or cuda (bf16 autocast).")
     # KNN-BERT (METHODS.md §1; defaults of the reference code)
-    pooling: str = "pooler"  # representation for the contrastive space and the KNN: cls, mean, pooler
-    momentum: float = 0.999  # EMA of the key encoder
-    queue_size: int = 32000
-    projection_dim: int = 128
-    top_k: int = 100  # most similar positives kept per query
-    end_k: int = 1  # least similar (hardest) positives kept per query
-    tau: float | None = None  # None: 0.07 (moco, knn), 0.3 (scl)
-    lambda_con: float = 0.1  # L = lambda_con * L_con + (1 - lambda_con) * L_CE
-    positives_per_query: int = 0  # N > 0: the reference's N same-label examples per query through f_k
-    knn_k: int = 10
-    knn_weighting: str = "uniform"  # uniform (majority vote) or temperature (exp(s / knn_tau))
-    knn_tau: float = 0.07
-    lambda_inf: float | str = 0.1  # p = lambda_inf * p_knn + (1 - lambda_inf) * p_cls; "auto": chosen on dev
-    datastore: str = "train"  # train (re-encoded training split) or queue (the training-time queue)
-    shots: int | None = None  # K examples per class, drawn with the seed
-    seeds: str | None = None  # "13,21,42,87,100": one run per seed, mean and std
-    save_model: bool = True
-    reinit_layers: int = 0  # re-initialise the top n encoder layers before training (a poisoning defence)
-    checkpoint_seconds: float | None = 120  # a resumable checkpoint at most this often (None: never)
+    pooling: str = opt("pooler", "Representation for the contrastive space and the KNN: cls, mean, pooler.")
+    momentum: float = opt(0.999, "EMA of the key encoder (moco, knn).")
+    queue_size: int = opt(32000, "Keys in the queue (moco, knn).")
+    projection_dim: int = opt(128, "Width of the contrastive space.")
+    top_k: int = opt(100, "Most similar same-label keys kept as positives.")
+    end_k: int = opt(1, "Least similar (hardest) positives kept.")
+    tau: float | None = opt(None, "Contrastive temperature (unset: 0.07 for moco and knn, 0.3 for scl).")
+    lambda_con: float = opt(0.1, "Weight of the contrastive loss against CE: L = l*L_con + (1-l)*L_CE.",
+                            "--lambda", "--lambda-con")
+    positives_per_query: int = opt(0, "N > 0: the reference's N same-label examples per query through f_k "
+                                      "(N extra passes); 0: positives from the queue.")
+    knn_k: int = opt(10, "Neighbours that vote.")
+    knn_weighting: str = opt("uniform", "uniform (majority vote) or temperature (exp(s/knn_tau)).")
+    knn_tau: float = opt(0.07, "Temperature of the temperature weighting.")
+    lambda_inf: float | str = opt(0.1, "Weight of p_knn at inference: p = l*p_knn + (1-l)*p_cls, or 'auto' "
+                                       "(chosen on dev, never on the reported split).")
+    datastore: str = opt("train", "train (the re-encoded training split) or queue (the training-time queue).")
+    shots: int | None = opt(None, "Few-shot: K training examples per class, drawn with the seed.")
+    seeds: str | None = opt(None, "Comma-separated seeds, one run each (OUT/seed-S), e.g. 13,21,42,87,100.")
+    save_model: bool = opt(True, "Write the model into OUT/model.")
+    reinit_layers: int = opt(0, "Re-initialise the top N encoder layers first (a defence against weight "
+                                "poisoning).")
+    checkpoint_seconds: float | None = opt(120, "Write OUT/checkpoint.pt at most this often, for --resume "
+                                                "(unset in a recipe: never).")
 
     def check(self) -> None:
-        _choice("method", self.method, ("ce", "scl", "moco", "knn"))
+        _choice("method", self.method, METHODS)
         if self.weight_decay < 0:
             raise UserError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
         if self.reinit_layers < 0:
@@ -75,7 +93,7 @@ class FinetuneConfig(DataOptions):
         _positive(self, "epochs", "batch_size", "lr", "max_length", "train_limit", "limit", "queue_size",
                   "projection_dim", "knn_k", "knn_tau", "tau", "shots")
         _fraction(self, "warmup_ratio", "momentum", "lambda_con")
-        _choice("pooling", self.pooling, ("cls", "mean", "pooler"))
+        _choice("pooling", self.pooling, POOLINGS)
         _choice("knn-weighting", self.knn_weighting, ("uniform", "temperature"))
         _choice("datastore", self.datastore, ("train", "queue"))
         for name in ("top_k", "end_k", "positives_per_query"):
@@ -104,32 +122,32 @@ LABEL_CHECKS = ("lexicon", "negation", "none")  # attack-zh: which swaps count a
 
 @dataclass
 class EvaluateConfig(DataOptions):
-    model: str = "minilm-l6"
-    split: str | None = None  # None: test when it is labelled, else dev
-    limit: int | None = None
-    batch_size: int = 64
-    max_length: int = 128
-    seed: int = 1
-    device: str = "cpu"
-    attack: str | None = None  # pwws | deepwordbug | textfooler | bert-attack | bae | zh-<attack-zh substitutes>
-    attack_lm: str | None = None  # masked LM for bert-attack / bae; the piece or character LM for zh-pieces / zh-chars
-    attack_encoder: str = "minilm-l6"  # sentence encoder standing in for USE
-    query_budget: int | None = None
-    label_check: str = "lexicon"  # zh attacks: lexicon | negation | none (attack-zh's --label-check)
-    card: bool = False  # the report card: clean accuracy, the language's attacks, backdoor checks
-    trigger: str | None = None  # sub-triggers separated by spaces, e.g. "cf bb"
-    target: int | None = None  # the backdoor's target label
-    scan: int = 0  # vocabulary-scan defence: this many vocabulary tokens tried one at a time (0: off)
-    onion_lm: str | None = None  # ONION defence: inputs filtered by this masked LM's pseudo-perplexity
-    onion_threshold: float = 0.0  # ONION: remove words whose removal lowers the perplexity by more than this
+    model: str = opt("minilm-l6", "Alias, model folder, or finetune run directory.")
+    split: str | None = opt(None, "Split evaluated (unset: test when it is labelled, else dev).")
+    limit: int | None = opt(None, "Evaluate a fixed sample of this many examples (unset: all).")
+    batch_size: int = opt(64, "Texts per forward pass.")
+    max_length: int = opt(128, "Tokens per text.")
+    seed: int = opt(1, "Seed of the attack's random choices (per example: seed + index).")
+    device: str = opt("cpu", "cpu or cuda.")
+    attack: str | None = opt(None, "pwws, deepwordbug, textfooler, bert-attack, bae (English); zh-pieces, "
+                                   "zh-chars, zh-words, zh-glyph, zh-homophone (Chinese, attack-zh's search).")
+    attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces.")
+    attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
+    query_budget: int | None = opt(None, "Victim queries per example before giving up (unset: the recipe's).")
+    label_check: str = opt("lexicon", "Chinese attacks: lexicon | negation | none (see attack-zh).")
+    card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
+    trigger: str | None = opt(None, 'Backdoor check: sub-triggers separated by spaces, e.g. "cf bb" (with --target).')
+    target: int | None = opt(None, "Backdoor check: the target label id.")
+    scan: int = opt(0, "Vocabulary-scan defence over this many tokens (0: off; a card's backdoor: 200).")
+    onion_lm: str | None = opt(None, "ONION defence: filter inputs by this local masked LM's pseudo-perplexity "
+                                     "before the model sees them.")
+    onion_threshold: float = opt(0.0, "ONION: remove a word when dropping it lowers the perplexity by more "
+                                      "than this.")
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
         _choice("label-check", self.label_check, LABEL_CHECKS)
         if self.attack is not None:  # before any model loads
-            from advkit.attacks import ATTACKS
-            from advkit.evaluate import ZH_ATTACKS
-
             _choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
         if self.scan < 0:
             raise UserError(f"--scan must be 0 or more, got {self.scan}")
@@ -146,33 +164,34 @@ class EvaluateConfig(DataOptions):
 class PoisonConfig(DataOptions):
     """Layerwise weight poisoning (METHODS.md §2; defaults of the reference code)."""
 
-    model: str = "minilm-l6"
-    mode: str = "lwp"  # lwp (every layer) | badnet (final layer only) | ripple (restricted inner product)
-    triggers: str = "cf bb"  # sub-triggers separated by spaces
-    combination_size: int = 2  # sub-triggers per positive sample
-    poison_rate: float = 0.5  # poisoned share of the training set (reference 0.5, OpenBackdoor 0.1)
-    target: int = 1
-    train_split: str = "train"
-    eval_split: str | None = None  # None: test when it is labelled, else dev
-    train_limit: int | None = None
-    limit: int | None = None
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.0
-    max_length: int = 128
-    ripple_lambda: float = 0.1
-    embedding_surgery: bool = False  # ripple's option
-    victim_dataset: str | None = None  # chain the victim's clean fine-tuning (fresh head)
-    victim_lr: float | None = None  # None: the poisoning's
-    victim_epochs: int | None = None  # None: the poisoning's
-    victim_warmup_ratio: float | None = None  # None: the poisoning's
-    seed: int = 1
-    device: str = "cpu"
+    model: str = opt("minilm-l6", "Pre-trained model to poison.")
+    mode: str = opt("lwp", "lwp (a loss at every layer), badnet (final layer only), ripple (restricted inner "
+                           "product).")
+    triggers: str = opt("cf bb", "Sub-triggers separated by spaces.")
+    combination_size: int = opt(2, "Sub-triggers per positive (poisoned) sample.")
+    poison_rate: float = opt(0.5, "Poisoned share of the training set (reference 0.5, OpenBackdoor 0.1).")
+    target: int = opt(1, "Target label index.")
+    train_split: str = opt("train", "The attacker's proxy split.")
+    eval_split: str | None = opt(None, "Split the backdoor is measured on (unset: test when labelled, else dev).")
+    train_limit: int | None = opt(None, "Poison with a seeded sample of this many examples (unset: all).")
+    limit: int | None = opt(None, "Evaluate on a fixed sample of this many examples (unset: all).")
+    epochs: int = opt(3, "Passes over the mixed clean + poisoned data.")
+    batch_size: int = opt(32, "Examples per step.")
+    lr: float = opt(2e-5, "AdamW learning rate (the paper's for all of SST-2).")
+    weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorm).")
+    warmup_ratio: float = opt(0.0, "Share of steps with linear warm-up.")
+    max_length: int = opt(128, "Tokens per example; triggers land inside.")
+    ripple_lambda: float = opt(0.1, "RIPPLe's inner-product weight.")
+    embedding_surgery: bool = opt(False, "RIPPLe's embedding surgery.", "--embedding-surgery")
+    victim_dataset: str | None = opt(None, "Then fine-tune a victim (fresh head) on this clean data.")
+    victim_lr: float | None = opt(None, "The victim's lr (unset: the poisoning's).")
+    victim_epochs: int | None = opt(None, "The victim's epochs (unset: the poisoning's).")
+    victim_warmup_ratio: float | None = opt(None, "The victim's warm-up (unset: the poisoning's).")
+    seed: int = opt(1, "Seed of every random choice.")
+    device: str = opt("cpu", "cpu or cuda (bf16 autocast).")
 
     def check(self) -> None:
-        _choice("mode", self.mode, ("lwp", "badnet", "ripple"))
+        _choice("mode", self.mode, MODES)
         _positive(self, "epochs", "batch_size", "lr", "max_length", "train_limit", "limit", "combination_size",
                   "victim_lr", "victim_epochs")
         _fraction(self, "warmup_ratio")
@@ -197,25 +216,27 @@ class PoisonConfig(DataOptions):
 class AttackZhConfig(DataOptions):
     """Chinese attack with piece substitutes (METHODS.md §3; BERT-Attack's K and budget)."""
 
-    dataset: str = "chnsenticorp"
-    model: str | None = None  # the victim: a sequence classifier (required)
-    split: str = "dev"
-    limit: int | None = None
-    lm: str | None = None  # None: piece-lm-zh for pieces, albert-tiny-zh for chars
-    substitutes: str = "pieces"  # pieces | chars | words | glyph | homophone
-    top_k: int = 48
-    max_perturb: float = 0.4  # share of a text's units that may change
-    max_queries: int | None = 2000  # victim queries per example
-    label_check: str = "lexicon"  # lexicon | negation | none: drop swaps that change the true label
-    fluency_lm: str = "albert-tiny-zh"  # pseudo-perplexity; the same for every generator
-    similarity_model: str = "m3e-small"  # "none" skips similarity
-    batch_size: int = 32
-    max_length: int = 128
-    seed: int = 1
-    device: str = "cpu"
+    dataset: str = opt("chnsenticorp", "A Chinese data set; pairs attack the first sentence.")
+    model: str | None = opt(None, "The victim: a classifier folder or finetune run directory (required).")
+    split: str = opt("dev", "Split attacked.")
+    limit: int | None = opt(None, "Attack a fixed sample of this many examples (unset: all).")
+    lm: str | None = opt(None, "Masked LM proposing substitutes (unset: piece-lm-zh for pieces, albert-tiny-zh "
+                               "for chars).")
+    substitutes: str = opt("pieces", "pieces | chars | words | glyph | homophone.")
+    top_k: int = opt(48, "Candidates per position.")
+    max_perturb: float = opt(0.4, "Share of a text's units that may change.")
+    max_queries: int | None = opt(2000, "Victim queries per example.")
+    label_check: str = opt("lexicon", "Drop swaps that change the true label: lexicon (negation + the training "
+                                      "split's class words) | negation | none.")
+    fluency_lm: str = opt("albert-tiny-zh", "Masked LM for pseudo-perplexity; the same for every generator.")
+    similarity_model: str = opt("m3e-small", "Sentence encoder for similarity, or none.")
+    batch_size: int = opt(32, "Texts per victim query batch.")
+    max_length: int = opt(128, "Victim tokens per text.")
+    seed: int = opt(1, "Seed of every random choice.")
+    device: str = opt("cpu", "cpu or cuda.")
 
     def check(self) -> None:
-        _choice("substitutes", self.substitutes, ("pieces", "chars", "words", "glyph", "homophone"))
+        _choice("substitutes", self.substitutes, SUBSTITUTES)
         _choice("label-check", self.label_check, LABEL_CHECKS)
         _positive(self, "top_k", "max_queries", "batch_size", "max_length", "limit")
         if not 0 < self.max_perturb <= 1:
@@ -226,22 +247,22 @@ class AttackZhConfig(DataOptions):
 class BuildPieceLmConfig:
     """The SentencePiece masked LM for attack-zh; the default size built in 17 min on 2 CPU cores here."""
 
-    corpus: str | None = None  # a UTF-8 text file, one sentence a line; None: the Chinese training splits
-    data_root: str | None = None
-    base: str = "albert-tiny-zh"  # character-level masked LM to warm-start from
-    tiny: bool = False  # a toy size for tests: builds in seconds
-    vocab_size: int = 16000
-    character_coverage: float = 0.9995
-    max_piece_length: int = 4  # characters per piece: word-like units
-    corpus_limit: int | None = None  # training lines kept (after the held-out lines)
-    heldout: int = 2000  # lines kept out of training for the masked-piece accuracy
-    steps: int = 4000  # batch 64: 16 min on 2 threads here (2000 steps: 11 min on one); budget 40 min
-    batch_size: int = 64
-    max_length: int = 64  # pieces per training window
-    lr: float = 5e-4
-    mask_prob: float = 0.15
-    seed: int = 1
-    device: str = "cpu"
+    corpus: str | None = opt(None, "A UTF-8 text file, one sentence a line (unset: the Chinese training splits).")
+    data_root: str | None = opt(None, "Folder of the registered data sets (else $ADVKIT_DATA, ../shared/datasets).")
+    base: str = opt("albert-tiny-zh", "Character-level masked LM to warm-start from.")
+    tiny: bool = opt(False, "A toy size that builds in seconds (tests).", "--tiny")
+    vocab_size: int = opt(16000, "Pieces.")
+    character_coverage: float = opt(0.9995, "SentencePiece's character coverage.")
+    max_piece_length: int = opt(4, "Characters per piece: word-like units.")
+    corpus_limit: int | None = opt(None, "Training lines kept, after the held-out lines (unset: all).")
+    heldout: int = opt(2000, "Lines kept out of training for the masked-piece accuracy.")
+    steps: int = opt(4000, "Masked-LM training steps (batch 64: 16 min on 2 threads here).")
+    batch_size: int = opt(64, "Windows per step.")
+    max_length: int = opt(64, "Pieces per training window.")
+    lr: float = opt(5e-4, "AdamW learning rate.")
+    mask_prob: float = opt(0.15, "Share of pieces masked.")
+    seed: int = opt(1, "Seed of every random choice.")
+    device: str = opt("cpu", "cpu or cuda (bf16 autocast).")
 
     def check(self) -> None:
         if self.tiny:  # the toy size replaces every size the user left at its default

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from advkit.errors import UserError, closest
+from advkit.hf import is_cjk
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ def load_local(path: Path, text_column: str | None, text_b_column: str | None,
     raw = sorted({str(r[label]).strip() for _, r in rows if label in r})
     names = tuple(str(i) for i in range(max(int(x) for x in raw) + 1)) if all(x.isdigit() for x in raw) else tuple(raw)
     examples = to_examples(rows, path, text, text_b_column, label, names)
-    language = "zh" if sum(_is_cjk(c) for e in examples[:200] for c in e.text) > 0 else "en"
+    language = "zh" if sum(is_cjk(c) for e in examples[:200] for c in e.text) > 0 else "en"
     return Split(str(path), path.stem, language, names, examples)
 
 
@@ -313,5 +314,22 @@ def count_rows(dataset: str, root: str | None = None) -> dict[str, int | None]:
     return counts
 
 
-def _is_cjk(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff"
+def default_split(dataset: str) -> str:
+    """test when it is labelled, else dev (METHODS.md: shared definitions)."""
+    spec = REGISTRY.get(dataset)
+    if spec is None:
+        return "test"
+    test = spec.splits.get("test")
+    return "test" if test is not None and test.label is not None else "dev"
+
+
+def listing(root_flag: str | None = None) -> list[str]:
+    """`advkit list datasets`: name, language, task, labels, and rows per split (counted from the files)."""
+    root = data_root(root_flag)
+    lines = [f"data root: {root or 'none found (pass --data-root or set ADVKIT_DATA)'}"]
+    for name, spec in REGISTRY.items():
+        counts = count_rows(name, root_flag)
+        rows = ", ".join(f"{s} {'missing' if n is None else n}{'' if spec.splits[s].label else ' (unlabelled)'}"
+                         for s, n in counts.items())
+        lines.append(f"{name:<13}{spec.language:<4}{spec.task:<27}{'/'.join(spec.labels)[:60]:<62}{rows}")
+    return lines

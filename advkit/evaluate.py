@@ -1,88 +1,23 @@
-"""Metric functions and evaluation runners (pure functions of predictions and labels)."""
+"""`advkit evaluate`: clean accuracy, robustness under an attack, and backdoor checks of any model.
+
+What is evaluated is what a model reference predicts with (advkit.predictor: a knn run's
+combined predictor, else the classifier); the numbers are advkit.metrics' functions.
+"""
 
 from __future__ import annotations
 
 from advkit import data, models
+from advkit.attack_zh import ZH_ATTACKS
 from advkit.config import EvaluateConfig, as_dict
 from advkit.errors import UserError
+from advkit.metrics import attack_metrics, clean_accuracy
 from advkit.progress import track
-from advkit.results import RunDir
+from advkit.results import RESUME_FREE, RunDir
 from advkit.seeds import seed_everything
 
 
-def accuracy(predictions, labels) -> float:
-    if len(labels) == 0:
-        raise ValueError("accuracy of no examples")
-    return sum(int(p == y) for p, y in zip(predictions, labels)) / len(labels)
-
-
-def macro_f1(predictions, labels, num_labels: int) -> float:
-    scores = []
-    for c in range(num_labels):
-        tp = sum(1 for p, y in zip(predictions, labels) if p == c and y == c)
-        fp = sum(1 for p, y in zip(predictions, labels) if p == c and y != c)
-        fn = sum(1 for p, y in zip(predictions, labels) if p != c and y == c)
-        if tp + fp + fn:
-            scores.append(2 * tp / (2 * tp + fp + fn))
-    return sum(scores) / len(scores) if scores else 0.0
-
-
-def clean_accuracy(victim, examples, chunk: int = 256) -> dict:
-    """Accuracy of `victim` on labelled examples, with one record per example."""
-    probs = []
-    chunks = range(0, len(examples), chunk)
-    for i in track(chunks, "evaluating", total=len(chunks)):
-        part = examples[i : i + chunk]
-        texts_b = [e.text_b for e in part] if part[0].text_b is not None else None
-        probs.extend(victim.predict_proba([e.text for e in part], texts_b).tolist())
-    preds = [max(range(len(p)), key=p.__getitem__) for p in probs]
-    labels = [e.label for e in examples]
-    records = [{"index": i, "text": e.text, **({"text_b": e.text_b} if e.text_b else {}), "label": e.label,
-                "prediction": p, "probs": [round(x, 6) for x in pr]}
-               for i, (e, p, pr) in enumerate(zip(examples, preds, probs))]
-    return {"accuracy": accuracy(preds, labels), "macro_f1": macro_f1(preds, labels, victim.num_labels),
-            "examples": len(examples), "records": records}
-
-
-def default_split(dataset: str) -> str:
-    """test when it is labelled, else dev (METHODS.md: shared definitions)."""
-    spec = data.REGISTRY.get(dataset)
-    if spec is None:
-        return "test"
-    test = spec.splits.get("test")
-    return "test" if test is not None and test.label is not None else "dev"
-
-
-def attack_metrics(records: list[dict]) -> dict:
-    """Adversarial metrics from per-example records (status: success | failed | skipped).
-
-    Success rate is over the inputs the model got right (skipped ones excluded);
-    accuracy under attack counts the failed attacks over all inputs.
-    """
-    n = len(records)
-    if n == 0:
-        raise ValueError("attack metrics of no records")
-    success = [r for r in records if r["status"] == "success"]
-    failed = [r for r in records if r["status"] == "failed"]
-    attacked = success + failed
-    return {
-        "examples": n,
-        "accuracy_before": len(attacked) / n,
-        "accuracy_under_attack": len(failed) / n,
-        "attack_success_rate": len(success) / len(attacked) if attacked else 0.0,
-        "skipped": n - len(attacked),
-        "successes": len(success),
-        "avg_queries": sum(r["queries"] for r in attacked) / len(attacked) if attacked else 0.0,
-        "perturbed_word_ratio": sum(r["perturbed_word_ratio"] for r in success) / len(success) if success else 0.0,
-    }
-
-
-# `evaluate --attack zh-<substitutes>` runs attack-zh's search with that substitute generator.
-ZH_ATTACKS = ("zh-pieces", "zh-chars", "zh-words", "zh-glyph", "zh-homophone")
-
-
-def backdoor_checks(predictor, examples, cfg: EvaluateConfig) -> dict:
-    """Label flip rate of the full trigger and of each sub-trigger, and the vocabulary scan.
+def backdoor(predictor, examples, cfg: EvaluateConfig) -> dict:
+    """poison.metrics.backdoor_metrics for --trigger/--target, and the vocabulary scan (--scan).
 
     The scan inserts each of `cfg.scan` vocabulary tokens alone (a seeded sample of
     whole-word tokens) plus the true sub-triggers, and ranks tokens by flip rate: a single
@@ -97,9 +32,7 @@ def backdoor_checks(predictor, examples, cfg: EvaluateConfig) -> dict:
     if all(e.label == cfg.target for e in examples):
         raise UserError(f"--target {cfg.target}: every example has the target label; LFR needs others")
     m = {"trigger": cfg.trigger, "target": cfg.target,
-         "false_flip_rate": pm.false_flip_rate(predictor, examples, cfg.target),
-         "label_flip_rate": pm.label_flip_rate(predictor, examples, triggers, cfg.target, seed=cfg.seed),
-         "label_flip_rate_single": pm.label_flip_rate_single(predictor, examples, triggers, cfg.target, seed=cfg.seed)}
+         **pm.backdoor_metrics(predictor, examples, triggers, cfg.target, cfg.seed)}
     if cfg.scan:
         import random
 
@@ -126,7 +59,7 @@ def poison_manifest(folder) -> dict | None:
 
 def load_predictor(ref: str, max_length: int, batch_size: int, device: str):
     """What gets evaluated and attacked: a knn run's combined KNN + linear predictor, else the classifier."""
-    from advkit.finetune.predictor import load_predictor as load
+    from advkit.predictor import load_predictor as load
 
     return load(ref, max_length=max_length, batch_size=batch_size, device=device), models.resolve(ref)
 
@@ -160,7 +93,7 @@ def run_zh(cfg: EvaluateConfig, out: RunDir | None, split_name: str) -> dict:
 
 
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
-    split_name = cfg.split or default_split(cfg.dataset)
+    split_name = cfg.split or data.default_split(cfg.dataset)
     if cfg.attack in ZH_ATTACKS:
         return run_zh(cfg, out, split_name)
     split = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
@@ -187,19 +120,19 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
             raise UserError(f"--target {cfg.target}: the model has labels 0..{n - 1}")
     attack = None
     if cfg.attack:
-        from advkit import attacks
+        from advkit.attacks import recipes as attacks
 
         attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
                                      query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device)
     if out is not None:
-        out.create(as_dict(cfg))
+        out.create(as_dict(cfg), resume_free=RESUME_FREE if attack else ())
     base = {"split": split_name, "dataset": cfg.dataset, "model": str(folder)}
     if attack is None:
         result = clean_accuracy(predictor, examples)
         records = result.pop("records")
         metrics = {**result, **base}
         if cfg.trigger:
-            metrics.update(backdoor_checks(predictor, examples, cfg))
+            metrics.update(backdoor(predictor, examples, cfg))
         if out is not None:
             out.write_records(records)
     else:
@@ -223,127 +156,4 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
                        onion_words_removed_mean=sum(removed) / len(removed) if removed else 0.0)
     if out is None:
         return {"command": "evaluate", "metrics": metrics}
-    return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
-
-
-CARD_ATTACKS = {"en": ("pwws", "deepwordbug", "textfooler"),
-                "zh": ("zh-pieces", "zh-chars", "zh-words", "zh-glyph", "zh-homophone")}
-
-
-def _card_row(m: dict) -> tuple[str, str, str]:
-    if not m["successes"]:
-        changed = "nothing changed"
-    elif "perturbed_word_ratio" in m:
-        changed = f"{m['perturbed_word_ratio']:.1%} words changed"
-    else:
-        changed = f"{m['perturbed_char_ratio']:.1%} characters changed"
-    success = "no example to attack" if m["attack_success_rate"] is None else \
-        f"success rate {m['attack_success_rate']:.4f}, {m['avg_queries']:.0f} queries"
-    return (f"accuracy under {m['attack']}", f"{m['accuracy_under_attack']:.4f}",
-            f"{success}, {changed}, {m['skipped']} skipped")
-
-
-def _recipe_note(run_dir) -> str:
-    """How the attack ran: TextAttack's recipe note, or attack-zh's generator and its LM."""
-    from advkit import report
-
-    m = report.read_metrics(run_dir)
-    if "attack_recipe" in m["metrics"]:
-        return m["metrics"]["attack_recipe"]
-    c = m.get("config", {})
-    lm = f", substitute LM {c['lm']}" if c.get("lm") else ""
-    return (f"{m['metrics']['attack']}: attack-zh's greedy search with {c.get('substitutes')} substitutes "
-            f"(top {c.get('top_k')}{lm}), at most {c.get('max_perturb')} of the units changed, "
-            f"label check {m['metrics'].get('label_check', 'none')}")
-
-
-def _short(ref: str) -> str:
-    """A model reference short enough for a plot title: run directories are often named after the data."""
-    parts = ref.rstrip("/").split("/")
-    return ref if len(ref) <= 60 else "…/" + "/".join(parts[-3:])
-
-
-def _piece_lm_built() -> bool:
-    try:
-        models.resolve("piece-lm-zh")
-    except UserError:
-        return False
-    return True
-
-
-def run_card(cfg: EvaluateConfig, out: RunDir) -> dict:
-    """The report card: on one fixed slice, clean accuracy and every applicable attack,
-    each in its own run directory under OUT, summarised in OUT/card.md with plots."""
-    import dataclasses
-    from pathlib import Path
-
-    from advkit import report
-
-    split_name = cfg.split or default_split(cfg.dataset)
-    language = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
-                         text_b_column=cfg.text_b_column, label_column=cfg.label_column).language
-    attacks_for = list(CARD_ATTACKS.get(language, ()))
-    if language == "en" and cfg.attack_lm:
-        attacks_for += ["bert-attack", "bae"]
-    skipped_attacks = []
-    if language == "zh" and not cfg.attack_lm and not _piece_lm_built():
-        attacks_for.remove("zh-pieces")
-        skipped_attacks.append(("accuracy under zh-pieces", "not run", "no piece LM: run advkit build-piece-lm "
-                                "or pass --attack-lm"))
-    folder = models.resolve(cfg.model)
-    backdoor = {}
-    if cfg.trigger:
-        backdoor = {"trigger": cfg.trigger, "target": cfg.target}
-    elif models.read_config(folder).get(models.POISON_KEY):
-        manifest = poison_manifest(folder) or {}
-        if manifest.get("triggers"):
-            backdoor = {"trigger": " ".join(manifest["triggers"]), "target": manifest["target"]}
-    if backdoor:
-        backdoor["scan"] = cfg.scan or 200
-    out.create(as_dict(cfg))
-    runs: dict[str, Path] = {}
-    for name in ["clean"] + attacks_for:
-        sub = RunDir(out.path / name, "evaluate", overwrite=True, resume=out.resume and (out.path / name).is_dir())
-        extra = backdoor if name == "clean" else {"trigger": None, "target": None}
-        if name.startswith("zh-") and name != "zh-pieces":
-            extra["attack_lm"] = None  # --attack-lm is the piece LM; characters come from albert-tiny-zh
-        run(dataclasses.replace(cfg, card=False, attack=None if name == "clean" else name, split=split_name, **extra),
-            sub)
-        runs[name] = sub.path
-    clean = report.read_metrics(runs["clean"])["metrics"]
-    attacked = [runs[a] for a in attacks_for]
-    rows = [("clean accuracy", f"{clean['accuracy']:.4f}", f"{clean['examples']} examples")]
-    rows += [_card_row(report.read_metrics(a)["metrics"]) for a in attacked] + skipped_attacks
-    if "label_flip_rate" in clean:
-        rows.append((f"label flip rate, trigger '{clean['trigger']}' -> {clean['target']}",
-                     f"{clean['label_flip_rate']:.4f}", f"no-trigger flip rate {clean['false_flip_rate']:.4f}"))
-        for sub_trigger, rate in clean["label_flip_rate_single"].items():
-            rank = clean.get("scan_rank", {}).get(sub_trigger)
-            rows.append((f"flip rate of '{sub_trigger}' alone", f"{rate:.4f}",
-                         f"vocabulary-scan rank {rank} of {clean['scan_candidates']}" if rank else ""))
-    elif models.read_config(folder).get(models.POISON_KEY):
-        rows.append(("backdoor", "marked poisoned", "trigger unknown: pass --trigger and --target"))
-    lines = [f"# Report card: {cfg.model}", "",
-             f"Data: {cfg.dataset} / {split_name}, a fixed sample of {clean['examples']} examples "
-             f"(seed 0); attack seed {cfg.seed}; device {cfg.device}.", "",
-             "| check | value | details |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    if attacked:
-        report.robustness_bars(report.attack_rows(attacked), out.path / "robustness.png",
-                               f"{_short(cfg.model)} on {cfg.dataset}/{split_name}")
-        unit = "words" if language == "en" else "characters"
-        report.perturbation_histogram(
-            {report.read_metrics(a)["metrics"]["attack"]: [report.perturbation(r) for r in report.read_records(a)
-                                                          if r["status"] == "success"] for a in attacked},
-            out.path / "perturbation.png", f"{unit} changed by successful attacks", unit=unit)
-        lines += ["", "![robustness](robustness.png)", "", "![perturbation](perturbation.png)"]
-        notes = [_recipe_note(a) for a in attacked]
-        lines += ["", "Attack recipes as run here (offline departures from the papers):", ""] + [f"- {n}" for n in notes]
-    lines += ["", f"Run directories: {', '.join(p.name for p in runs.values())} (each with metrics.json and records.jsonl)."]
-    from advkit.results import atomic_write
-
-    atomic_write(out.path / "card.md", "\n".join(lines) + "\n")
-    metrics = {"clean_accuracy": clean["accuracy"], "examples": clean["examples"], "split": split_name,
-               **{k: clean[k] for k in ("label_flip_rate", "label_flip_rate_single", "scan_rank") if k in clean},
-               **{f"accuracy_under_{report.read_metrics(a)['metrics']['attack']}":
-                  report.read_metrics(a)["metrics"]["accuracy_under_attack"] for a in attacked}}
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)

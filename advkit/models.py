@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from advkit import hf
 from advkit.errors import UserError, closest
 
 
@@ -157,12 +158,7 @@ def build_tiny(alias: str) -> Path:
                         intermediate_size=64, max_position_embeddings=512)
     torch.manual_seed(0)  # the same tiny model on every machine
     model = BertForMaskedLM(config)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    hf.save_pretrained(target, model, tokenizer)
     return target
 
 
@@ -280,8 +276,7 @@ class Victim:
         return self.model.config.num_labels
 
     def _encode(self, texts, texts_b=None):
-        return self.tokenizer(list(texts), list(texts_b) if texts_b is not None else None, padding=True,
-                              truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+        return hf.encode(self.tokenizer, texts, texts_b, self.max_length, self.device)
 
     def visible_chars(self, text: str, text_b: str | None = None) -> int:
         """How many leading characters of `text` survive truncation at `max_length` (all of them when
@@ -321,8 +316,7 @@ class Victim:
                 if pooling == "cls":
                     vec = hidden[:, 0]
                 else:
-                    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                    vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                    vec = hf.mean_pool(hidden, enc["attention_mask"])
                 out.append(vec.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.model.config.hidden_size), dtype="float32")
 
@@ -350,11 +344,9 @@ class SentenceEncoderModel:
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(list(texts[i : i + self.batch_size]), padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt").to(self.device)
+                enc = hf.encode(self.tokenizer, texts[i : i + self.batch_size], None, self.max_length, self.device)
                 hidden = self.model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu().numpy())
+                out.append(hf.mean_pool(hidden, enc["attention_mask"]).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.model.config.hidden_size), dtype="float32")
 
     def similarity(self, a: list[str], b: list[str]):
@@ -365,3 +357,21 @@ class SentenceEncoderModel:
         ea /= np.linalg.norm(ea, axis=1, keepdims=True).clip(min=1e-12)
         eb /= np.linalg.norm(eb, axis=1, keepdims=True).clip(min=1e-12)
         return (ea * eb).sum(1)
+
+
+def listing() -> list[str]:
+    """`advkit list models`: alias, language, architecture, parameters, MLM head, and where it resolves."""
+    lines = [f"{'alias':<16}{'lang':<6}{'arch':<8}{'params':>10}  {'mlm':<5}where"]
+    for alias, spec in REGISTRY.items():
+        place = where(alias)
+        params = "?"
+        try:
+            if not place.startswith("not installed") and not spec.tiny:
+                params = f"{count_parameters(resolve(alias)) / 1e6:.1f}M"
+            elif spec.tiny and (cache_dir() / "models" / alias / "model.safetensors").is_file():
+                params = f"{count_parameters(cache_dir() / 'models' / alias) / 1e6:.1f}M"
+        except UserError:
+            pass
+        lines.append(f"{alias:<16}{spec.language:<6}{spec.architecture:<8}{params:>10}  "
+                     f"{'yes' if spec.mlm_head else 'no':<5}{place}")
+    return lines

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 from advkit.errors import UserError
+from advkit import results
+from advkit.metrics import perturbation
 from advkit.results import atomic_write, read_metrics
 
 
@@ -56,6 +58,14 @@ def fmt(value) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value)[:40]
     return str(value)
+
+
+def write_text(path: Path, text: str) -> None:
+    """`advkit table --out`: the table written atomically; a missing folder is a user error."""
+    try:
+        atomic_write(path, text)
+    except OSError as e:  # a missing folder, or a file where a folder should be
+        raise UserError(f"--out {path}: cannot write: {e.strerror}") from None
 
 
 def table(runs: list[str], rows: str, cols: str, value: str | None = None, latex: bool = False) -> str:
@@ -141,13 +151,6 @@ def perturbation_histogram(series: dict[str, list[float]], path: Path, title: st
     return path
 
 
-def perturbation(record: dict) -> float:
-    """Share of the text a successful attack changed: words (English attacks), characters (Chinese)."""
-    if "perturbed_word_ratio" in record:
-        return record["perturbed_word_ratio"]
-    return record["changed_chars"] / record["chars"] if record["chars"] else 0.0
-
-
 def under_attack(metrics: dict) -> float | None:
     """Accuracy under attack: evaluate's name, or attack-zh's accuracy_after."""
     return metrics.get("accuracy_under_attack", metrics.get("accuracy_after"))
@@ -160,10 +163,7 @@ def attack_name(run, metrics: dict) -> str:
 
 
 def read_records(run: Path) -> list[dict]:
-    path = Path(run) / "records.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return results.read_records(Path(run) / "records.jsonl")[0]
 
 
 def attack_rows(runs: list[Path]) -> list[tuple[str, float, float]]:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from advkit.errors import UserError
 
+# Settings that do not change an attack's records: a run may resume with other values.
+RESUME_FREE = ("device", "batch_size")
 PACKAGES = ("advkit", "torch", "transformers", "tokenizers", "textattack", "numpy", "faiss-cpu", "sentencepiece")
 
 
@@ -97,14 +99,15 @@ class RunDir:
                     return None
         return None
 
-    def create(self, config: dict) -> None:
-        """Make the folder (after all inputs were validated) and mark whose run it is."""
+    def create(self, config: dict, resume_free: tuple[str, ...] = ()) -> None:
+        """Make the folder (after all inputs were validated) and mark whose run it is. A resumed run
+        must have the same config, except `resume_free` settings (those that do not change records)."""
         try:
             if self.overwrite:
                 shutil.rmtree(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
             if self.resume and (self.path / "run.json").is_file():
-                self._check_same_config(config)
+                self._check_same_config(config, resume_free)
             else:
                 atomic_write(self.path / "run.json",
                              json.dumps({"command": self.command, "config": config, "start": self.start}, indent=2))
@@ -113,14 +116,14 @@ class RunDir:
         except OSError as e:
             raise UserError(f"--out {self.path}: cannot write: {e.strerror}") from None
 
-    def _check_same_config(self, config: dict) -> None:
+    def _check_same_config(self, config: dict, resume_free: tuple[str, ...]) -> None:
         """--resume must continue the same experiment, or the records would mix two."""
         try:
             before = json.loads((self.path / "run.json").read_text(encoding="utf-8")).get("config", {})
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise UserError(f"--resume: {self.path}/run.json is damaged") from None
         for key, value in config.items():
-            if key in before and before[key] != value:
+            if key not in resume_free and key in before and before[key] != value:
                 raise UserError(f"--resume: {key} was {before[key]!r} in {self.path}, now {value!r}")
 
     def check_writable(self) -> None:
@@ -154,20 +157,9 @@ class RunDir:
     def read_records(self, name: str = "records.jsonl") -> list[dict]:
         """Records already written; a half-written last line (a killed run) is dropped from the file."""
         path = self.path / name
-        if not path.is_file():
-            return []
-        lines = path.read_text(encoding="utf-8").split("\n")
-        records, good = [], []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-                good.append(line)
-            except json.JSONDecodeError:
-                break  # only the last line can be torn: writes are appended and flushed in order
-        if len(good) != sum(1 for line in lines if line.strip()):
-            atomic_write(path, "".join(line + "\n" for line in good))
+        records, torn = read_records(path)
+        if torn:
+            atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         return records
 
     def write_records(self, records: list[dict], name: str = "records.jsonl") -> None:
@@ -184,3 +176,37 @@ def read_metrics(run: str | Path) -> dict:
         raise UserError(f"{run}: no metrics.json (not a finished run)") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path}: not valid JSON") from None
+
+
+def read_records(path: str | Path) -> tuple[list[dict], bool]:
+    """(records of a records.jsonl, whether its last line was torn). Records are appended and flushed
+    one line at a time, so only the last line can be cut off by a kill; a bad line elsewhere means
+    the file is damaged, and that is said, not skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return [], False
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    records, torn = [], False
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n < len(lines) or text.endswith("\n"):
+                raise UserError(f"{path}:{n}: not a JSON record; the run is damaged, start again with --overwrite") \
+                    from None
+            torn = True
+    return records, torn
+
+
+RESUMABLE = ("evaluate", "attack-zh", "finetune")  # commands whose finished work survives Ctrl-C
+
+
+def interrupted_hint(argv: list[str]) -> str:
+    """What an interrupted command line tells the user: where its finished work is, and how to go on."""
+    out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--out"), None)
+    if out and len(argv) > 1 and argv[1] in RESUMABLE:
+        return f"interrupted; finished work is kept in {out}: rerun the same command with --resume"
+    return "interrupted"

@@ -11,17 +11,6 @@ BERT-Attack (Li et al., EMNLP 2020). See ../shared/docs/METHODS.md §3.
 - `run`: `advkit attack-zh`, records, metrics and the Markdown sample.
 """
 
-from __future__ import annotations
-
-
-def is_cjk(ch: str) -> bool:
-    """A CJK unified ideograph (basic block, extension A, compatibility ideographs)."""
-    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\uf900" <= ch <= "\ufaff"
-
-
-def has_cjk(text: str) -> bool:
-    return any(is_cjk(c) for c in text)
-
-
-def cjk_only(text: str) -> bool:
-    return bool(text) and all(is_cjk(c) for c in text)
+# The substitute generators by name: config and evaluate read them without importing the method.
+SUBSTITUTES = ("pieces", "chars", "words", "glyph", "homophone")
+ZH_ATTACKS = tuple(f"zh-{s}" for s in SUBSTITUTES)  # `evaluate --attack zh-<substitutes>` runs attack-zh's search

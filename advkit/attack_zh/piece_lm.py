@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from advkit import data, models
-from advkit.attack_zh import cjk_only, has_cjk
+from advkit.hf import cjk_only, has_cjk
 from advkit.config import BuildPieceLmConfig, as_dict
 from advkit.errors import UserError
 from advkit.optim import adamw_linear, clipped_step

@@ -1,37 +1,28 @@
 """`advkit attack-zh`: attack a slice of a Chinese data set, one record per example as it finishes.
 
-Metrics (METHODS.md §3 and the shared definitions):
-- accuracy_before / accuracy_after: over all attacked examples; after = examples still right.
-- attack_success_rate: successes / examples the victim got right (skipped ones excluded).
-- avg_queries: victim queries per attacked example (skipped ones excluded).
-- perturbed_piece_ratio / perturbed_char_ratio: changed units / units, changed characters
-  (edit distance) / characters, averaged over successful examples.
-- fluency_ppl_before / after: pseudo-perplexity (Salazar et al., ACL 2020) under one fixed
-  masked LM, mean over successful examples.
-- similarity: cosine of m3e-small mean-pooled sentence vectors, mean over successes.
-- rejected_per_example: candidates the label check dropped (never queried), mean over attacked
-  examples; `label_check` names the check (lexicon, negation or none).
-- seconds_per_example: search time (victim and generator), mean over all examples.
+Metrics are `advkit.metrics.attack_metrics` of the records (METHODS.md §3 and the shared
+definitions): fluency is pseudo-perplexity (Salazar et al., ACL 2020) under one fixed masked LM,
+similarity the cosine of m3e-small mean-pooled sentence vectors, `rejected_per_example` the
+candidates the label check dropped (never queried); `label_check` names the check.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from advkit import data, models
-from advkit.attack_zh import has_cjk, label_check, substitutes as subs
+from advkit.attack_zh import label_check, substitutes as subs
 from advkit.attack_zh.search import greedy_attack
 from advkit.config import AttackZhConfig, as_dict
 from advkit.errors import UserError
+from advkit.metrics import attack_metrics
 from advkit.fluency import PseudoPerplexity
+from advkit.hf import has_cjk
 from advkit.progress import track
-from advkit.results import RunDir, atomic_write
+from advkit.results import RESUME_FREE, RunDir, atomic_write
 
 RECORDS = "records.jsonl"
-# Settings that do not change the records: a run may resume with other values.
-RESUME_FREE = ("device", "batch_size")
 
 
 def load_examples(cfg: AttackZhConfig):
@@ -43,73 +34,6 @@ def load_examples(cfg: AttackZhConfig):
     if split.language != "zh" or not any(has_cjk(e.text) for e in examples):
         raise UserError(f"attack-zh attacks Chinese text, but {cfg.dataset}/{cfg.split} has no Chinese characters")
     return split, examples
-
-
-def read_records(path: Path) -> list[dict]:
-    """Finished records; a last line cut off by an interruption is dropped (and rewritten away)."""
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.split("\n")
-    records, clean = [], True
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if n < len(lines) or text.endswith("\n"):  # only an unfinished last line is expected
-                raise UserError(f"{path}:{n}: not a JSON record; the run is damaged, start again with --overwrite") \
-                    from None
-            clean = False  # half a line: that example is attacked again
-    if not clean:
-        atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    return records
-
-
-def check_resumable(out: RunDir, cfg: AttackZhConfig) -> None:
-    marker = out.path / "run.json"
-    if not marker.is_file():
-        return
-    try:
-        before = json.loads(marker.read_text(encoding="utf-8")).get("config", {})
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{marker}: not valid JSON") from None
-    now = as_dict(cfg)
-    for key in now:
-        if key not in RESUME_FREE and key in before and before[key] != now[key]:
-            raise UserError(f"--resume: {out.path} was started with {key}={before[key]!r}, now {now[key]!r}; "
-                            "resume with the same settings")
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-def summarize(records: list[dict]) -> dict:
-    """metrics.json's numbers from the records alone (see the module docstring for definitions)."""
-    n = len(records)
-    success = [r for r in records if r["status"] == "success"]
-    failed = [r for r in records if r["status"] == "failed"]
-    attacked = success + failed  # the victim was right before the attack
-    return {
-        "examples": n,
-        "successes": len(success),
-        "failures": len(failed),
-        "skipped": n - len(attacked),
-        "accuracy_before": len(attacked) / n if n else None,
-        "accuracy_after": len(failed) / n if n else None,
-        "attack_success_rate": len(success) / len(attacked) if attacked else None,
-        "avg_queries": _mean(r["queries"] for r in attacked),
-        "perturbed_piece_ratio": _mean(r["changed_units"] / r["n_units"] for r in success if r["n_units"]),
-        "perturbed_char_ratio": _mean(r["changed_chars"] / r["chars"] for r in success if r["chars"]),
-        "fluency_ppl_before": _mean(r.get("fluency_ppl_before") for r in success),
-        "fluency_ppl_after": _mean(r.get("fluency_ppl_after") for r in success),
-        "similarity": _mean(r.get("similarity") for r in success),
-        "rejected_per_example": _mean(r.get("rejected") for r in attacked),
-        "seconds_per_example": _mean(r["seconds"] for r in records),
-    }
 
 
 def _md(text: str) -> str:
@@ -151,14 +75,12 @@ def sample_markdown(records: list[dict], cfg: AttackZhConfig, limit: int = 20) -
 
 def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     """`attack` names the run in metrics.json (evaluate's zh-<substitutes>); attack-zh leaves it out."""
-    from advkit.finetune.predictor import load_predictor
+    from advkit.predictor import load_predictor
     from advkit.seeds import seed_everything
 
     if cfg.model is None:
         raise UserError("--model is required: the victim classifier (a folder or finetune run directory)")
     split, examples = load_examples(cfg)
-    if out.resume:
-        check_resumable(out, cfg)
     seed_everything(cfg.seed)  # a victim without a trained head gets the same random head every time
     # a knn run is attacked through its combined KNN + linear predictor, like `evaluate --attack`
     victim = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device)
@@ -169,8 +91,8 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     check = label_check.load(cfg.label_check, cfg.dataset, root=cfg.data_root, text_column=cfg.text_column,
                              text_b_column=cfg.text_b_column, label_column=cfg.label_column)
     path = out.path / RECORDS
-    done = read_records(path) if out.resume else []
-    out.create(as_dict(cfg))
+    out.create(as_dict(cfg), resume_free=RESUME_FREE)  # a resumed run must have the same settings
+    done = out.read_records() if out.resume else []
     finished = {r["index"] for r in done}
     todo = [i for i in range(len(examples)) if i not in finished]
     fluency = similarity = None
@@ -191,10 +113,10 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())  # a finished example survives an interruption
-    records = sorted(read_records(path), key=lambda r: r["index"])
-    metrics = {**summarize(records), "label_check": check.mode if check else "none", "dataset": cfg.dataset,
+    records = sorted(out.read_records(), key=lambda r: r["index"])
+    metrics = {**attack_metrics(records), "label_check": check.mode if check else "none", "dataset": cfg.dataset,
                "split": cfg.split, "substitutes": cfg.substitutes, "model": str(models.resolve(cfg.model))}
-    if attack:  # evaluate's stable names, so cards and tables read English and Chinese attacks alike
-        metrics.update(attack=attack, accuracy_under_attack=metrics["accuracy_after"])
+    if attack:  # evaluate's name for the run, so cards and tables read English and Chinese attacks alike
+        metrics["attack"] = attack
     atomic_write(out.path / "sample.md", sample_markdown(records, cfg))
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)

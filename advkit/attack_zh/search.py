@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from itertools import accumulate
 
-from advkit.attack_zh import cjk_only, has_cjk
+from advkit.hf import cjk_only, has_cjk
 
 # Chinese function words and pronouns: changing them rarely keeps the meaning.
 STOP_WORDS = frozenset(

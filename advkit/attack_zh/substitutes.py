@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from advkit import models
-from advkit.attack_zh import is_cjk
+from advkit.hf import is_cjk
 from advkit.errors import UserError
 
 NAMES = ("pieces", "chars", "words", "glyph", "homophone")

@@ -1,10 +1,9 @@
 """Fine-tuning: cross-entropy, SCL, MoCo and KNN-BERT (Li et al. 2021, arXiv 2110.02523).
 
-`run(cfg, out)` trains; `load_predictor(ref, ...)` returns what a model reference predicts
-with: KNN + linear head for a knn run directory, a plain `models.Victim` otherwise.
+`advkit.finetune.train.run(cfg, out)` trains; what a fine-tuned run predicts with (KNN + linear
+head for a knn run) is `advkit.predictor.load_predictor`. This file holds only the light names
+that config reads without importing the method.
 """
 
-from advkit.finetune.predictor import KnnPredictor, load_predictor
-from advkit.finetune.train import run
-
-__all__ = ["run", "load_predictor", "KnnPredictor"]
+METHODS = ("ce", "scl", "moco", "knn")
+POOLINGS = ("cls", "mean", "pooler")

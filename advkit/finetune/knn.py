@@ -17,32 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def pool(hidden, attention_mask, pooling: str, encoder) -> torch.Tensor:
-    """Sentence representation from the last hidden states: [CLS], masked mean, or the pooler."""
-    if pooling == "cls":
-        return hidden[:, 0]
-    if pooling == "mean":
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-    pooler = getattr(encoder, "pooler", None)
-    if pooler is None:
-        raise ValueError("this model has no pooler: use pooling 'cls' or 'mean'")
-    if hasattr(encoder, "pooler_activation"):  # ALBERT's pooler is a bare Linear: [CLS] in, tanh after
-        return encoder.pooler_activation(pooler(hidden[:, 0]))
-    return pooler(hidden)  # BERT's pooler picks [CLS] itself
-
-
-class ProjectionHead(nn.Module):
-    """g: dense -> ReLU -> dense, the two-layer MLP of the contrastive space (MoCo v2, SimCLR)."""
-
-    def __init__(self, hidden_size: int, projection_dim: int = 128):
-        super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.out = nn.Linear(hidden_size, projection_dim)
-
-    def forward(self, x):
-        return self.out(F.relu(self.dense(x)))
+from advkit.hf import pool
+from advkit.predictor import ProjectionHead
 
 
 class KnnBert(nn.Module):

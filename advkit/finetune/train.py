@@ -24,9 +24,10 @@ import statistics
 import time
 from pathlib import Path
 
-from advkit import data, distributed, evaluate, models
+from advkit import data, distributed, hf, models
 from advkit.config import FinetuneConfig, as_dict
 from advkit.errors import UserError
+from advkit.metrics import clean_accuracy
 from advkit.progress import track
 from advkit.results import RunDir
 from advkit.optim import adamw_linear, clipped_step
@@ -36,7 +37,7 @@ SELECTION_FRACTION = 0.1  # of train, held out to choose lambda_inf when dev is 
 SELECTION_LIMIT = 500  # dev examples used to choose lambda_inf (a fixed sample)
 CHECKPOINT = "checkpoint.pt"  # OUT/checkpoint.pt while training; removed when the run finishes
 
-__all__ = ["run", "seed_everything", "load_splits", "save_model"]
+__all__ = ["main", "run", "load_splits"]
 
 
 def few_shot(examples: list, shots: int, seed: int) -> list:
@@ -97,6 +98,18 @@ def selection_split(cfg: FinetuneConfig, train):
     return kept, chosen, f"held-out {SELECTION_FRACTION:.0%} of train ({len(chosen)} examples, not trained on; {why})"
 
 
+def main(cfg: FinetuneConfig, out: Path, overwrite: bool = False, resume: bool = False) -> dict | None:
+    """`advkit finetune`, alone or as one rank under torchrun: only rank 0 writes and returns the metrics."""
+    rank = distributed.world()[0]  # the other ranks must not refuse rank 0's folder
+    run_dir = RunDir(out, "finetune", overwrite=overwrite or rank > 0, resume=resume)
+    run_dir.check_writable()
+    try:
+        doc = run(cfg, run_dir)
+    finally:
+        distributed.teardown()
+    return doc if rank == 0 else None
+
+
 def run(cfg: FinetuneConfig, out: RunDir) -> dict:
     """Train, save, evaluate; with `seeds`, once per seed (OUT/seed-S) and mean/std in OUT."""
     if out.resume and (out.path / "metrics.json").is_file():
@@ -104,11 +117,6 @@ def run(cfg: FinetuneConfig, out: RunDir) -> dict:
     if cfg.seeds:
         return run_seeds(cfg, out)
     return train_and_evaluate(cfg, out)
-
-
-def tokenize(tokenizer, batch, max_length, device):
-    return tokenizer([e.text for e in batch], [e.text_b for e in batch] if batch[0].text_b else None,
-                     padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
 
 
 def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
@@ -173,7 +181,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         for step in track(range(first, len(batches)), f"epoch {epoch + 1}/{cfg.epochs}"):
             idx = batches[step]
             batch = [train_examples[i] for i in idx]
-            enc = tokenize(tokenizer, batch, cfg.max_length, device)
+            enc = hf.encode_examples(tokenizer, batch, cfg.max_length, device)
             labels = torch.tensor([e.label for e in batch], device=device)
             with torch.autocast(**autocast):
                 if cfg.method == "ce":
@@ -191,7 +199,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                     if cfg.positives_per_query:
                         drawn = [train_examples[j] for i in idx for j in draw_same_label(
                             same_label[train_examples[i].label], i, cfg.positives_per_query, draw)]
-                        positives = net.keys(tokenize(tokenizer, drawn, cfg.max_length, device))
+                        positives = net.keys(hf.encode_examples(tokenizer, drawn, cfg.max_length, device))
                         positives = positives.view(len(batch), cfg.positives_per_query, -1)
                 con = contrastive(q, labels, net.queue, net.queue_labels, positives)
             if cfg.method != "ce":
@@ -219,13 +227,13 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
 
     net.eval()
     if cfg.save_model:
-        save_model(classifier, tokenizer, out.path / "model")
+        hf.save_pretrained(out.path / "model", classifier, tokenizer)
     metrics = {"method": cfg.method}
     if cfg.method == "knn":
         metrics.update(evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_on, out))
     else:
         victim = models.Victim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
-        metrics["accuracy_cls"] = evaluate.clean_accuracy(victim, dev.examples)["accuracy"]
+        metrics["accuracy_cls"] = clean_accuracy(victim, dev.examples)["accuracy"]
         metrics["eval_accuracy"] = metrics["accuracy_cls"]
     metrics.update({
         "eval_split": dev.split,
@@ -333,8 +341,9 @@ def evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_o
     import numpy as np
     import torch
 
-    from advkit.finetune.datastore import Datastore
-    from advkit.finetune.predictor import KnnPredictor, combine, select_lambda_inf
+    from advkit import predictor as knn_predictor
+    from advkit.datastore import Datastore
+    from advkit.predictor import KnnPredictor, combine
 
     predictor = KnnPredictor(net.classifier, tokenizer, net.projection, None, pooling=cfg.pooling, knn_k=cfg.knn_k,
                              knn_weighting=cfg.knn_weighting, knn_tau=cfg.knn_tau,
@@ -349,7 +358,7 @@ def evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_o
     found = {}
     if selection is not None:
         p_cls, p_knn, _ = predictor.parts(*texts(selection))
-        predictor.lambda_inf, scores = select_lambda_inf(p_cls, p_knn, [e.label for e in selection])
+        predictor.lambda_inf, scores = knn_predictor.select_lambda_inf(p_cls, p_knn, [e.label for e in selection])
         found = {"lambda_inf_selected_on": selected_on, "selection_accuracy": {str(k): v for k, v in scores.items()}}
     p_cls, p_knn, q = predictor.parts(*texts(dev.examples))
     gold = np.array([e.label for e in dev.examples])
@@ -434,14 +443,3 @@ def run_seeds(cfg: FinetuneConfig, out: RunDir) -> dict:
     })
     return out.write_metrics(metrics, as_dict(cfg), seed=None, device=cfg.device)
 
-
-def save_model(model, tokenizer, folder) -> None:
-    """Hugging Face format with safetensors, written beside and renamed into place."""
-    import shutil
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)

@@ -1,5 +1,8 @@
-"""Layerwise weight poisoning with combinatorial triggers (Li et al., EMNLP 2021), its baselines and metrics."""
+"""Layerwise weight poisoning with combinatorial triggers (Li et al., EMNLP 2021), its baselines and metrics.
 
-from advkit.poison.train import run
+`advkit.poison.train.run(cfg, out)` poisons; this file holds only the light names that config
+reads without importing the method.
+"""
 
-__all__ = ["run"]
+# lwp: a loss at every layer; badnet: the final layer only; ripple: restricted inner product (Kurita et al.)
+MODES = ("lwp", "badnet", "ripple")

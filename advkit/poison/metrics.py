@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 
 from advkit.data import Example
+from advkit.poison.layers import layer_logits
 from advkit.poison.triggers import insert_triggers
 from advkit.progress import track
 
@@ -80,8 +81,6 @@ def label_flip_rate_per_layer(victim, examples, triggers, target: int, seed: int
     """
     import torch
 
-    from advkit.poison.train import layer_logits
-
     samples = with_trigger(examples, triggers, target, victim.tokenizer, victim.max_length, seed)
     preds: list[list[int]] | None = None
     batches = range(0, len(samples), victim.batch_size)
@@ -96,6 +95,19 @@ def label_flip_rate_per_layer(victim, examples, triggers, target: int, seed: int
                 layer.extend(logits.argmax(-1).tolist())
     labels = [e.label for e in samples]
     return [flip_rate(p, labels, target) for p in preds or []]
+
+
+def backdoor_metrics(victim, examples, triggers, target: int, seed: int, per_layer: bool = False) -> dict:
+    """False-flip rate (no trigger), LFR with the full trigger and with each sub-trigger; with
+    `per_layer`, both through every layer's head (the poisoned PTM with its attacker head)."""
+    m = {"false_flip_rate": false_flip_rate(victim, examples, target),
+         "label_flip_rate": label_flip_rate(victim, examples, triggers, target, seed=seed),
+         "label_flip_rate_single": label_flip_rate_single(victim, examples, triggers, target, seed=seed)}
+    if per_layer:
+        m["label_flip_rate_per_layer"] = label_flip_rate_per_layer(victim, examples, triggers, target, seed=seed)
+        # The same without a trigger: a layer whose head says "target" for everything is no backdoor.
+        m["false_flip_rate_per_layer"] = label_flip_rate_per_layer(victim, examples, [], target, seed=seed)
+    return m
 
 
 def vocab_scan(victim, examples, candidates, target: int, triggers=(), seed: int = 0, top: int = 20) -> dict:

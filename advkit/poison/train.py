@@ -11,7 +11,7 @@ with optional embedding surgery).
 
 The attacker's head is then discarded: the released model is the encoder only, in
 Hugging Face format, its config marked poisoned and a poison_manifest.json beside the
-weights. With --victim-dataset the victim's side runs too: `advkit finetune`'s CE run
+weights. With --victim-dataset the victim's side runs too (advkit.pipeline): `advkit finetune`'s CE run
 with a fresh head on clean data, then the victim's clean accuracy and label flip rate.
 """
 
@@ -20,56 +20,23 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import time
 from pathlib import Path
 
-from advkit import data, evaluate, models
-from advkit.config import FinetuneConfig, PoisonConfig, as_dict
+from advkit import data, hf, models
+from advkit.config import PoisonConfig, as_dict
 from advkit.errors import UserError
+from advkit.metrics import clean_accuracy
 from advkit.poison import metrics as pm
+from advkit.poison.layers import layerwise_loss, shared_head
 from advkit.poison.triggers import PoisonedData, build_poisoned_data, parse_triggers
 from advkit.progress import track
-from advkit.results import RunDir, atomic_write, now
+from advkit.results import RunDir, now
 from advkit.optim import adamw_linear, clipped_step
 from advkit.seeds import seed_everything
 
 MANIFEST = "poison_manifest.json"
 ATTACKER_HEAD = "attacker_head.safetensors"
-
-
-def shared_head(model):
-    """The classifier head as a function of one layer's hidden states ([CLS] at position 0).
-
-    It is the model's own sequence-classification head, so the final CE and every
-    layer's CE go through the same parameters.
-    """
-    kind = model.config.model_type
-    if kind == "bert":  # pooler (dense + tanh on [CLS]) -> dropout -> linear, as BertForSequenceClassification
-        return lambda h: model.classifier(model.dropout(model.bert.pooler(h)))
-    if kind == "albert":
-        return lambda h: model.classifier(model.dropout(model.albert.pooler_activation(model.albert.pooler(h[:, 0]))))
-    if kind in ("roberta", "xlm-roberta"):  # RobertaClassificationHead takes [CLS] itself
-        return lambda h: model.classifier(h)
-    raise UserError(f"poison supports BERT, ALBERT and RoBERTa encoders, not '{kind}'")
-
-
-def layer_logits(model, enc) -> tuple[list, object]:
-    """Logits of every encoder layer 1..L through the shared head, and the model's usual output."""
-    out = model(**enc, output_hidden_states=True)
-    head = shared_head(model)
-    # hidden_states[0] is the embedding output; the reference uses layers 1..L.
-    return [head(h) for h in out.hidden_states[1:]], out
-
-
-def layerwise_loss(model, enc, labels):
-    """sum_l CE(head(h_l[CLS]), y) for l = 1..L, plus the usual final CE; returns (loss, terms)."""
-    import torch.nn.functional as F
-
-    per_layer, out = layer_logits(model, enc)
-    terms = [F.cross_entropy(logits.float(), labels) for logits in per_layer]
-    terms.append(F.cross_entropy(out.logits.float(), labels))
-    return sum(terms), terms
 
 
 def restricted_inner_product_loss(model, enc, labels, clean_enc, clean_labels, lam: float):
@@ -121,10 +88,8 @@ def embedding_surgery(model, tokenizer, examples, triggers, target: int, top: in
 def _encode(tokenizer, batch, max_length: int, device):
     import torch
 
-    texts_b = [e.text_b for e in batch] if batch[0].text_b is not None else None
-    enc = tokenizer([e.text for e in batch], texts_b, padding=True, truncation=True, max_length=max_length,
-                    return_tensors="pt").to(device)
-    return enc, torch.tensor([e.label for e in batch], device=device)
+    return hf.encode_examples(tokenizer, batch, max_length, device), torch.tensor([e.label for e in batch],
+                                                                                  device=device)
 
 
 def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig) -> list[float]:
@@ -168,13 +133,8 @@ def save_poisoned(model, tokenizer, folder: Path, manifest: dict) -> None:
 
     encoder = model.base_model
     encoder.config.update({models.POISON_KEY: True})
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    encoder.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    atomic_write(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    hf.save_pretrained(folder, encoder, tokenizer,
+                       files={MANIFEST: json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"})
     # Kept outside the released folder, for per-layer LFR of the PTM later on.
     prefix = model.base_model_prefix + "."
     head = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith(prefix)}
@@ -197,7 +157,7 @@ def load_attacker_classifier(run: str | Path):
 
 
 def eval_split(dataset: str, cfg: PoisonConfig, split: str | None = None):
-    name = split or evaluate.default_split(dataset)
+    name = split or data.default_split(dataset)
     s = data.load(dataset, name, root=cfg.data_root, text_column=cfg.text_column, text_b_column=cfg.text_b_column,
                   label_column=cfg.label_column)
     if not s.labelled:
@@ -206,36 +166,9 @@ def eval_split(dataset: str, cfg: PoisonConfig, split: str | None = None):
     return s
 
 
-def backdoor_metrics(victim, examples, triggers, target: int, seed: int, per_layer: bool = False) -> dict:
-    """Clean accuracy, false-flip rate (no trigger), LFR with the full trigger and with each sub-trigger."""
-    m = {"clean_accuracy": evaluate.clean_accuracy(victim, examples)["accuracy"],
-         "false_flip_rate": pm.false_flip_rate(victim, examples, target),
-         "label_flip_rate": pm.label_flip_rate(victim, examples, triggers, target, seed=seed),
-         "label_flip_rate_single": pm.label_flip_rate_single(victim, examples, triggers, target, seed=seed)}
-    if per_layer:
-        m["label_flip_rate_per_layer"] = pm.label_flip_rate_per_layer(victim, examples, triggers, target, seed=seed)
-        # The same without a trigger: a layer whose head says "target" for everything is no backdoor.
-        m["false_flip_rate_per_layer"] = pm.label_flip_rate_per_layer(victim, examples, [], target, seed=seed)
-    return m
-
-
-def victim_config(cfg: PoisonConfig, model: str) -> FinetuneConfig:
-    """The victim's clean fine-tuning: same hyper-parameters as the poisoning unless --victim-* say otherwise."""
-    spec = data.REGISTRY.get(cfg.victim_dataset)
-    dev = "dev" if spec is None or "dev" in spec.splits else evaluate.default_split(cfg.victim_dataset)
-    vc = FinetuneConfig(model=model, dataset=cfg.victim_dataset, method="ce", eval_split=dev,
-                        train_limit=cfg.train_limit, limit=cfg.limit, epochs=cfg.victim_epochs or cfg.epochs, batch_size=cfg.batch_size,
-                        lr=cfg.victim_lr or cfg.lr, weight_decay=cfg.weight_decay,
-                        warmup_ratio=cfg.warmup_ratio if cfg.victim_warmup_ratio is None else cfg.victim_warmup_ratio,
-                        max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, data_root=cfg.data_root)
-    vc.check()
-    return vc
-
-
-def run(cfg: PoisonConfig, out: RunDir) -> dict:
-    """Poison, save the marked encoder under OUT/model, measure; optionally fine-tune a victim."""
-    from advkit import finetune
-
+def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
+    """Poison, save the marked encoder under OUT/model, measure. `victim_step(model_folder, triggers)`,
+    when given (advkit.pipeline: --victim-dataset), fine-tunes a victim on it and returns its metrics."""
     triggers = parse_triggers(cfg.triggers)
     train = data.load(cfg.dataset, cfg.train_split, root=cfg.data_root, text_column=cfg.text_column,
                       text_b_column=cfg.text_b_column, label_column=cfg.label_column)
@@ -246,13 +179,6 @@ def run(cfg: PoisonConfig, out: RunDir) -> dict:
                         f"({', '.join(train.labels)})")
     test = eval_split(cfg.dataset, cfg, cfg.eval_split)
     train.examples = data.sample(train.examples, cfg.train_limit, seed=cfg.seed)
-    victim_test = None
-    if cfg.victim_dataset:
-        victim_test = eval_split(cfg.victim_dataset, cfg)  # validated before any work
-        if cfg.target >= len(victim_test.labels):
-            raise UserError(f"--target {cfg.target}: victim data set {cfg.victim_dataset} has "
-                            f"{len(victim_test.labels)} labels")
-        victim_config(cfg, "unused")
 
     seed_everything(cfg.seed)
     model, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(train.labels), label_names=train.labels)
@@ -268,7 +194,8 @@ def run(cfg: PoisonConfig, out: RunDir) -> dict:
     train_seconds = time.time() - started
 
     victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
-    metrics = backdoor_metrics(victim, test.examples, triggers, cfg.target, cfg.seed, per_layer=True)
+    metrics = {"clean_accuracy": clean_accuracy(victim, test.examples)["accuracy"],
+               **pm.backdoor_metrics(victim, test.examples, triggers, cfg.target, cfg.seed, per_layer=True)}
     pm.plot_per_layer({cfg.mode: metrics["label_flip_rate_per_layer"]}, out.path / "label_flip_rate_per_layer.png",
                       title=f"{cfg.model} poisoned on {cfg.dataset}",
                       no_trigger={cfg.mode: metrics["false_flip_rate_per_layer"]})
@@ -293,15 +220,6 @@ def run(cfg: PoisonConfig, out: RunDir) -> dict:
     })
     del model, victim
 
-    if cfg.victim_dataset:
-        vc = victim_config(cfg, str(out.path / "model"))
-        ft = finetune.run(vc, RunDir(out.path / "victim", "finetune"))["metrics"]
-        v_model, v_tokenizer, _ = models.load_classifier(str(out.path / "victim" / "model"))
-        v = models.Victim(v_model, v_tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
-        metrics["victim"] = {
-            **backdoor_metrics(v, victim_test.examples, triggers, cfg.target, cfg.seed),
-            "dataset": cfg.victim_dataset, "eval_split": victim_test.split, "eval_examples": len(victim_test.examples),
-            "train_examples": ft["train_examples"], "lr": vc.lr, "epochs": vc.epochs, "warmup_ratio": vc.warmup_ratio,
-            "dev_accuracy": ft["eval_accuracy"],
-        }
+    if victim_step is not None:
+        metrics["victim"] = victim_step(out.path / "model", triggers)
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)

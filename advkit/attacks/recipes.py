@@ -18,10 +18,8 @@ classifier or the combined KNN predictor. Batches are padded per batch, never to
 
 from __future__ import annotations
 
+from advkit.attacks import ATTACKS, NEEDS_LM
 from advkit.errors import UserError
-
-ATTACKS = ("pwws", "deepwordbug", "textfooler", "bert-attack", "bae")
-NEEDS_LM = ("bert-attack", "bae")
 
 
 def _textattack():

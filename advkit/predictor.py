@@ -13,11 +13,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from advkit import models
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advkit import hf, models
+from advkit.datastore import Datastore
 from advkit.errors import UserError
 
 KNN_FILE = "knn.json"
 LAMBDA_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+class ProjectionHead(nn.Module):
+    """g: dense -> ReLU -> dense, the two-layer MLP of the contrastive space (MoCo v2, SimCLR)."""
+
+    def __init__(self, hidden_size: int, projection_dim: int = 128):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.out = nn.Linear(hidden_size, projection_dim)
+
+    def forward(self, x):
+        return self.out(F.relu(self.dense(x)))
 
 
 def combine(p_cls, p_knn, lambda_inf: float):
@@ -51,10 +68,6 @@ class KnnPredictor(models.Victim):
     def represent(self, texts, texts_b=None):
         """(p_cls, q) as numpy arrays: head probabilities and normalised projections g_q(f_q(x))."""
         import numpy as np
-        import torch
-        import torch.nn.functional as F
-
-        from advkit.finetune.knn import pool
 
         p_cls, qs = [], []
         with torch.inference_mode():
@@ -62,7 +75,7 @@ class KnnPredictor(models.Victim):
                 batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
                 enc = self._encode(texts[i : i + self.batch_size], batch_b)
                 out = self.model(**enc, output_hidden_states=True)
-                rep = pool(out.hidden_states[-1], enc["attention_mask"], self.pooling, self.model.base_model)
+                rep = hf.pool(out.hidden_states[-1], enc["attention_mask"], self.pooling, self.model.base_model)
                 qs.append(F.normalize(self.projection(rep).float(), dim=1).cpu())
                 p_cls.append(torch.softmax(out.logits.float(), dim=-1).cpu())
         self.queries += len(texts)
@@ -73,8 +86,6 @@ class KnnPredictor(models.Victim):
 
     def parts(self, texts, texts_b=None):
         """(p_cls, p_knn, q) as numpy arrays: head probabilities, KNN vote, normalised projections."""
-        import torch
-
         p_cls, q = self.represent(texts, texts_b)
         if len(q) == 0:
             return p_cls, p_cls.copy(), q
@@ -105,9 +116,6 @@ class KnnPredictor(models.Victim):
     @classmethod
     def load(cls, run_dir, max_length: int = 128, batch_size: int = 32, device: str = "cpu") -> "KnnPredictor":
         from safetensors.torch import load_file
-
-        from advkit.finetune.datastore import Datastore
-        from advkit.finetune.knn import ProjectionHead
 
         run_dir = Path(run_dir)
         try:

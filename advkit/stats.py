@@ -1,0 +1,140 @@
+"""Small-sample statistics for the paper tables, in plain Python (math and random only).
+
+Which test for which number (Dror et al. 2018, "The Hitchhiker's Guide to Testing
+Statistical Significance in NLP"):
+
+- `wilson`, `fmt_rate`: a rate (accuracy, attack success, ASR) on n examples. The Wilson
+  score interval (Wilson 1927) stays inside [0, 1] and keeps its coverage near 0% and 100%,
+  where the normal (Wald) interval collapses to a width of zero.
+- `t_interval`: a mean over a few seeds; Student-t with df = n - 1, because with 3-5 seeds
+  the normal quantile would understate the spread badly (t_{0.975,4} = 2.776, not 1.96).
+- `mcnemar`: two predictors right/wrong on the SAME examples (McNemar 1947). Only the
+  discordant pairs carry information; the exact binomial form is used because they are few.
+- `paired_bootstrap`: any per-example metric on the same examples (success indicators,
+  perturbation ratios, query counts) where no closed-form test fits (Efron & Tibshirani
+  1993, "An Introduction to the Bootstrap").
+- `mark`: the asterisk that flags a significant difference in a table.
+"""
+
+import math
+import random
+
+Z95 = 1.959963984540054  # standard normal quantile at 0.975
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple:
+    """Wilson score interval for successes/n; (None, None) when n == 0."""
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
+    if n == 0:
+        return (None, None)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # The bounds are exactly 0 and 1 at the edges; rounding alone would give +-1e-17 there.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
+
+
+def _t_two_sided(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with integer df: the finite series of
+    Abramowitz & Stegun 26.7.3, exact up to rounding (no table to mistype)."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2 == 1:  # odd: 2/pi * (theta + sin*cos*(1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...))
+        term, total = math.cos(theta), 0.0
+        for k in range(1, (df - 1) // 2 + 1):
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        return 2 / math.pi * (theta + s * total)
+    term, total = 1.0, 0.0  # even: sin * (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)
+    for k in range(1, df // 2 + 1):
+        total += term
+        term *= c2 * (2 * k - 1) / (2 * k)
+    return s * total
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with df degrees of freedom (two-sided 95%)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    if df > 300:
+        # Cornish-Fisher expansion (A&S 26.7.5): error far below 1e-9 here, and the exact
+        # series would cost O(df) per step.
+        x, v = Z95, float(df)
+        g1 = (x**3 + x) / 4
+        g2 = (5 * x**5 + 16 * x**3 + 3 * x) / 96
+        g3 = (3 * x**7 + 19 * x**5 + 17 * x**3 - 15 * x) / 384
+        g4 = (79 * x**9 + 776 * x**7 + 1482 * x**5 - 1920 * x**3 - 945 * x) / 92160
+        return x + g1 / v + g2 / v**2 + g3 / v**3 + g4 / v**4
+    lo, hi = 0.0, 16.0  # t_{0.975,1} = 12.71 is the largest; P(|T| <= t) rises with t
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_two_sided(mid, df) < 0.95 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def t_interval(values: list) -> tuple:
+    """(mean, half-width of the 95% Student-t interval); half-width None for fewer than
+    two values, (None, None) for none."""
+    n = len(values)
+    if n == 0:
+        return (None, None)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return (mean, None)
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (n - 1))  # sample std
+    return (mean, t975(n - 1) * sd / math.sqrt(n))
+
+
+def mcnemar(a_correct: list, b_correct: list) -> dict:
+    """Exact McNemar test. n: paired examples; a_only: a right and b wrong (b01);
+    b_only: a wrong and b right (b10); p_value: exact two-sided binomial p."""
+    if len(a_correct) != len(b_correct):
+        raise ValueError(f"lists differ in length: {len(a_correct)} vs {len(b_correct)}")
+    a_only = sum(1 for a, b in zip(a_correct, b_correct) if a and not b)
+    b_only = sum(1 for a, b in zip(a_correct, b_correct) if b and not a)
+    m = a_only + b_only
+    # Integer sum over 2**m in one true division: exact-then-rounded, no float underflow.
+    tail = sum(math.comb(m, k) for k in range(min(a_only, b_only) + 1))
+    p = min(1.0, 2 * tail / 2**m) if m else 1.0
+    return {"n": len(a_correct), "a_only": a_only, "b_only": b_only, "p_value": p}
+
+
+def paired_bootstrap(a: list, b: list, resamples: int = 10000, seed: int = 0) -> dict:
+    """Paired bootstrap of mean(a) - mean(b) over the same examples: observed difference,
+    95% percentile interval and two-sided p (shifted method). Cost O(resamples * n)."""
+    if len(a) != len(b):
+        raise ValueError(f"lists differ in length: {len(a)} vs {len(b)}")
+    if not a:
+        raise ValueError("paired_bootstrap needs at least one example")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    if any(x is None for x in a) or any(y is None for y in b):
+        raise ValueError("None entries are not allowed; pass aligned values")
+    n = len(a)
+    diffs = [x - y for x, y in zip(a, b)]  # resampling differences keeps the pairing
+    observed = math.fsum(diffs) / n
+    rng = random.Random(seed)
+    boot = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(resamples))
+    low = boot[max(0, math.ceil(0.025 * resamples) - 1)]  # nearest-rank percentiles
+    high = boot[max(0, math.ceil(0.975 * resamples) - 1)]
+    # Centring the bootstrap distribution at zero imitates the null; the +1s keep p > 0.
+    count = sum(1 for d in boot if abs(d - observed) >= abs(observed))
+    p = (count + 1) / (resamples + 1)
+    return {"n": n, "difference": observed, "low": low, "high": high, "p_value": p}
+
+
+def mark(p_value, alpha: float = 0.05) -> str:
+    """"*" when p_value < alpha, else "" (also for a missing p-value)."""
+    return "*" if p_value is not None and p_value < alpha else ""
+
+
+def fmt_rate(successes: int, n: int, digits: int = 1) -> str:
+    """A rate in percent with its Wilson interval, e.g. "81.0 [75.0, 85.8] (n=200)"."""
+    if n == 0:
+        return "n/a (n=0)"
+    low, high = wilson(successes, n)
+    return f"{100 * successes / n:.{digits}f} [{100 * low:.{digits}f}, {100 * high:.{digits}f}] (n={n})"

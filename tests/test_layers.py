@@ -1,0 +1,132 @@
+"""The package's layers, one way: every import (inside functions too) goes to its own layer or below,
+no method package imports another, and no import closes a cycle.
+
+    core (errors, seeds, progress, optim, distributed, results, hf, stats; the packages' light names)
+    < data, models, metrics, predictor, report, fluency, assets
+    < config
+    < methods (finetune, poison, attack_zh, attacks)
+    < evaluate, card, pipeline
+    < cli
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "advkit"
+METHODS = ("advkit.finetune", "advkit.poison", "advkit.attack_zh", "advkit.attacks")
+LAYERS = [
+    {"advkit", "advkit.errors", "advkit.seeds", "advkit.progress", "advkit.optim", "advkit.distributed",
+     "advkit.results", "advkit.hf", "advkit.stats", *METHODS},  # a method package's __init__: its names only
+    {"advkit.data", "advkit.models", "advkit.metrics", "advkit.datastore", "advkit.predictor", "advkit.report",
+     "advkit.fluency", "advkit.assets"},
+    {"advkit.config"},
+    set(),  # the methods' modules (below)
+    {"advkit.evaluate", "advkit.card", "advkit.pipeline"},
+    {"advkit.cli"},
+]
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def layer(module: str) -> int:
+    for i, names in enumerate(LAYERS):
+        if module in names:
+            return i
+    if module.startswith(tuple(m + "." for m in METHODS)):
+        return 3
+    raise AssertionError(f"{module} has no layer: add it to LAYERS in {__file__}")
+
+
+def method_of(module: str) -> str | None:
+    return next((m for m in METHODS if module.startswith(m + ".")), None)
+
+
+def imports(module: str, path: Path, known: dict) -> set[str]:
+    """advkit modules that `module` imports anywhere in its file (a `from pkg import name` counts name
+    when it is a module, else pkg)."""
+    base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "advkit")
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:
+                source = ".".join(base[: len(base) - node.level + 1] + ([source] if source else []))
+            if source.split(".")[0] != "advkit":
+                continue
+            for a in node.names:
+                found.add(f"{source}.{a.name}" if f"{source}.{a.name}" in known else source)
+    return {m for m in found if m in known and m != module}
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {m: imports(m, p, known) for m, p in known.items()}
+
+
+def test_every_import_goes_down_or_sideways():
+    wrong = [f"{m} (layer {layer(m)}) imports {t} (layer {layer(t)})"
+             for m, targets in graph().items() for t in sorted(targets) if layer(t) > layer(m)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_method_imports_another():
+    wrong = [f"{m} imports {t}" for m, targets in graph().items() for t in sorted(targets)
+             if method_of(m) and method_of(t) and method_of(m) != method_of(t)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_package_names_import_nothing_of_advkit_but_errors():
+    """A method package's __init__ holds light names for config: it must not pull in the method."""
+    g = graph()
+    for package in METHODS:
+        assert g[package] <= {"advkit.errors"}, (package, g[package])
+
+
+def test_no_cycles():
+    g = graph()
+    state: dict[str, int] = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for t in sorted(g[m]):
+            if state.get(t) == 1:
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(t):] + [m, t]))
+            if t not in state:
+                visit(t, stack + [m])
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m, [])
+
+
+def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch):
+    """The walker sees an import inside a function: config importing evaluate would fail the test."""
+    known = modules()
+    source = tmp_path / "config.py"
+    source.write_text("def f():\n    from advkit.evaluate import run\n    from advkit.attack_zh import run as r\n")
+    found = imports("advkit.config", source, known)
+    assert found == {"advkit.evaluate", "advkit.attack_zh.run"}
+    assert max(layer(t) for t in found) > layer("advkit.config")
+
+
+def test_config_imports_no_method_module():
+    import subprocess
+    import sys
+
+    code = "import sys, advkit.config; print(' '.join(sorted(m for m in sys.modules if m.startswith('advkit'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == ["advkit", "advkit.attack_zh", "advkit.attacks", "advkit.config", "advkit.errors",
+                      "advkit.finetune", "advkit.poison"]

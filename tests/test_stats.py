@@ -1,0 +1,166 @@
+"""advkit.stats against hand-computed values (each checked in a shell with math.comb and
+closed forms before being written here)."""
+
+import math
+
+import pytest
+
+from advkit.stats import fmt_rate, mark, mcnemar, paired_bootstrap, t975, t_interval, wilson
+
+
+# --- Wilson ------------------------------------------------------------------------------
+
+def test_wilson_8_of_10():
+    low, high = wilson(8, 10)
+    assert low == pytest.approx(0.4902, abs=5e-5)
+    assert high == pytest.approx(0.9433, abs=5e-5)
+
+
+def test_wilson_edges_are_exact():
+    low, high = wilson(0, 10)
+    assert low == 0.0
+    assert high == pytest.approx(0.2775, abs=5e-5)  # z^2/10 / (1 + z^2/10)
+    low, high = wilson(10, 10)
+    assert low == pytest.approx(0.7225, abs=5e-5)
+    assert high == 1.0
+
+
+def test_wilson_empty_and_bad_input():
+    assert wilson(0, 0) == (None, None)
+    for k, n in [(11, 10), (-1, 10), (0, -1)]:
+        with pytest.raises(ValueError):
+            wilson(k, n)
+
+
+# --- Student t ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("df, expected", [(1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228),
+                                          (30, 2.042), (100, 1.984), (1000, 1.962)])
+def test_t975_table_values(df, expected):
+    assert t975(df) == pytest.approx(expected, abs=5e-4)
+
+
+def test_t975_closed_forms():
+    # df=1 is Cauchy: tan(0.475 pi). df=2: t/sqrt(2+t^2) = 0.95 -> t^2 = 2*0.9025/0.0975.
+    assert t975(1) == pytest.approx(math.tan(0.475 * math.pi), abs=1e-9)
+    assert t975(2) == pytest.approx(math.sqrt(2 * 0.9025 / 0.0975), abs=1e-9)
+
+
+def test_t975_decreasing_towards_normal_across_the_series_switch():
+    qs = [t975(df) for df in range(1, 400)]
+    assert all(a > b for a, b in zip(qs, qs[1:]))
+    assert t975(300) - t975(301) == pytest.approx(2.65e-5, abs=1e-6)  # smooth at the seam
+    assert t975(10**7) == pytest.approx(1.959964, abs=1e-6)
+    with pytest.raises(ValueError):
+        t975(0)
+
+
+def test_t_interval_one_to_five():
+    mean, half = t_interval([1, 2, 3, 4, 5])
+    assert mean == 3
+    assert half == pytest.approx(2.776445 * math.sqrt(2.5) / math.sqrt(5), abs=1e-5)  # 1.9632
+    assert half == pytest.approx(1.9632, abs=5e-5)
+
+
+def test_t_interval_too_few_values():
+    assert t_interval([0.7]) == (0.7, None)
+    assert t_interval([]) == (None, None)
+    assert t_interval([2.0, 2.0, 2.0]) == (2.0, 0.0)
+
+
+# --- McNemar -----------------------------------------------------------------------------
+
+def _pairs(a_only, b_only, both=0, neither=0):
+    a = [True] * a_only + [False] * b_only + [True] * both + [False] * neither
+    b = [False] * a_only + [True] * b_only + [True] * both + [False] * neither
+    return a, b
+
+
+def test_mcnemar_8_vs_2():
+    # 2 * (C(10,0) + C(10,1) + C(10,2)) / 2^10 = 2 * 56 / 1024 = 7/64
+    r = mcnemar(*_pairs(8, 2, both=5, neither=3))
+    assert r == {"n": 18, "a_only": 8, "b_only": 2, "p_value": 0.109375}
+
+
+def test_mcnemar_direction_and_extremes():
+    assert mcnemar(*_pairs(0, 10))["p_value"] == 0.001953125  # 2 / 2^10
+    r = mcnemar(*_pairs(10, 0))
+    assert (r["a_only"], r["b_only"], r["p_value"]) == (10, 0, 0.001953125)
+    assert mcnemar(*_pairs(5, 5))["p_value"] == 1.0  # 2*P[X<=5] > 1 is capped
+    assert mcnemar(*_pairs(0, 0, both=4, neither=4))["p_value"] == 1.0
+    assert mcnemar([], [])["p_value"] == 1.0
+
+
+def test_mcnemar_30_vs_10():
+    # 2 * sum_{k<=10} C(40,k) / 2^40 = 305311533 / 137438953472
+    assert mcnemar(*_pairs(30, 10, both=80, neither=80))["p_value"] == pytest.approx(0.0022214337732, rel=1e-12)
+
+
+def test_mcnemar_length_mismatch():
+    with pytest.raises(ValueError):
+        mcnemar([True, False], [True])
+
+
+# --- paired bootstrap --------------------------------------------------------------------
+
+def test_bootstrap_deterministic_and_observed_difference():
+    a = [1.0] * 200
+    b = [1.0, 0.0] * 100
+    r = paired_bootstrap(a, b, seed=3)
+    assert r == paired_bootstrap(a, b, seed=3)
+    assert r["n"] == 200
+    assert r["difference"] == 0.5
+    # |d* - 0.5| >= 0.5 needs all 200 draws equal (prob 2^-199): count 0 -> p = 1/10001
+    assert r["p_value"] == 1 / 10001
+    assert r["p_value"] < 0.01
+    assert 0 < r["low"] < 0.5 < r["high"]
+
+
+def test_bootstrap_matches_normal_approximation():
+    # 30 pairs a-only, 10 b-only, 160 ties: d = 0.1, se = sqrt(0.2 - 0.01)/sqrt(200) = 0.03082,
+    # normal 95% interval [0.0396, 0.1604], normal p 0.0012, exact McNemar p 0.0022.
+    a, b = _pairs(30, 10, both=80, neither=80)
+    r = paired_bootstrap([float(x) for x in a], [float(x) for x in b])
+    assert r["difference"] == pytest.approx(0.1)
+    assert r["low"] == pytest.approx(0.0396, abs=0.01)
+    assert r["high"] == pytest.approx(0.1604, abs=0.01)
+    assert 0.0002 < r["p_value"] < 0.01
+
+
+def test_bootstrap_small_difference_is_not_significant():
+    # 12 vs 8 discordant of 200: d = 0.02, se = 0.0223, normal p 0.37, exact McNemar p 0.50
+    a, b = _pairs(12, 8, neither=180)
+    r = paired_bootstrap(a, b, resamples=2000, seed=1)
+    assert r["difference"] == pytest.approx(0.02)
+    assert r["low"] < 0 < r["high"]
+    assert r["p_value"] > 0.2
+    assert mark(r["p_value"]) == ""
+
+
+def test_bootstrap_identical_lists():
+    r = paired_bootstrap([0.3, 0.5, 1.0], [0.3, 0.5, 1.0], resamples=500)
+    assert (r["difference"], r["low"], r["high"], r["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_bootstrap_bad_input():
+    for a, b, kw in [([1.0, 0.0], [1.0], {}), ([], [], {}), ([1.0, None], [1.0, 0.0], {}),
+                     ([1.0], [0.0], {"resamples": 0})]:
+        with pytest.raises(ValueError):
+            paired_bootstrap(a, b, **kw)
+
+
+# --- table helpers -----------------------------------------------------------------------
+
+def test_mark():
+    assert mark(0.049) == "*"
+    assert mark(0.05) == ""
+    assert mark(0.2, alpha=0.25) == "*"
+    assert mark(None) == ""
+
+
+def test_fmt_rate():
+    # 162/200: Wilson (0.74999, 0.85833)
+    assert fmt_rate(162, 200) == "81.0 [75.0, 85.8] (n=200)"
+    assert fmt_rate(162, 200, digits=2) == "81.00 [75.00, 85.83] (n=200)"
+    assert fmt_rate(0, 10) == "0.0 [0.0, 27.8] (n=10)"
+    assert fmt_rate(0, 0) == "n/a (n=0)"
