@@ -54,6 +54,19 @@ def _piece_lm_built() -> bool:
     return True
 
 
+def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False) -> dict:
+    """`advkit evaluate --card`: one process (its attacks run one after another)."""
+    from advkit import distributed
+
+    if distributed.world()[1] > 1:
+        raise UserError("--card runs as one process; shard its attacks with evaluate --attack under torchrun")
+    if out is None:
+        raise UserError("--card needs --out (the card and its runs are written there)")
+    run_dir = RunDir(out, "evaluate", overwrite=overwrite, resume=resume)
+    run_dir.check_writable()
+    return run(cfg, run_dir)
+
+
 def run(cfg: EvaluateConfig, out: RunDir) -> dict:
     """The card's runs, card.md and plots in OUT; metrics.json holds the headline numbers."""
     import dataclasses

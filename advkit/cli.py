@@ -130,22 +130,15 @@ def evaluate(cfg, out, overwrite, resume):
 
     Example: advkit evaluate --model runs/ce --dataset sst2 --split test --limit 200 --attack pwws --out runs/pwws
     """
-    from advkit import evaluate as ev
-    from advkit.results import RunDir
+    from advkit import card, evaluate as ev
 
-    run_dir = None
-    if out is not None:
-        run_dir = RunDir(out, "evaluate", overwrite=overwrite, resume=resume)
-        run_dir.check_writable()
-    elif resume:
-        raise UserError("--resume needs --out (the run directory to continue)")
+    doc = (card.main if cfg.card else ev.main)(cfg, out, overwrite=overwrite, resume=resume)
+    if doc is None:  # not rank 0
+        return
     if cfg.card:
-        from advkit import card
-
-        card.run(cfg, _required(run_dir, "--card writes the card and its runs there"))
         typer.echo(f"report card in {out}/card.md")
         return
-    m = ev.run(cfg, run_dir)["metrics"]
+    m = doc["metrics"]
     where = f"; results in {out}" if out else ""
     if cfg.attack:
         typer.echo(f"{cfg.attack} on {cfg.model} ({cfg.dataset}/{m['split']}, {m['examples']} examples): accuracy "
@@ -189,11 +182,11 @@ def attack_zh(cfg, out, overwrite, resume):
     """
     out = _required(out, "attack-zh writes records.jsonl and metrics.json there")
     from advkit.attack_zh import run as attack_run
-    from advkit.results import RunDir
 
-    run_dir = RunDir(out, "attack-zh", overwrite=overwrite, resume=resume)
-    run_dir.check_writable()
-    m = attack_run.run(cfg, run_dir)["metrics"]
+    doc = attack_run.main(cfg, out, overwrite=overwrite, resume=resume)
+    if doc is None:  # not rank 0
+        return
+    m = doc["metrics"]
     typer.echo(f"{cfg.substitutes} on {cfg.dataset}/{cfg.split} ({m['examples']} examples): accuracy "
                f"{_num(m['accuracy_before'])} -> {_num(m['accuracy_under_attack'])}, success rate "
                f"{_num(m['attack_success_rate'])}, {_num(m['avg_queries'], '.1f')} queries; results in {out}")

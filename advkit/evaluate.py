@@ -6,13 +6,13 @@ combined predictor, else the classifier); the numbers are advkit.metrics' functi
 
 from __future__ import annotations
 
-from advkit import data, models
+from advkit import data, distributed, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.config import EvaluateConfig, as_dict
 from advkit.errors import UserError
 from advkit.metrics import attack_metrics, clean_accuracy
 from advkit.progress import track
-from advkit.results import RESUME_FREE, RunDir
+from advkit.results import RESUME_FREE, RunDir, Shards
 from advkit.seeds import seed_everything
 
 
@@ -92,6 +92,25 @@ def run_zh(cfg: EvaluateConfig, out: RunDir | None, split_name: str) -> dict:
         return zh.run(zcfg, RunDir(tmp, "evaluate", overwrite=True), attack=cfg.attack)
 
 
+def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False) -> dict | None:
+    """`advkit evaluate`, alone or as one rank under torchrun (attacks are sharded across ranks; only
+    rank 0 writes metrics and returns them)."""
+    rank, world = distributed.world()
+    if world > 1 and out is None:
+        raise UserError("under torchrun an attack needs --out: each process writes its records there")
+    run_dir = None
+    if out is not None:  # the other ranks must not refuse rank 0's folder; they never create or clear it
+        run_dir = RunDir(out, "evaluate", overwrite=overwrite or rank > 0, resume=resume)
+        run_dir.check_writable()
+    elif resume:
+        raise UserError("--resume needs --out (the run directory to continue)")
+    try:
+        doc = run(cfg, run_dir)
+    finally:
+        distributed.teardown()
+    return doc if rank == 0 else None
+
+
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     split_name = cfg.split or data.default_split(cfg.dataset)
     if cfg.attack in ZH_ATTACKS:
@@ -124,7 +143,10 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
 
         attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
                                      query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device)
-    if out is not None:
+    rank, world = distributed.setup(cfg.device) if attack is not None else (0, 1)  # torchrun shards attacks
+    if world > 1 and out is None:
+        raise UserError("under torchrun an attack needs --out: each process writes its records there")
+    if out is not None and rank == 0:
         out.create(as_dict(cfg), resume_free=RESUME_FREE if attack else ())
     base = {"split": split_name, "dataset": cfg.dataset, "model": str(folder)}
     if attack is None:
@@ -136,16 +158,23 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         if out is not None:
             out.write_records(records)
     else:
-        records = out.read_records() if out is not None and out.resume else []
-        done = {r["index"] for r in records}
-        todo = [(i, e) for i, e in enumerate(examples) if i not in done]
-        for i, example in track(todo, f"attack {cfg.attack}", total=len(todo)):
-            seed_everything(cfg.seed + i)  # per example, so a resumed run gives the same records
-            record = attacks.attack_one(attack, example, i)
+        shards = Shards(out, rank, world) if out is not None else None
+        if shards is not None and out.resume and rank == 0:
+            shards.repair()
+        distributed.barrier()  # rank 0 has made (or repaired) the folder
+        done = {r["index"] for r in shards.done()} if shards is not None and out.resume else set()
+        records = []
+        todo = [i for i in (shards.mine(len(examples)) if shards else range(len(examples))) if i not in done]
+        for i in track(todo, f"attack {cfg.attack}", total=len(todo)):
+            seed_everything(cfg.seed + i)  # per example: any process, any resume gives the same record
+            record = attacks.attack_one(attack, examples[i], i)
             records.append(record)
-            if out is not None:
-                out.append_record(record)
-        records.sort(key=lambda r: r["index"])
+            if shards is not None:
+                shards.append(record)
+        distributed.barrier()  # every shard is written
+        if rank > 0:
+            return {"command": "evaluate", "metrics": {}}
+        records = shards.merge() if shards is not None else records
         metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **base}
     if cfg.onion_lm:
         from advkit.poison.onion import count_words

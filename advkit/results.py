@@ -201,6 +201,48 @@ def read_records(path: str | Path) -> tuple[list[dict], bool]:
     return records, torn
 
 
+class Shards:
+    """The records of one run split across torchrun's processes (RANK of WORLD_SIZE).
+
+    Example i belongs to rank i % world. Each rank appends its records to its own file
+    (records.rank-R.jsonl; alone: records.jsonl itself); `merge` (rank 0, after a barrier) writes
+    records.jsonl sorted by index, the same file a one-process run writes, and removes the shard
+    files. `done` reads every record file there is, so --resume continues every shard, with any
+    number of processes."""
+
+    def __init__(self, out: "RunDir", rank: int = 0, world: int = 1, name: str = "records.jsonl"):
+        self.out, self.rank, self.world, self.name = out, rank, world, name
+        self.own = name if world == 1 else f"{Path(name).stem}.rank-{rank}.jsonl"
+
+    def files(self) -> list[str]:
+        stem = Path(self.name).stem
+        return [self.name] + sorted(p.name for p in self.out.path.glob(f"{stem}.rank-*.jsonl"))
+
+    def repair(self) -> None:
+        """Drop torn last lines (a killed run) of every record file: rank 0 only, before the others read."""
+        for name in self.files():
+            self.out.read_records(name)
+
+    def done(self) -> list[dict]:
+        return [r for name in self.files() for r in read_records(self.out.path / name)[0]]
+
+    def mine(self, n: int) -> list[int]:
+        return [i for i in range(n) if i % self.world == self.rank]
+
+    def append(self, record: dict) -> None:
+        self.out.append_record(record, self.own)
+
+    def merge(self) -> list[dict]:
+        """Every record once, sorted by index, in records.jsonl; the shard files removed (rank 0)."""
+        by_index = {r["index"]: r for r in self.done()}
+        records = [by_index[i] for i in sorted(by_index)]
+        if self.world > 1 or any(name != self.name for name in self.files()):
+            self.out.write_records(records, self.name)
+            for name in self.files()[1:]:
+                (self.out.path / name).unlink()
+        return records
+
+
 RESUMABLE = ("evaluate", "attack-zh", "finetune")  # commands whose finished work survives Ctrl-C
 
 

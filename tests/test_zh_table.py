@@ -1,28 +1,51 @@
-"""The Chinese attack table script turns run directories into results/zh/table.md."""
+"""The Chinese attack table script turns run directories into results/zh/table.md: numbers from the
+records, Wilson intervals, and paired tests of pieces against chars."""
 
 import json
 
 from advkit.attack_zh.table import build
 
 
-def _write(path, metrics, config=None):
+def _record(i, status, changed=0, chars=20, rejected=0):
+    r = {"index": i, "status": status, "queries": 100, "changed_units": changed, "n_units": 10,
+         "changed_chars": changed, "chars": chars, "seconds": 1.0, "rejected": rejected}
+    if status == "success":
+        r.update(fluency_ppl_before=10.0, fluency_ppl_after=12.0, similarity=0.9)
+    return r
+
+
+def _write(path, records, config=None):
     path.mkdir(parents=True)
-    (path / "metrics.json").write_text(json.dumps({"metrics": metrics, "config": config or {}}))
+    (path / "metrics.json").write_text(json.dumps({"metrics": {"examples": len(records)}, "config": config or {}}))
+    (path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-def test_zh_table_rows_with_and_without_the_label_check(tmp_path):
+def test_zh_table_rows_intervals_and_paired_tests(tmp_path):
     config = {"top_k": 48, "max_perturb": 0.4, "max_queries": 2000}
-    base = {"examples": 40, "accuracy_before": 0.75, "avg_queries": 200.0, "seconds_per_example": 1.2}
     runs = tmp_path / "attacks" / "albert-tiny-zh" / "chnsenticorp"
-    _write(runs / "pieces", {**base, "attack_success_rate": 0.6, "rejected_per_example": 140.4}, config)
-    _write(runs / "pieces-nocheck", {**base, "attack_success_rate": 0.95, "rejected_per_example": 0.0}, config)
-    _write(runs / "chars", {**base, "attack_success_rate": 0.7, "rejected_per_example": 80.0}, config)
-    _write(tmp_path / "victims" / "albert-tiny-zh" / "chnsenticorp",
-           {"train_examples": 3000, "eval_split": "dev", "eval_accuracy": 0.764, "eval_examples": 1000})
+    # 10 examples: the victim is wrong on #9 (skipped by every generator)
+    pieces = [_record(i, "success", changed=4, rejected=140) for i in range(6)] + \
+             [_record(i, "failed", rejected=140) for i in range(6, 9)] + [_record(9, "skipped")]
+    chars = [_record(i, "success", changed=2, rejected=80) for i in range(8)] + [_record(8, "failed"),
+                                                                                 _record(9, "skipped")]
+    _write(runs / "pieces", pieces, config)
+    _write(runs / "chars", chars, config)
+    _write(runs / "pieces-nocheck", [_record(i, "success", changed=2) for i in range(9)] + [_record(9, "skipped")],
+           config)
+    (tmp_path / "victims" / "albert-tiny-zh" / "chnsenticorp").mkdir(parents=True)
+    (tmp_path / "victims" / "albert-tiny-zh" / "chnsenticorp" / "metrics.json").write_text(json.dumps(
+        {"metrics": {"train_examples": 3000, "eval_split": "dev", "eval_accuracy": 0.764, "eval_examples": 1000}}))
 
     table = build(tmp_path)
     assert "## albert-tiny-zh on chnsenticorp" in table and "dev accuracy 76.4 on 1000" in table
-    rows = [line for line in table.splitlines() if line.startswith("| pieces") or line.startswith("| chars")]
+    rows = [line for line in table.splitlines() if "(n=" in line]  # the generator rows
     assert [r.split(" | ")[0] for r in rows] == ["| pieces", "| chars", "| pieces, no label check"]
-    assert "| 60.0 |" in rows[0] and "| 140 |" in rows[0] and "| 95.0 |" in rows[2]
+    # pieces: 6 of 9 attacked; Wilson 95 % interval of 6/9 is [35.4, 87.9]
+    assert "| 66.7 [35.4, 87.9] (n=9) |" in rows[0] and "| 140 |" in rows[0] and "| 90.0 |" in rows[0]
+    assert "| 88.9 [56.5, 98.0] (n=9) |" in rows[1]
     assert "| words" not in table  # no run, no row
+    # the paired comparison: chars changed is 4/20 vs 2/20 on the 6 examples both fooled: +10.0 points,
+    # every resample the same, so p is the smallest the bootstrap can give (1/10001) and is marked
+    paired = [line for line in table.splitlines() if line.startswith("| chars changed %")]
+    assert paired == ["| chars changed % | 6 | +10.0 [+10.0, +10.0] | 0.0001* | larger for pieces |"]
+    assert "chars changed %: higher in 1, lower in 0, no significant difference in 0" in table

@@ -8,10 +8,7 @@ candidates the label check dropped (never queried); `label_check` names the chec
 
 from __future__ import annotations
 
-import json
-import os
-
-from advkit import data, models
+from advkit import data, distributed, models
 from advkit.attack_zh import label_check, substitutes as subs
 from advkit.attack_zh.search import greedy_attack
 from advkit.config import AttackZhConfig, as_dict
@@ -20,7 +17,7 @@ from advkit.metrics import attack_metrics
 from advkit.fluency import PseudoPerplexity
 from advkit.hf import has_cjk
 from advkit.progress import track
-from advkit.results import RESUME_FREE, RunDir, atomic_write
+from advkit.results import RESUME_FREE, RunDir, Shards, atomic_write
 
 RECORDS = "records.jsonl"
 
@@ -73,6 +70,18 @@ def sample_markdown(records: list[dict], cfg: AttackZhConfig, limit: int = 20) -
     return "\n".join(lines) + "\n"
 
 
+def main(cfg: AttackZhConfig, out, overwrite: bool = False, resume: bool = False) -> dict | None:
+    """`advkit attack-zh`, alone or as one rank under torchrun: only rank 0 writes metrics and returns them."""
+    rank = distributed.world()[0]  # the other ranks must not refuse rank 0's folder; they never clear it
+    run_dir = RunDir(out, "attack-zh", overwrite=overwrite or rank > 0, resume=resume)
+    run_dir.check_writable()
+    try:
+        doc = run(cfg, run_dir)
+    finally:
+        distributed.teardown()
+    return doc if rank == 0 else None
+
+
 def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     """`attack` names the run in metrics.json (evaluate's zh-<substitutes>); attack-zh leaves it out."""
     from advkit.predictor import load_predictor
@@ -90,30 +99,34 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     generator = subs.load(cfg.substitutes, cfg.lm, cfg.device)
     check = label_check.load(cfg.label_check, cfg.dataset, root=cfg.data_root, text_column=cfg.text_column,
                              text_b_column=cfg.text_b_column, label_column=cfg.label_column)
-    path = out.path / RECORDS
-    out.create(as_dict(cfg), resume_free=RESUME_FREE)  # a resumed run must have the same settings
-    done = out.read_records() if out.resume else []
-    finished = {r["index"] for r in done}
-    todo = [i for i in range(len(examples)) if i not in finished]
+    rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks its share
+    shards = Shards(out, rank, world, RECORDS)
+    if rank == 0:
+        out.create(as_dict(cfg), resume_free=RESUME_FREE)  # a resumed run must have the same settings
+        if out.resume:
+            shards.repair()
+    distributed.barrier()  # rank 0 has made (or repaired) the folder
+    finished = {r["index"] for r in shards.done()} if out.resume else set()
+    todo = [i for i in shards.mine(len(examples)) if i not in finished]
     fluency = similarity = None
-    with open(path, "a", encoding="utf-8") as f:
-        for i in track(todo, f"attack-zh ({cfg.substitutes})", total=len(todo)):
-            e = examples[i]
-            record = greedy_attack(e.text, e.label, victim, generator, text_b=e.text_b, top_k=cfg.top_k,
-                                   max_perturb=cfg.max_perturb, max_queries=cfg.max_queries, check=check)
-            record = {"index": i, "text": e.text, **({"text_b": e.text_b} if e.text_b is not None else {}), **record}
-            if record["status"] == "success":  # quality scores of adversarial examples only
-                fluency = fluency or PseudoPerplexity(cfg.fluency_lm, cfg.device, cfg.max_length)
-                record["fluency_ppl_before"] = fluency(e.text)
-                record["fluency_ppl_after"] = fluency(record["adversarial"])
-                if cfg.similarity_model.lower() != "none":
-                    similarity = similarity or models.SentenceEncoderModel(cfg.similarity_model, cfg.max_length,
-                                                                           device=cfg.device)
-                    record["similarity"] = float(similarity.similarity([e.text], [record["adversarial"]])[0])
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())  # a finished example survives an interruption
-    records = sorted(out.read_records(), key=lambda r: r["index"])
+    for i in track(todo, f"attack-zh ({cfg.substitutes})", total=len(todo)):
+        e = examples[i]
+        record = greedy_attack(e.text, e.label, victim, generator, text_b=e.text_b, top_k=cfg.top_k,
+                               max_perturb=cfg.max_perturb, max_queries=cfg.max_queries, check=check)
+        record = {"index": i, "text": e.text, **({"text_b": e.text_b} if e.text_b is not None else {}), **record}
+        if record["status"] == "success":  # quality scores of adversarial examples only
+            fluency = fluency or PseudoPerplexity(cfg.fluency_lm, cfg.device, cfg.max_length)
+            record["fluency_ppl_before"] = fluency(e.text)
+            record["fluency_ppl_after"] = fluency(record["adversarial"])
+            if cfg.similarity_model.lower() != "none":
+                similarity = similarity or models.SentenceEncoderModel(cfg.similarity_model, cfg.max_length,
+                                                                       device=cfg.device)
+                record["similarity"] = float(similarity.similarity([e.text], [record["adversarial"]])[0])
+        shards.append(record)  # flushed and synced: a finished example survives an interruption
+    distributed.barrier()  # every shard is written
+    if rank > 0:
+        return {"command": "attack-zh", "metrics": {}}
+    records = shards.merge()
     metrics = {**attack_metrics(records), "label_check": check.mode if check else "none", "dataset": cfg.dataset,
                "split": cfg.split, "substitutes": cfg.substitutes, "model": str(models.resolve(cfg.model))}
     if attack:  # evaluate's name for the run, so cards and tables read English and Chinese attacks alike

@@ -12,12 +12,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from advkit import stats
 from advkit.metrics import attack_metrics
 from advkit.report import read_optional as _read, read_records, write_table
 
 GENERATORS = ("pieces", "chars", "words", "glyph", "homophone")
 COLUMNS = (("accuracy_before", "acc before", 100, ".1f"), ("accuracy_under_attack", "acc after", 100, ".1f"),
-           ("attack_success_rate", "success", 100, ".1f"), ("avg_queries", "queries", 1, ".0f"),
+           ("attack_success_rate", "success [95% CI]", 100, ".1f"), ("avg_queries", "queries", 1, ".0f"),
            ("perturbed_piece_ratio", "units changed %", 100, ".1f"),
            ("perturbed_char_ratio", "chars changed %", 100, ".1f"), ("fluency_ppl_before", "PPPL before", 1, ".1f"),
            ("fluency_ppl_after", "PPPL after", 1, ".1f"), ("similarity", "similarity", 1, ".3f"),
@@ -28,6 +29,45 @@ ROWS = tuple((g, g) for g in GENERATORS) + tuple((f"{g}-nocheck", f"{g}, no labe
 
 def _fmt(value, scale, spec) -> str:
     return "–" if value is None else format(value * scale, spec)
+
+
+def _cell(m: dict, key: str, scale, spec) -> str:
+    if key == "attack_success_rate":  # a proportion over the attacked examples: its Wilson interval and n
+        return stats.fmt_rate(m["successes"], m["successes"] + m["failures"])
+    return _fmt(m.get(key), scale, spec)
+
+
+# Per-example quantities compared between two generators on the same examples (paired bootstrap).
+PAIRED = (("success %", 100, lambda r: float(r["status"] == "success"), False),
+          ("chars changed %", 100, lambda r: r["changed_chars"] / r["chars"], True),
+          ("PPPL after / before", 1, lambda r: r["fluency_ppl_after"] / r["fluency_ppl_before"], True),
+          ("similarity", 1, lambda r: r.get("similarity"), True))
+
+
+def paired_lines(a_name: str, a: list[dict], b_name: str, b: list[dict], tally: dict | None = None) -> list[str]:
+    """`a` vs `b` on the same examples: success over the examples both attacked, the quality measures
+    over the examples both attacks fooled (the only ones where both have a value). `tally` counts,
+    per measure, the sections where the difference is significantly positive, negative, or neither."""
+    a_by, b_by = ({r["index"]: r for r in rs if r["status"] != "skipped"} for rs in (a, b))
+    both = sorted(set(a_by) & set(b_by))
+    rows = []
+    for name, scale, value, successes_only in PAIRED:
+        keep = [i for i in both if not successes_only or a_by[i]["status"] == b_by[i]["status"] == "success"]
+        keep = [i for i in keep if value(a_by[i]) is not None and value(b_by[i]) is not None]
+        if not keep:
+            rows.append(f"| {name} | 0 | – | – | – |")
+            continue
+        t = stats.paired_bootstrap([value(a_by[i]) for i in keep], [value(b_by[i]) for i in keep])
+        if tally is not None:
+            side = "n.s." if not stats.mark(t["p_value"]) else ("higher" if t["difference"] > 0 else "lower")
+            tally.setdefault(name, {"higher": 0, "lower": 0, "n.s.": 0})[side] += 1
+        rows.append(f"| {name} | {t['n']} | {scale * t['difference']:+.{2 if scale == 1 else 1}f} "
+                    f"[{scale * t['low']:+.{2 if scale == 1 else 1}f}, {scale * t['high']:+.{2 if scale == 1 else 1}f}]"
+                    f" | {t['p_value']:.4f}{stats.mark(t['p_value'])} | {'smaller' if t['difference'] < 0 else 'larger'}"
+                    f" for {a_name} |")
+    return [f"{a_name} vs {b_name}, paired on the same examples (difference {a_name} − {b_name}, 95% paired-"
+            "bootstrap interval, 10,000 resamples, seed 0; * p < 0.05):", "",
+            "| measure | n | difference [95% CI] | p | direction |", "|---|---|---|---|---|"] + rows + [""]
 
 
 def build(root: Path) -> str:
@@ -44,6 +84,8 @@ def build(root: Path) -> str:
              "Rows 'no label check' attack the same examples without it: the difference in success is the share "
              "of 'successes' that changed the true label instead of fooling the victim.", ""]
     attacks = root / "attacks"
+    tallies: dict[str, dict] = {}
+    intro = len(lines)
     for model_dir in sorted(p for p in attacks.iterdir() if p.is_dir()) if attacks.is_dir() else []:
         for ds_dir in sorted(p for p in model_dir.iterdir() if p.is_dir()):
             runs = {name: _read(ds_dir / folder) for folder, name in ROWS}
@@ -60,11 +102,22 @@ def build(root: Path) -> str:
                           f"{100 * vm['eval_accuracy']:.1f} on {vm['eval_examples']}")
             lines += [f"## {model_dir.name} on {ds_dir.name}", "", about, "",
                       "| generator | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-            for g, r in runs.items():
-                if r:  # the numbers from the records, by the one attack-metrics function
-                    m = attack_metrics(read_records(ds_dir / next(f for f, n in ROWS if n == g)))
-                    lines.append(f"| {g} | " + " | ".join(_fmt(m.get(k), s, f) for k, _, s, f in COLUMNS) + " |")
+            records = {g: read_records(ds_dir / folder) for folder, g in ROWS if runs[g]}
+            for g, rs in records.items():  # the numbers from the records, by the one attack-metrics function
+                m = attack_metrics(rs)
+                lines.append(f"| {g} | " + " | ".join(_cell(m, k, s, f) for k, _, s, f in COLUMNS) + " |")
             lines.append("")
+            for a, b in (("pieces", "chars"), ("pieces, no label check", "chars, no label check")):
+                if a in records and b in records:
+                    lines += paired_lines(a, records[a], b, records[b], tallies.setdefault(a, {}))
+    summary = []
+    for a, per_measure in tallies.items():
+        b = "chars" + a.removeprefix("pieces")
+        parts = [f"{name}: higher in {t['higher']}, lower in {t['lower']}, no significant difference in {t['n.s.']}"
+                 for name, t in per_measure.items()]
+        summary.append(f"- {a} vs {b}, sections where {a} is significantly (p < 0.05) — " + "; ".join(parts) + ".")
+    if summary:
+        lines[intro:intro] = ["Paired tests over all sections (details under each):", "", *summary, ""]
     return "\n".join(lines) + "\n"
 
 

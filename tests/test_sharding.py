@@ -1,0 +1,71 @@
+"""Attacks sharded across torchrun's processes: the same records.jsonl as one process, byte for byte,
+and a run killed in one rank continues with --resume (issue 15)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, advkit
+
+pytestmark = pytest.mark.shared_data("sst2")
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+ATTACK = ["evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--split", "test", "--attack", "deepwordbug",
+          "--quiet"]
+
+
+def torchrun(*args, nproc: int = 2) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+                             "-m", "advkit.cli", *map(str, args)], cwd=REPO, env={**os.environ, **ONE_THREAD},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_two_processes_write_the_records_of_one(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    r = advkit(*ATTACK, "--limit", "10", "--out", one, env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    proc = torchrun(*ATTACK, "--limit", "10", "--out", two)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    assert (two / "records.jsonl").read_bytes() == (one / "records.jsonl").read_bytes()
+    assert sorted(p.name for p in two.iterdir()) == ["metrics.json", "records.jsonl", "run.json"]  # shards merged
+    a, b = (json.loads((d / "metrics.json").read_text())["metrics"] for d in (one, two))
+    assert a == b and a["examples"] == 10
+
+
+def test_a_rank_killed_mid_run_resumes(tmp_path):
+    """SIGKILL rank 1 once its shard holds some but not all of its examples; torchrun stops the run;
+    --resume under torchrun finishes every shard, and the merged records equal a one-process run's."""
+    one, out = tmp_path / "one", tmp_path / "two"
+    n = 16
+    proc = torchrun(*ATTACK, "--limit", n, "--out", out)
+    shard = out / "records.rank-1.jsonl"
+    deadline, killed_at = time.time() + 300, None
+    while time.time() < deadline and proc.poll() is None:
+        lines = shard.read_text().count("\n") if shard.is_file() else 0
+        if lines >= 2:
+            children = subprocess.run(["pgrep", "-f", "-P", str(proc.pid), "advkit.cli"], capture_output=True,
+                                      text=True).stdout.split()
+            ranks = {int(open(f"/proc/{p}/environ", "rb").read().split(b"RANK=")[1].split(b"\0")[0]): int(p)
+                     for p in children if b"\0RANK=" in open(f"/proc/{p}/environ", "rb").read()}
+            os.kill(ranks[1], signal.SIGKILL)
+            killed_at = lines
+            break
+        time.sleep(0.05)
+    proc.communicate(timeout=300)
+    assert killed_at is not None and proc.returncode != 0
+    done = shard.read_text().count("\n")
+    assert 2 <= done < n // 2  # the kill came mid-run: rank 1 had started, not finished, its 8 examples
+    assert not (out / "metrics.json").exists()
+
+    resumed = torchrun(*ATTACK, "--limit", n, "--out", out, "--resume")
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-2000:]
+    r = advkit(*ATTACK, "--limit", n, "--out", one, env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    assert (out / "records.jsonl").read_bytes() == (one / "records.jsonl").read_bytes()
+    assert not list(out.glob("records.rank-*.jsonl"))
