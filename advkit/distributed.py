@@ -64,6 +64,22 @@ def barrier() -> None:
         dist.barrier()
 
 
+def main(command: str, out, overwrite: bool, resume: bool, run) -> dict | None:
+    """Run `run(run_dir)` as this process's part of a command: alone, or as one rank under torchrun.
+    The other ranks must not refuse rank 0's folder (nor ever create or clear it); only rank 0's
+    result (metrics.json's document) is returned."""
+    from advkit.results import RunDir
+
+    rank = world()[0]
+    run_dir = RunDir(out, command, overwrite=overwrite or rank > 0, resume=resume)
+    run_dir.check_writable()
+    try:
+        doc = run(run_dir)
+    finally:
+        teardown()
+    return doc if rank == 0 else None
+
+
 def teardown() -> None:
     import torch.distributed as dist
 

@@ -95,23 +95,19 @@ def run_zh(cfg: EvaluateConfig, out: RunDir | None, split_name: str) -> dict:
 def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False) -> dict | None:
     """`advkit evaluate`, alone or as one rank under torchrun (attacks are sharded across ranks; only
     rank 0 writes metrics and returns them)."""
-    rank, world = distributed.world()
-    if world > 1 and out is None:
-        raise UserError("under torchrun an attack needs --out: each process writes its records there")
-    run_dir = None
-    if out is not None:  # the other ranks must not refuse rank 0's folder; they never create or clear it
-        run_dir = RunDir(out, "evaluate", overwrite=overwrite or rank > 0, resume=resume)
-        run_dir.check_writable()
-    elif resume:
+    if out is not None:
+        return distributed.main("evaluate", out, overwrite, resume, lambda run_dir: run(cfg, run_dir))
+    if resume:
         raise UserError("--resume needs --out (the run directory to continue)")
-    try:
-        doc = run(cfg, run_dir)
-    finally:
-        distributed.teardown()
-    return doc if rank == 0 else None
+    if distributed.world()[1] > 1:
+        raise UserError("under torchrun an attack needs --out: each process writes its records there")
+    return run(cfg, None)
 
 
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
+    if distributed.world()[1] > 1 and not cfg.attack:
+        raise UserError("under torchrun, evaluate shards an attack (--attack); run clean accuracy and backdoor "
+                        "checks as one process")
     split_name = cfg.split or data.default_split(cfg.dataset)
     if cfg.attack in ZH_ATTACKS:
         return run_zh(cfg, out, split_name)
@@ -143,9 +139,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
 
         attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
                                      query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device)
-    rank, world = distributed.setup(cfg.device) if attack is not None else (0, 1)  # torchrun shards attacks
-    if world > 1 and out is None:
-        raise UserError("under torchrun an attack needs --out: each process writes its records there")
+    rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks its share
     if out is not None and rank == 0:
         out.create(as_dict(cfg), resume_free=RESUME_FREE if attack else ())
     base = {"split": split_name, "dataset": cfg.dataset, "model": str(folder)}
