@@ -29,8 +29,17 @@ def nltk_dir() -> Path:
 
 
 def use_project_nltk() -> None:
-    """Point NLTK at the project's data before textattack is imported."""
+    """Point NLTK at the project's data before textattack is imported, and mark TextAttack's one-time
+    post-install step done: all it does is nltk.download() six packages and stanza's English models
+    (TextAttack's shared/utils/install.py), which print download errors offline; advkit ships the
+    NLTK data it uses (stop words, WordNet: make setup) and uses no stanza."""
     os.environ.setdefault("NLTK_DATA", str(nltk_dir()))
+    cache = Path(os.environ.get("TA_CACHE_DIR") or Path.home() / ".cache" / "textattack")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / "post_install_check_3").touch()  # the marker TextAttack 0.3.x checks at import
+    except OSError:
+        pass  # a read-only home: TextAttack then tries its downloads, which fail harmlessly
 
 
 def write_stopwords(folder: Path) -> Path:

@@ -80,6 +80,10 @@ def run_command(name: str, cls: type, *, resume: bool = False):
 
             progress.QUIET = runs.pop("quiet")
             cfg = configs.build(cls, runs.pop("recipe"), kwargs)
+            if getattr(cfg, "skip_bad_rows", False):
+                from advkit import data
+
+                data.SKIP_BAD_ROWS = True
             return handler(cfg, **runs)
 
         command.__signature__ = inspect.Signature(params)
@@ -256,12 +260,25 @@ def list_models():
 
 
 @list_app.command("datasets")
-def list_datasets(data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder of the registered data "
-                                                          "sets (else $ADVKIT_DATA, ../shared/datasets).")):
-    """Name, language, task, labels, and rows per split (counted from the files)."""
+def list_datasets(path: Optional[Path] = typer.Argument(None, help="Your own data: a file or a data-set folder."),
+                  data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder of the registered data "
+                                                          "sets (else $ADVKIT_DATA, ../shared/datasets)."),
+                  text_column: Optional[str] = typer.Option(None, help="Text column of a local data file."),
+                  label_column: Optional[str] = typer.Option(None, help="Label column of a local data file."),
+                  skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Drop empty or malformed "
+                                                     "rows instead of stopping at the first.")):
+    """Name, language, task, labels, and rows per split (counted from the files); with PATH, the splits
+    advkit makes of your file or folder: sizes and label counts.
+
+    Example: advkit list datasets reviews.csv --text-column review --label-column sentiment
+    """
     from advkit import data
 
-    typer.echo("\n".join(data.listing(data_root)))
+    data.SKIP_BAD_ROWS = skip_bad_rows
+    if path is None:
+        typer.echo("\n".join(data.listing(data_root)))
+    else:
+        typer.echo("\n".join(data.describe(str(path), text_column=text_column, label_column=label_column)))
 
 
 def main() -> None:

@@ -3,8 +3,12 @@
 Every data set becomes a list of `Example(text, text_b, label)` with integer labels
 and a tuple of label names. The registry describes the nine data sets in
 ../shared/datasets in their real formats (header or none, label ids or names with
-stray spaces, gzip, sentence pairs, unlabelled test splits); plain local
-.tsv/.csv/.jsonl files and Hugging Face data set names work too.
+stray spaces, gzip, sentence pairs, unlabelled test splits); a user's own data works too:
+- a folder whose train.*, dev.* (or validation.*) and test.* files are its splits;
+- one .tsv/.csv/.jsonl file, split once into train/dev/test (80/10/10 per label, seed 0;
+  identical texts always land in the same part), so that --split train|dev|test mean the
+  same disjoint parts in every command and every run; --split all is the whole file;
+- a Hugging Face data set name, for users who are online.
 """
 
 from __future__ import annotations
@@ -20,6 +24,13 @@ from pathlib import Path
 
 from advkit.errors import UserError, closest
 from advkit.hf import is_cjk
+from advkit.results import note_data
+
+SKIP_BAD_ROWS = False  # --skip-bad-rows (set by the CLI): drop empty or malformed rows instead of stopping
+BAD_ROW_HINT = "; fix the row, or pass --skip-bad-rows to drop such rows (counted in run.json)"
+FILE_SPLITS = (("train", 0.8), ("dev", 0.1), ("test", 0.1))
+FILE_SPLIT_SEED = 0
+SPLIT_NAMES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev", "test": "test"}
 
 
 @dataclass(frozen=True)
@@ -145,21 +156,19 @@ def load(dataset: str, split: str, *, root: str | None = None, text_column: str 
         examples = to_examples(rows, base / sf.path, sf.text, sf.text_b, sf.label, spec.labels)
         return Split(dataset, split, spec.language, spec.labels, examples)
     path = Path(dataset)
+    if path.is_dir():
+        return load_folder(path, split, text_column, text_b_column, label_column)
     if path.suffix in LOCAL_SUFFIXES or path.name.endswith(".gz") or path.exists():
-        return load_local(path, text_column, text_b_column, label_column)
+        return load_file_part(path, split, text_column, text_b_column, label_column)
     if "/" not in dataset and closest(dataset, REGISTRY):
         raise UserError(f"unknown data set '{dataset}'{closest(dataset, REGISTRY)}")
     return load_hub(dataset, split, text_column, text_b_column, label_column)
 
 
-def load_local(path: Path, text_column: str | None, text_b_column: str | None,
-               label_column: str | None) -> Split:
-    """A user's file with a header row (.tsv/.csv) or JSON lines; labels are ids or names."""
-    if not path.is_file():
-        raise UserError(f"{path}: is a directory, not a data file" if path.is_dir() else f"{path}: no such file")
-    rows = read_table(path, header=True)
+def _columns(path: Path, rows, text_column, label_column) -> tuple[str, str]:
     columns = list(rows[0][1].keys()) if rows else []
-    text = text_column or next((c for c in ("sentence", "text", "premise", "content") if c in columns), None)
+    text = text_column or next((c for c in ("sentence", "text", "premise", "content") if c in columns),
+                               None)
     if text is None:
         raise UserError(f"{path}: no text column among {columns}; pass --text-column")
     label = label_column or ("label" if "label" in columns else None)
@@ -167,11 +176,102 @@ def load_local(path: Path, text_column: str | None, text_b_column: str | None,
         raise UserError(f"{path}: no 'label' column among {columns}; pass --label-column")
     if label not in columns:  # else the label-name inference below sees no values
         raise UserError(f"{path}: no column '{label}' among {columns}{closest(label, columns)}")
-    raw = sorted({str(r[label]).strip() for _, r in rows if label in r})
-    names = tuple(str(i) for i in range(max(int(x) for x in raw) + 1)) if all(x.isdigit() for x in raw) else tuple(raw)
+    return text, label
+
+
+def _label_names(values) -> tuple[str, ...]:
+    """Label names from a file's values: ids 0..max when they are all ids, else the sorted names."""
+    raw = sorted({str(v).strip() for v in values if v is not None and str(v).strip()})
+    return tuple(str(i) for i in range(max(int(x) for x in raw) + 1)) if raw and all(x.isdigit() for x in raw) \
+        else tuple(raw)
+
+
+def load_local(path: Path, text_column: str | None, text_b_column: str | None, label_column: str | None,
+               names: tuple[str, ...] | None = None) -> Split:
+    """A user's file with a header row (.tsv/.csv) or JSON lines, whole; labels are ids or names
+    (`names`: a folder's label names, the same for each of its files)."""
+    if not path.is_file():
+        raise UserError(f"{path}: is a directory, not a data file" if path.is_dir() else f"{path}: no such file")
+    rows = read_table(path, header=True)
+    text, label = _columns(path, rows, text_column, label_column)
+    names = names or _label_names(r.get(label) for _, r in rows)
     examples = to_examples(rows, path, text, text_b_column, label, names)
     language = "zh" if sum(is_cjk(c) for e in examples[:200] for c in e.text) > 0 else "en"
     return Split(str(path), path.stem, language, names, examples)
+
+
+def folder_files(path: Path) -> dict[str, Path]:
+    """A data-set folder's split files: train.*, dev.* (or validation.*), test.* (.tsv/.csv/.jsonl[.gz])."""
+    found: dict[str, Path] = {}
+    for f in sorted(path.iterdir()):
+        name = f.name.removesuffix(".gz")
+        stem, suffix = Path(name).stem, Path(name).suffix
+        if f.is_file() and suffix in LOCAL_SUFFIXES and stem in SPLIT_NAMES:
+            split = SPLIT_NAMES[stem]
+            if split in found:
+                raise UserError(f"{path}: two {split} files ({found[split].name}, {f.name}); keep one")
+            found[split] = f
+    if not found:
+        raise UserError(f"{path}: is a folder without split files; a data-set folder holds train.*, dev.* (or "
+                        "validation.*) and test.* (.tsv, .csv or .jsonl)")
+    return found
+
+
+def load_folder(path: Path, split: str, text_column, text_b_column, label_column) -> Split:
+    """One split of a data-set folder; label names are read from all its files, so ids agree across splits."""
+    files = folder_files(path)
+    name = SPLIT_NAMES.get(split, split)
+    if name not in files:
+        raise UserError(f"{path}: no {split} file (splits: {', '.join(files)}){closest(split, files)}")
+    values = []
+    for f in files.values():
+        rows = read_table(f, header=True)
+        values += [r.get(_columns(f, rows, text_column, label_column)[1]) for _, r in rows]
+    part = load_local(files[name], text_column, text_b_column, label_column, names=_label_names(values))
+    return Split(str(path), name, part.language, part.labels, part.examples)
+
+
+def file_parts(examples: list[Example], seed: int = FILE_SPLIT_SEED) -> dict[str, list[int]]:
+    """One file's rows split into train/dev/test (80/10/10), stratified by label and seeded. Rows with
+    the same text (and second text) form one group that lands in one part: a test text is never a
+    training text. The parts depend only on the file's rows, so every command and run sees the same."""
+    groups: dict[tuple, list[int]] = {}
+    for i, e in enumerate(examples):
+        groups.setdefault((e.text, e.text_b), []).append(i)
+    by_label: dict[str, list[tuple]] = {}
+    for key, rows in groups.items():
+        by_label.setdefault(str(examples[rows[0]].label), []).append(key)
+    rng = random.Random(seed)
+    parts: dict[str, list[int]] = {name: [] for name, _ in FILE_SPLITS}
+    for label in sorted(by_label):
+        keys = by_label[label]
+        rng.shuffle(keys)
+        start = 0
+        for name, share in reversed(FILE_SPLITS):  # test, dev first: small parts get their share rounded
+            size = len(keys) - start if name == "train" else round(share * len(keys))
+            for key in keys[start : start + size]:
+                parts[name] += groups[key]
+            start += size
+    return {name: sorted(rows) for name, rows in parts.items()}
+
+
+def load_file_part(path: Path, split: str, text_column, text_b_column, label_column) -> Split:
+    """A part (train/dev/test) of one local file, or the whole file for --split all."""
+    whole = load_local(path, text_column, text_b_column, label_column)
+    if split == "all":
+        return whole
+    name = SPLIT_NAMES.get(split)
+    if name is None:
+        raise UserError(f"{path}: one file is split into train, dev and test (80/10/10 per label, seed "
+                        f"{FILE_SPLIT_SEED}); --split must be one of those or all, not '{split}'")
+    parts = file_parts(whole.examples)
+    note_data(str(path), split_seed=FILE_SPLIT_SEED, split_shares=dict(FILE_SPLITS),
+              split_sizes={k: len(v) for k, v in parts.items()})
+    examples = [whole.examples[i] for i in parts[name]]
+    if not examples:
+        raise UserError(f"{path}: its {name} part is empty ({len(whole.examples)} rows split 80/10/10 per label); "
+                        f"give a folder with a {name} file, or --split all")
+    return Split(whole.dataset, name, whole.language, whole.labels, examples)
 
 
 def load_hub(name: str, split: str, text_column, text_b_column, label_column) -> Split:
@@ -192,6 +292,20 @@ def load_hub(name: str, split: str, text_column, text_b_column, label_column) ->
     examples = [Example(r[text], int(r[label]) if hasattr(feature, "names") else names.index(str(r[label])),
                         r[text_b_column] if text_b_column else None) for r in ds]
     return Split(name, split, "en", names, examples)
+
+
+_SKIPPED: dict[str, list[int]] = {}  # file -> the lines --skip-bad-rows dropped
+
+
+def bad_row(path: Path, line: int, problem: str) -> None:
+    """A row that cannot be an example: stop with its line (and how to go on), or skip it under
+    --skip-bad-rows and note its line for run.json."""
+    if not SKIP_BAD_ROWS:
+        raise UserError(f"{path}:{line}: {problem}{BAD_ROW_HINT}")
+    lines = _SKIPPED.setdefault(str(path), [])
+    if line not in lines:
+        lines.append(line)
+        note_data(str(path), skipped_rows=len(lines), skipped_lines=sorted(lines)[:1000])
 
 
 def read_table(path: Path, header: bool) -> list[tuple[int, dict]]:
@@ -235,15 +349,18 @@ def read_table(path: Path, header: bool) -> list[tuple[int, dict]]:
         rows = []
         for i, fields in parsed:
             if len(fields) != len(columns):
-                raise UserError(f"{path}:{i}: expected {len(columns)} fields ({', '.join(columns)}), "
-                                f"found {len(fields)}")
+                bad_row(path, i, f"expected {len(columns)} fields ({', '.join(columns)}), found {len(fields)}")
+                continue
             rows.append((i, dict(zip(columns, fields))))
         return rows
     width = len(parsed[0][1])
+    rows = []
     for i, fields in parsed:
         if len(fields) != width:
-            raise UserError(f"{path}:{i}: expected {width} tab-separated fields, found {len(fields)}")
-    return [(i, dict(enumerate(fields))) for i, fields in parsed]
+            bad_row(path, i, f"expected {width} tab-separated fields, found {len(fields)}")
+            continue
+        rows.append((i, dict(enumerate(fields))))
+    return rows
 
 
 def _read_jsonl(path: Path, lines: list[str]) -> list[tuple[int, dict]]:
@@ -266,24 +383,37 @@ def to_examples(rows, path: Path, text, text_b, label, names: tuple[str, ...]) -
     index = {n: i for i, n in enumerate(names)}
     examples = []
     for line, row in rows:
-        for column in (text, text_b, label):
-            if column is not None and column not in row:
-                what = f"column {column + 1}" if isinstance(column, int) else f"column '{column}'"
-                raise UserError(f"{path}:{line}: missing {what}" +
-                                (f"{closest(column, row)}" if isinstance(column, str) else ""))
+        missing = [c for c in (text, text_b, label) if c is not None and c not in row]
+        if missing:
+            column = missing[0]
+            what = f"column {column + 1}" if isinstance(column, int) else f"column '{column}'"
+            bad_row(path, line, f"missing {what}" + (f"{closest(column, row)}" if isinstance(column, str) else ""))
+            continue
+        # A JSON null or a number is not a text (str(None) would be read as the review "None").
+        wrong = [c for c in (text, text_b) if c is not None and not isinstance(row[c], str)]
+        if wrong:
+            bad_row(path, line, f"{'null' if row[wrong[0]] is None else 'non-string'} text in column '{wrong[0]}'")
+            continue
         y = None
         if label is not None:
+            if row[label] is None or not isinstance(row[label], (str, int)) or isinstance(row[label], bool):
+                bad_row(path, line, f"{'null' if row[label] is None else 'non-string'} label")
+                continue
             value = str(row[label]).strip()
             if value in index:
                 y = index[value]
             elif value.isdigit() and int(value) < len(names):
                 y = int(value)
+            elif not value:
+                bad_row(path, line, "empty label")
+                continue
             else:
                 raise UserError(f"{path}:{line}: unknown label '{value}' (labels: {', '.join(names)})")
-        content = str(row[text]).strip()
+        content = row[text].strip()
         if not content:
-            raise UserError(f"{path}:{line}: empty text")
-        examples.append(Example(content, y, str(row[text_b]).strip() if text_b is not None else None))
+            bad_row(path, line, "empty text")
+            continue
+        examples.append(Example(content, y, row[text_b].strip() if text_b is not None else None))
     if not examples:
         raise UserError(f"{path}: no examples")
     return examples
@@ -332,4 +462,24 @@ def listing(root_flag: str | None = None) -> list[str]:
         rows = ", ".join(f"{s} {'missing' if n is None else n}{'' if spec.splits[s].label else ' (unlabelled)'}"
                          for s, n in counts.items())
         lines.append(f"{name:<13}{spec.language:<4}{spec.task:<27}{'/'.join(spec.labels)[:60]:<62}{rows}")
+    return lines
+
+
+def describe(path: str, text_column: str | None = None, label_column: str | None = None) -> list[str]:
+    """`advkit list datasets PATH`: the splits of a user's file or folder, with sizes and label counts."""
+    folder = Path(path)
+    if folder.is_dir():
+        found = folder_files(folder)
+        splits = [name for name, _ in FILE_SPLITS if name in found]
+        how = f"{path}: a data-set folder; splits from its files"
+    else:
+        splits = [name for name, _ in FILE_SPLITS]
+        how = (f"{path}: one file, split {'/'.join(str(round(100 * s)) for _, s in FILE_SPLITS)} per label "
+               f"(seed {FILE_SPLIT_SEED}; identical texts in one part); --split all is the whole file")
+    lines = [how]
+    for name in splits:
+        part = load(path, name, text_column=text_column, label_column=label_column)
+        counts = {label: sum(e.label == i for e in part.examples) for i, label in enumerate(part.labels)}
+        lines.append(f"{name:<6}{len(part.examples):>8} rows  {part.language}  labels: "
+                     + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return lines

@@ -59,7 +59,8 @@ def attack_metrics(records: list[dict]) -> dict:
     - attack_success_rate: successes / examples the victim got right (skipped ones excluded).
     - avg_queries: victim queries per attacked example.
     - perturbed_word_ratio (English) or perturbed_piece_ratio / perturbed_char_ratio (Chinese):
-      changed words, units, characters (edit distance) over the text's, mean over successes.
+      changed words (of those inside the victim's window), units, characters (edit distance) over
+      the text's, mean over successes; words_outside_window: words past the window, mean per example.
     - attack-zh also: fluency_ppl_before / after (pseudo-perplexity), similarity and
       rejected_per_example (label check), means over successes (rejected: over attacked);
       seconds_per_example over all examples.
@@ -80,6 +81,8 @@ def attack_metrics(records: list[dict]) -> dict:
     }
     if any("perturbed_word_ratio" in r for r in records):
         m["perturbed_word_ratio"] = mean(r["perturbed_word_ratio"] for r in success)
+    if any("words_outside_window" in r for r in records):  # English attacks: words the victim never sees
+        m["words_outside_window"] = mean(r["words_outside_window"] for r in records)
     if any("n_units" in r for r in records):  # attack-zh's records
         m.update({
             "perturbed_piece_ratio": mean(r["changed_units"] / r["n_units"] for r in success if r["n_units"]),

@@ -23,6 +23,15 @@ RESUME_FREE = ("device", "batch_size")
 PACKAGES = ("advkit", "torch", "transformers", "tokenizers", "textattack", "numpy", "faiss-cpu", "sentencepiece")
 
 
+# What the data loader saw while this process ran (a local file's split sizes and seed, rows it
+# skipped): written into run.json and metrics.json's provenance, so a number names its data.
+DATA_NOTES: dict[str, dict] = {}
+
+
+def note_data(source: str, **facts) -> None:
+    DATA_NOTES.setdefault(source, {}).update(facts)
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -110,7 +119,9 @@ class RunDir:
                 self._check_same_config(config, resume_free)
             else:
                 atomic_write(self.path / "run.json",
-                             json.dumps({"command": self.command, "config": config, "start": self.start}, indent=2))
+                             json.dumps({"command": self.command, "config": config, "start": self.start,
+                                         **({"data": DATA_NOTES} if DATA_NOTES else {})}, indent=2,
+                                        ensure_ascii=False))
         except PermissionError:
             raise UserError(f"--out {self.path}: permission denied") from None
         except OSError as e:
@@ -142,7 +153,8 @@ class RunDir:
             "metrics": metrics,
             "config": config,
             "provenance": {"git_commit": git_commit(), "versions": versions(), "seed": seed, "device": device,
-                           "start": self.start, "end": now(), "host": platform.node()},
+                           "start": self.start, "end": now(), "host": platform.node(),
+                           **({"data": DATA_NOTES} if DATA_NOTES else {})},
         }
         atomic_write(self.path / "metrics.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         return doc

@@ -52,6 +52,37 @@ def model_wrapper(predictor):
     return PredictorWrapper(predictor)
 
 
+def visible_words(predictor, text) -> int:
+    """How many leading words of a TextAttack AttackedText the victim sees within its token window
+    (all of them for sentence pairs, or a predictor that cannot tell)."""
+    words = text.words
+    if len(text.column_labels) > 1 or not hasattr(predictor, "visible_chars"):
+        return len(words)
+    chars = predictor.visible_chars(text.text)
+    if chars >= len(text.text):
+        return len(words)
+    position, seen = 0, 0
+    for word in words:
+        position = text.text.find(word, position)
+        if position < 0 or position >= chars:
+            break
+        seen += 1
+        position += len(word)
+    return seen
+
+
+def within_window(predictor):
+    """A pre-transformation constraint: words past the victim's token window can neither be ranked nor
+    perturbed, since no change there can reach its prediction (attack-zh skips them the same way)."""
+    from textattack.constraints import PreTransformationConstraint
+
+    class WithinWindow(PreTransformationConstraint):
+        def _get_modifiable_indices(self, current_text):
+            return set(range(visible_words(predictor, current_text)))
+
+    return WithinWindow()
+
+
 def sentence_encoder_constraint(encoder_ref: str, threshold: float, metric: str, window_size, compare_against_original,
                                 skip_short: bool, device: str = "cpu"):
     """TextAttack's SentenceEncoder constraint backed by a local encoder instead of USE."""
@@ -136,7 +167,7 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
             parts = (swap, [RepeatModification(), StopwordModification(), sim], GreedyWordSwapWIR(wir_method="delete"))
             note = f"BAE-R (Garg & Ramakrishnan 2019) with masked LM {lm}; {encoder} instead of USE; no POS constraint"
     transformation, constraints, search = parts
-    return Attack(goal, constraints, transformation, search), note
+    return Attack(goal, [*constraints, within_window(predictor)], transformation, search), note
 
 
 def attack_one(attack, example, index: int) -> dict:
@@ -153,6 +184,7 @@ def attack_one(attack, example, index: int) -> dict:
     status = {SuccessfulAttackResult: "success", FailedAttackResult: "failed",
               SkippedAttackResult: "skipped"}.get(type(result), "failed")
     original, perturbed = result.original_result.attacked_text, result.perturbed_result.attacked_text
+    visible = visible_words(attack.goal_function.model.model, original)
     words = len(original.words)
     changed = len(original.all_words_diff(perturbed)) if status == "success" else 0
     record = {
@@ -161,7 +193,7 @@ def attack_one(attack, example, index: int) -> dict:
         "original_prediction": int(result.original_result.output),
         "adversarial_prediction": int(result.perturbed_result.output),
         "queries": int(result.perturbed_result.num_queries) if status != "skipped" else 0,
-        "words": words, "words_changed": changed,
-        "perturbed_word_ratio": changed / words if words else 0.0,
+        "words": words, "words_changed": changed, "words_outside_window": words - visible,
+        "perturbed_word_ratio": changed / visible if visible else 0.0,  # of the words the victim sees
     }
     return record
