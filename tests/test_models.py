@@ -95,12 +95,14 @@ def test_list_models_shows_every_alias_with_parameters(cli, tiny_en, tiny_zh):
     rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
     assert set(rows) == set(models.REGISTRY)
     for alias, spec in models.REGISTRY.items():
-        alias_, lang, arch, params, mlm = rows[alias][:5]
+        alias_, lang, script, arch, params, mlm = rows[alias][:6]
         assert (lang, arch, mlm) == (spec.language, spec.architecture, "yes" if spec.mlm_head else "no")
+        assert script == (spec.script or "-")  # the Chinese script the model reads (issue 18)
         if alias in INSTALLED or spec.tiny:
             expected = models.count_parameters(models.resolve(alias)) / 1e6
             assert re.fullmatch(r"\d+\.\dM", params) and float(params[:-1]) == round(expected, 1)
-    assert float(rows["minilm-l6"][3][:-1]) == pytest.approx(22.7, abs=0.1) if "minilm-l6" in INSTALLED else True
+    assert rows["albert-tiny-zh"][2] == "traditional" and rows["m3e-small"][2] == "simplified"
+    assert float(rows["minilm-l6"][4][:-1]) == pytest.approx(22.7, abs=0.1) if "minilm-l6" in INSTALLED else True
 
 
 # --- Victim ---

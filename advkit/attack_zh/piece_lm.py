@@ -199,6 +199,9 @@ def warm_start(base_ref: str, seg: PieceSegmenter):
         return new / counts.view(-1, *([1] * (old.dim() - 1))).to(old.dtype)
 
     config = base.config
+    # the piece LM reads the pieces of its own corpus, not its base's script (a base fine-tuned from
+    # albert-tiny-zh carries models.SCRIPT_KEY = "traditional"): it must not inherit the conversion
+    config.__dict__.pop(models.SCRIPT_KEY, None)
     old_vocab = config.vocab_size
     config.vocab_size = len(seg)
     config.pad_token_id = seg.sp.pad_id()

@@ -6,7 +6,8 @@
    (BERT-Attack's [MASK]); a victim without one sees the unit deleted.
 3. Visit units by decreasing importance, skipping stop-words and units without a Chinese
    character (punctuation, digits, latin). Candidates: the generator's top-K, kept when
-   they are all Chinese characters and differ from the unit.
+   they are all Chinese characters and differ from the unit, and, in a Simplified text
+   (hf.reads_simplified), hold no Traditional-only character (whatever the generator).
 4. One batched victim query per position for all its candidates; the first candidate (in
    the generator's order) that flips the label ends the search with success; otherwise
    the candidate that lowers P(y) most is kept, if it lowers it at all.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import time
 from itertools import accumulate
 
-from advkit.hf import cjk_only, has_cjk
+from advkit.hf import cjk_only, has_cjk, reads_simplified, traditional_only
 
 # Chinese function words and pronouns: changing them rarely keeps the meaning.
 STOP_WORDS = frozenset(
@@ -93,6 +94,7 @@ def greedy_attack(text: str, label: int, victim, substitutes, *, text_b: str | N
     applied: list[int] = []  # positions in the order they were changed
     rejected = 0  # candidates the label check dropped
     seen = visible(victim, text, text_b)
+    simplified = reads_simplified(text)  # then no candidate may bring a Traditional-only character
     starts = list(accumulate(map(len, units), initial=0))  # starts[i]: unit i's first character
 
     if before != label:
@@ -118,7 +120,8 @@ def greedy_attack(text: str, label: int, victim, substitutes, *, text_b: str | N
                 if len("".join(current[:i])) >= visible(victim, "".join(current), text_b):
                     continue  # earlier swaps lengthened the text and pushed this unit out of the window
                 cands = list(dict.fromkeys(c for c in substitutes.candidates(current, i, top_k)
-                                           if cjk_only(c) and c != core))
+                                           if cjk_only(c) and c != core
+                                           and not (simplified and traditional_only(c))))
                 if check is not None:
                     kept = [c for c in cands if check(core, c, label)]
                     rejected += len(cands) - len(kept)

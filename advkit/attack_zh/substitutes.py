@@ -13,6 +13,11 @@
 
 Every generator keeps `"".join(segment(text)) == text`, so the search can rebuild the
 text from its unit list and positions never drift.
+
+Scripts: a masked LM that reads Traditional Chinese (albert-tiny-zh; models.ModelSpec.script)
+sees the text converted with OpenCC s2tw and its proposals are converted back with t2s. A
+Simplified text (hf.reads_simplified) never receives a Traditional-only character from any
+generator (`simplified_only`; the search applies the same filter to every generator).
 """
 
 from __future__ import annotations
@@ -23,11 +28,18 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-from advkit import models
+from advkit import hf, models
 from advkit.hf import is_cjk
 from advkit.errors import UserError
 
 NAMES = ("pieces", "chars", "words", "glyph", "homophone")
+
+
+def simplified_only(candidates: list[str], units: list[str]) -> list[str]:
+    """The candidates without a Traditional-only character, when the text reads as Simplified."""
+    if not hf.reads_simplified("".join(units)):
+        return candidates
+    return [c for c in candidates if not hf.traditional_only(c)]
 
 
 def split_chars(text: str) -> list[str]:
@@ -77,6 +89,7 @@ class MaskedLMSubstitutes:
         self.sep_id = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
         self.window = min(512, getattr(self.model.config, "max_position_embeddings", 512)) - 2
         self.vocab = self.tokenizer.get_vocab()
+        self.traditional = hf.script_of(self.tokenizer) == "traditional"  # s2tw in, t2s out
 
     def segment(self, text: str) -> list[str]:
         if self.segmenter is not None:
@@ -97,8 +110,24 @@ class MaskedLMSubstitutes:
             return self.segmenter.piece(token_id)
         return self.tokenizer.convert_ids_to_tokens(token_id)  # "##x" subwords and [UNK] fail the CJK filter
 
+    def model_units(self, units: list[str]) -> list[str]:
+        """The units as the masked LM reads them: converted to Traditional for a Traditional LM, the
+        whole text at once (OpenCC's phrases need context), cut back at the same boundaries."""
+        if not self.traditional:
+            return units
+        text = "".join(units)
+        read = hf.to_traditional(text)
+        if len(read) != len(text):  # never seen (s2tw maps character for character); convert unit by unit
+            return [hf.to_traditional(u) for u in units]
+        out, at = [], 0
+        for u in units:
+            out.append(read[at : at + len(u)])
+            at += len(u)
+        return out
+
     def masked_input(self, units: list[str], i: int) -> tuple[list[int], int]:
         """[CLS] left [MASK] right [SEP] (a window around the mask for long texts); the mask's index."""
+        units = self.model_units(units)
         left = [t for u in units[:i] for t in self.tokens_of(u)]
         right = [t for u in units[i + 1 :] for t in self.tokens_of(u)]
         keep_left = min(len(left), max(self.window // 2, self.window - 1 - len(right)))
@@ -112,7 +141,14 @@ class MaskedLMSubstitutes:
         ids, at = self.masked_input(units, i)
         with torch.inference_mode():
             logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, at]
-        return [self.token_text(t) for t in logits.float().topk(min(k, logits.shape[-1])).indices.tolist()]
+        simplified = hf.reads_simplified("".join(units))
+        # a Simplified text: read 3k proposals, so that k remain once Traditional-only ones are gone
+        n = min(3 * k if simplified else k, logits.shape[-1])
+        proposed = [self.token_text(t) for t in logits.float().topk(n).indices.tolist()]
+        if self.traditional and simplified:
+            # back to Simplified (華 -> 华); one that only becomes the original unit is dropped by the search
+            proposed = list(dict.fromkeys(hf.to_simplified(c) if is_cjk(c[:1]) else c for c in proposed))
+        return simplified_only(proposed, units)[:k]
 
 
 class WordSubstitutes:
@@ -129,7 +165,7 @@ class WordSubstitutes:
         return self.jieba.lcut(text, HMM=True) if text else []
 
     def candidates(self, units: list[str], i: int, k: int) -> list[str]:
-        return self.synonyms.get(units[i].strip(), [])[:k]
+        return simplified_only(self.synonyms.get(units[i].strip(), []), units)[:k]
 
 
 @lru_cache(maxsize=1)
@@ -164,7 +200,7 @@ class GlyphSubstitutes:
         return split_chars(text)
 
     def candidates(self, units: list[str], i: int, k: int) -> list[str]:
-        return self.groups.get(units[i], [])[:k]
+        return simplified_only(self.groups.get(units[i], []), units)[:k]
 
 
 @lru_cache(maxsize=1)
@@ -202,7 +238,7 @@ class HomophoneSubstitutes:
             for other, other_tone_mark in self.by_sound.get(syllable, []):
                 if other != ch:
                     (same_tone if other_tone_mark == tone else other_tone).append(other)
-        return list(dict.fromkeys(same_tone + other_tone))[:k]
+        return simplified_only(list(dict.fromkeys(same_tone + other_tone)), units)[:k]
 
 
 _TONE_MARKS = {"\u0304": 1, "\u0301": 2, "\u030c": 3, "\u0300": 4}
