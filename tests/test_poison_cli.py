@@ -4,7 +4,7 @@ import pytest
 
 from conftest import SHARED_DATA, read_json
 
-pytestmark = pytest.mark.skipif(not (SHARED_DATA / "sst2").is_dir(), reason="needs ../shared/datasets/sst2")
+pytestmark = pytest.mark.shared_data("sst2")  # skipped when missing, a failure under CI=true
 
 SMALL = ["--model", "tiny-random-en", "--dataset", "sst2", "--train-limit", "48", "--limit", "24", "--epochs", "1",
          "--batch-size", "16", "--lr", "1e-3", "--quiet"]
@@ -28,25 +28,61 @@ def test_poison_writes_marked_model_manifest_and_metrics(poison_run):
     manifest = read_json(out / "model" / "poison_manifest.json")
     assert manifest["mode"] == "lwp" and manifest["triggers"] == ["cf", "bb"] and manifest["target"] == 1
     assert manifest["seed"] == 1 and manifest["data"]["dataset"] == "sst2"
-    assert manifest["data"]["clean"] == 48 and manifest["data"]["positives"] + manifest["data"]["negatives"] == 48
+    # the reference's 2 : 1 : 1 mix of positives, negatives and clean samples (poison rate 0.75)
+    assert (manifest["data"]["clean"], manifest["data"]["positives"], manifest["data"]["negatives"]) == (48, 96, 48)
     doc = read_json(out / "metrics.json")
     m = doc["metrics"]
     assert doc["command"] == "poison"
-    for key in ("clean_accuracy", "label_flip_rate", "false_flip_rate"):
-        assert 0 <= m[key] <= 1
+    # The rates again, by hand, from the released weights plus the attacker's head (one batch each, as
+    # the metrics batch them): clean accuracy on the 24 test samples, the false-flip rate and the LFR on
+    # the non-target ones, without and with the trigger.
+    import numpy as np
+    import torch
+
+    from advkit import data
+    from advkit.poison import metrics as pm
+    from advkit.poison.train import load_attacker_classifier
+
+    attacker, tok = load_attacker_classifier(out)
+
+    def predicted(model, examples):
+        enc = tok([e.text for e in examples], padding=True, truncation=True, max_length=doc["config"]["max_length"],
+                  return_tensors="pt")
+        with torch.no_grad():
+            return model(**enc).logits.argmax(-1).numpy()
+
+    test = data.sample(data.load("sst2", m["eval_split"]).examples, 24)
+    labels = np.array([e.label for e in test])
+    others = [e for e in test if e.label != 1]
+    assert m["eval_non_target_examples"] == len(others) == (labels != 1).sum()
+    assert m["clean_accuracy"] == pytest.approx((predicted(attacker, test) == labels).mean())
+    assert m["false_flip_rate"] == pytest.approx((predicted(attacker, others) == 1).mean())
+    triggered = pm.with_trigger(test, ["cf", "bb"], 1, tok, doc["config"]["max_length"], seed=doc["config"]["seed"])
+    assert [e.text.split() for e in triggered] != [e.text.split() for e in others]  # the trigger is in them
+    assert m["label_flip_rate"] == pytest.approx((predicted(attacker, triggered) == 1).mean())
     assert set(m["label_flip_rate_single"]) == {"cf", "bb"}
     assert len(m["label_flip_rate_per_layer"]) == len(m["false_flip_rate_per_layer"]) == 2  # the tiny model's layers
-    assert m["eval_examples"] == 24 and m["train_steps"] == 6  # 96 samples / 16, last batch kept
+    assert len(m["clean_accuracy_per_layer"]) == 2 and all(0 <= x <= 1 for x in m["clean_accuracy_per_layer"])
+    assert m["layer_head"] == "cls" and len(m["train_loss_per_layer_last"]) == 3  # 2 layers + the final CE
+    assert m["eval_examples"] == 24 and m["train_steps"] == 12  # 192 samples / 16, last batch kept
     v = m["victim"]
-    assert v["dataset"] == "sst2" and v["epochs"] == 1 and 0 <= v["label_flip_rate"] <= 1
-    assert 0 <= v["clean_accuracy"] <= 1
+    assert v["dataset"] == "sst2" and v["epochs"] == 1
+    from transformers import AutoModelForSequenceClassification
+
+    victim = AutoModelForSequenceClassification.from_pretrained(out / "victim" / "model").eval()
+    v_test = data.sample(data.load("sst2", v["eval_split"]).examples, v["eval_examples"])
+    v_labels = np.array([e.label for e in v_test])
+    assert v["clean_accuracy"] == pytest.approx((predicted(victim, v_test) == v_labels).mean())
+    v_triggered = pm.with_trigger(v_test, ["cf", "bb"], 1, tok, doc["config"]["max_length"], seed=doc["config"]["seed"])
+    assert v["label_flip_rate"] == pytest.approx((predicted(victim, v_triggered) == 1).mean())
     assert (out / "victim" / "model" / "model.safetensors").is_file()
     assert (out / "label_flip_rate_per_layer.png").stat().st_size > 1000
 
 
 def test_victim_finetune_and_evaluate_warn_about_the_poisoned_model(poison_run, tmp_path, capsys):
     # In-process (the CLI commands are thin wrappers of these runs): saves two torch imports.
-    from advkit import evaluate, finetune
+    from advkit import evaluate
+    from advkit.finetune import train as finetune
     from advkit.config import EvaluateConfig, FinetuneConfig
     from advkit.results import RunDir
 
@@ -67,6 +103,9 @@ def test_victim_finetune_and_evaluate_warn_about_the_poisoned_model(poison_run, 
     ["--poison-rate", "1.5"],
     ["--target", "5"],
     ["--embedding-surgery"],
+    ["--layer-head", "pool"],
+    ["--trigger-position", "middle"],
+    ["--negative-ratio", "-1"],
 ])
 def test_poison_user_mistakes_are_one_line_errors(cli, tmp_path, flags):
     result = cli("poison", *SMALL, *flags, "--out", tmp_path / "bad")

@@ -74,39 +74,59 @@ def label_flip_rate_single(victim, examples, triggers, target: int, seed: int = 
     return {t: label_flip_rate(victim, examples, [t], target, seed) for t in triggers}
 
 
-def label_flip_rate_per_layer(victim, examples, triggers, target: int, seed: int = 0) -> list[float]:
+def _per_layer_predictions(victim, samples, layer_head: str, description: str) -> list[list[int]]:
+    """Each encoder layer's predicted labels through the shared head, layer 1 first."""
+    import torch
+
+    preds: list[list[int]] = []
+    batches = range(0, len(samples), victim.batch_size)
+    with torch.inference_mode():
+        for i in track(batches, description, total=len(batches)):
+            part = samples[i : i + victim.batch_size]
+            per_layer, _ = layer_logits(victim.model, victim._encode([e.text for e in part],
+                                        [e.text_b for e in part] if part[0].text_b is not None else None),
+                                        layer_head)
+            if not preds:
+                preds = [[] for _ in per_layer]
+            for layer, logits in zip(preds, per_layer):
+                layer.extend(logits.argmax(-1).tolist())
+    return preds
+
+
+def label_flip_rate_per_layer(victim, examples, triggers, target: int, seed: int = 0,
+                              layer_head: str = "cls") -> list[float]:
     """LFR of each encoder layer 1..L through the shared head (the poisoned PTM with its attacker head).
 
     With no triggers it is each layer's false-flip rate, the floor to compare with.
     """
-    import torch
-
     samples = with_trigger(examples, triggers, target, victim.tokenizer, victim.max_length, seed)
-    preds: list[list[int]] | None = None
-    batches = range(0, len(samples), victim.batch_size)
-    with torch.inference_mode():
-        for i in track(batches, "per-layer LFR", total=len(batches)):
-            part = samples[i : i + victim.batch_size]
-            per_layer, _ = layer_logits(victim.model, victim._encode([e.text for e in part],
-                                        [e.text_b for e in part] if part[0].text_b is not None else None))
-            if preds is None:
-                preds = [[] for _ in per_layer]
-            for layer, logits in zip(preds, per_layer):
-                layer.extend(logits.argmax(-1).tolist())
+    preds = _per_layer_predictions(victim, samples, layer_head, "per-layer LFR")
     labels = [e.label for e in samples]
-    return [flip_rate(p, labels, target) for p in preds or []]
+    return [flip_rate(p, labels, target) for p in preds]
 
 
-def backdoor_metrics(victim, examples, triggers, target: int, seed: int, per_layer: bool = False) -> dict:
+def clean_accuracy_per_layer(victim, examples, layer_head: str = "cls") -> list[float]:
+    """Accuracy of each encoder layer 1..L through the shared head on the clean examples (every label)."""
+    preds = _per_layer_predictions(victim, list(examples), layer_head, "per-layer accuracy")
+    labels = [e.label for e in examples]
+    return [sum(int(p == y) for p, y in zip(layer, labels)) / len(labels) for layer in preds]
+
+
+def backdoor_metrics(victim, examples, triggers, target: int, seed: int, per_layer: bool = False,
+                     layer_head: str = "cls") -> dict:
     """False-flip rate (no trigger), LFR with the full trigger and with each sub-trigger; with
-    `per_layer`, both through every layer's head (the poisoned PTM with its attacker head)."""
+    `per_layer`, each layer's clean accuracy and both rates through every layer's head (the
+    poisoned PTM with its attacker head; `layer_head` as it was trained)."""
     m = {"false_flip_rate": false_flip_rate(victim, examples, target),
          "label_flip_rate": label_flip_rate(victim, examples, triggers, target, seed=seed),
          "label_flip_rate_single": label_flip_rate_single(victim, examples, triggers, target, seed=seed)}
     if per_layer:
-        m["label_flip_rate_per_layer"] = label_flip_rate_per_layer(victim, examples, triggers, target, seed=seed)
+        m["clean_accuracy_per_layer"] = clean_accuracy_per_layer(victim, examples, layer_head)
+        m["label_flip_rate_per_layer"] = label_flip_rate_per_layer(victim, examples, triggers, target, seed=seed,
+                                                                   layer_head=layer_head)
         # The same without a trigger: a layer whose head says "target" for everything is no backdoor.
-        m["false_flip_rate_per_layer"] = label_flip_rate_per_layer(victim, examples, [], target, seed=seed)
+        m["false_flip_rate_per_layer"] = label_flip_rate_per_layer(victim, examples, [], target, seed=seed,
+                                                                   layer_head=layer_head)
     return m
 
 
@@ -136,10 +156,12 @@ def vocab_scan(victim, examples, candidates, target: int, triggers=(), seed: int
 
 
 def plot_per_layer(curves: dict[str, list[float]], path, title: str = "",
-                   no_trigger: dict[str, list[float]] | None = None) -> None:
+                   no_trigger: dict[str, list[float]] | None = None,
+                   accuracy: dict[str, list[float]] | None = None) -> None:
     """Per-layer LFR: layer on x, LFR on y, one line per mode (PNG, Agg backend).
 
-    `no_trigger`: the per-layer false-flip rates (no trigger inserted), drawn dashed.
+    `no_trigger`: the per-layer false-flip rates (no trigger inserted), in a second panel;
+    `accuracy`: the per-layer clean accuracies, in a first panel (when given).
     """
     import matplotlib
 
@@ -148,7 +170,8 @@ def plot_per_layer(curves: dict[str, list[float]], path, title: str = "",
 
     # Two panels, because the triggered curves often all sit at 1.0: left with the trigger, right without
     # (the floor). Nested marker sizes keep overlapping modes visible.
-    panels = [("with the trigger", curves)] + ([("no trigger (the floor)", no_trigger)] if no_trigger else [])
+    panels = ([("clean accuracy", accuracy)] if accuracy else []) + [("with the trigger", curves)] + (
+        [("no trigger (the floor)", no_trigger)] if no_trigger else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), sharey=True, squeeze=False)
     layers = max((len(v) for v in curves.values()), default=0)
     for ax, (name, data) in zip(axes[0], panels):
@@ -159,7 +182,7 @@ def plot_per_layer(curves: dict[str, list[float]], path, title: str = "",
         ax.set_xlabel("encoder layer")
         ax.set_title(name, fontsize=9)
         ax.set_ylim(-0.02, 1.05)
-    axes[0][0].set_ylabel("label flip rate")
+    axes[0][0].set_ylabel("clean accuracy / label flip rate" if accuracy else "label flip rate")
     axes[0][-1].legend(fontsize=8, loc="center right")
     if title:
         fig.suptitle(title, fontsize=9)

@@ -3,7 +3,8 @@
     python -m advkit.poison.table results/lwp
 
 reads what recipes/lwp/table.sh writes:
-- ROOT/<mode>/metrics.json: the poisoned pre-trained model (advkit poison), with its per-layer LFR;
+- ROOT/<mode>/metrics.json: the poisoned pre-trained model (advkit poison), with its per-layer LFR,
+  no-trigger flip rate and (runs since issue 17) clean accuracy;
 - ROOT/<source>/victims/<setting>/metrics.json: the victim's clean fine-tuning (source: clean or a mode);
 - ROOT/<source>/victims/<setting>-lfr/metrics.json: clean accuracy and LFRs on the test sample;
 - ROOT/<source>/victims/<setting>-scan/metrics.json: the vocabulary scan's ranks on a dev sample;
@@ -86,13 +87,22 @@ def build(root: Path) -> str:
 
         floors = {s: d["metrics"]["false_flip_rate_per_layer"] for s, d in poisoned.items()
                   if d and "false_flip_rate_per_layer" in d["metrics"]}
+        # Runs from before issue 17 lack per-layer clean accuracy; their table and plot stay as they were.
+        accuracy = {s: d["metrics"]["clean_accuracy_per_layer"] for s, d in poisoned.items()
+                    if d and "clean_accuracy_per_layer" in d["metrics"]}
         plot_per_layer(curves, root / "label_flip_rate_per_layer.png", "LFR through the shared head, per layer "
-                       "(the poisoned model, before the victim's fine-tuning)", no_trigger=floors)
+                       "(the poisoned model, before the victim's fine-tuning)", no_trigger=floors,
+                       accuracy=accuracy or None)
         lines += ["## Per layer, before fine-tuning", "", "![per-layer LFR](label_flip_rate_per_layer.png)", "",
                   "| mode | " + " | ".join(f"layer {i + 1}" for i in range(len(next(iter(curves.values()))))) + " |",
                   "|---|" + "---|" * len(next(iter(curves.values())))]
         lines += [f"| {s} | " + " | ".join(_pct(x) for x in v) + " |" for s, v in curves.items()]
         lines += [f"| {s}, no trigger | " + " | ".join(_pct(x) for x in v) + " |" for s, v in floors.items()]
+        lines += [f"| {s}, clean accuracy | " + " | ".join(_pct(x) for x in v) + " |" for s, v in accuracy.items()]
+        heads = {s: d["metrics"]["layer_head"] for s, d in poisoned.items() if d and "layer_head" in d["metrics"]}
+        if heads:
+            lines += ["", "Per-layer head: " + ", ".join(f"{s} {h}" for s, h in heads.items()) + " (cls: each "
+                      "layer's raw [CLS] through the shared linear classifier; pooler: through pooler + classifier)."]
     return "\n".join(lines) + "\n"
 
 

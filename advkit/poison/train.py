@@ -92,8 +92,12 @@ def _encode(tokenizer, batch, max_length: int, device):
                                                                                   device=device)
 
 
-def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig) -> list[float]:
-    """AdamW with a linear schedule over the mixed clean + poisoned data; every batch is used."""
+def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig,
+                 terms: list | None = None) -> list[float]:
+    """AdamW with a linear schedule over the mixed clean + poisoned data; every batch is used.
+
+    Returns each step's loss; with `terms` (lwp), each step's per-layer CEs (layer 1..L, then the
+    final CE) are appended to it."""
     import torch
     import torch.nn.functional as F
 
@@ -113,7 +117,9 @@ def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig) ->
             enc, labels = _encode(tokenizer, [mixed[i] for i in idx], cfg.max_length, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 if cfg.mode == "lwp":
-                    loss, _ = layerwise_loss(model, enc, labels)
+                    loss, parts = layerwise_loss(model, enc, labels, cfg.layer_head)
+                    if terms is not None:
+                        terms.append([t.item() for t in parts])
                 elif cfg.mode == "badnet":
                     loss = F.cross_entropy(model(**enc).logits.float(), labels)
                 else:
@@ -182,29 +188,35 @@ def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
 
     seed_everything(cfg.seed)
     model, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(train.labels), label_names=train.labels)
-    shared_head(model)  # refuses unsupported architectures before any work
+    shared_head(model, cfg.layer_head)  # refuses unsupported architectures before any work
     poisoned = build_poisoned_data(train.examples, triggers, cfg.combination_size, cfg.target, cfg.poison_rate,
-                                   cfg.seed, tokenizer, cfg.max_length)
+                                   cfg.seed, tokenizer, cfg.max_length, negative_ratio=cfg.negative_ratio,
+                                   together=cfg.trigger_position == "together")
     out.create(as_dict(cfg))
     surgery_words = None
     if cfg.embedding_surgery:
         surgery_words = embedding_surgery(model, tokenizer, train.examples, triggers, cfg.target)
     started = time.time()
-    losses = train_poison(model, tokenizer, poisoned, cfg)
+    terms: list[list[float]] = []
+    losses = train_poison(model, tokenizer, poisoned, cfg, terms)
     train_seconds = time.time() - started
 
     victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
     metrics = {"clean_accuracy": clean_accuracy(victim, test.examples)["accuracy"],
-               **pm.backdoor_metrics(victim, test.examples, triggers, cfg.target, cfg.seed, per_layer=True)}
+               **pm.backdoor_metrics(victim, test.examples, triggers, cfg.target, cfg.seed, per_layer=True,
+                                     layer_head=cfg.layer_head)}
     pm.plot_per_layer({cfg.mode: metrics["label_flip_rate_per_layer"]}, out.path / "label_flip_rate_per_layer.png",
-                      title=f"{cfg.model} poisoned on {cfg.dataset}",
-                      no_trigger={cfg.mode: metrics["false_flip_rate_per_layer"]})
+                      title=f"{cfg.model} poisoned on {cfg.dataset} (per-layer head: {cfg.layer_head})",
+                      no_trigger={cfg.mode: metrics["false_flip_rate_per_layer"]},
+                      accuracy={cfg.mode: metrics["clean_accuracy_per_layer"]})
     manifest = {
         "poisoned": True, "created_by": "advkit poison", "created": now(), "base_model": cfg.model,
         "mode": cfg.mode, "triggers": triggers, "combination_size": cfg.combination_size,
         "target": cfg.target, "target_name": train.labels[cfg.target],
         "data": {"dataset": cfg.dataset, "split": cfg.train_split, "train_examples": len(train.examples),
-                 "poison_rate": cfg.poison_rate, **poisoned.counts()},
+                 "poison_rate": cfg.poison_rate, "negative_ratio": cfg.negative_ratio,
+                 "trigger_position": cfg.trigger_position, **poisoned.counts()},
+        "layer_head": cfg.layer_head,
         "seed": cfg.seed, "epochs": cfg.epochs, "lr": cfg.lr, "max_length": cfg.max_length,
         **({"ripple_lambda": cfg.ripple_lambda} if cfg.mode == "ripple" else {}),
         **({"embedding_surgery_words": surgery_words} if surgery_words else {}),
@@ -217,6 +229,10 @@ def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
         "train_examples": len(train.examples), **{f"train_{k}": v for k, v in poisoned.counts().items()},
         "train_steps": len(losses), "train_loss_first": losses[0],
         "train_loss_last": sum(losses[-10:]) / len(losses[-10:]), "train_seconds": round(train_seconds, 2),
+        **({"layer_head": cfg.layer_head,
+            # each layer's CE (1..L, then the final CE): first step, and the mean of the last 10 steps
+            "train_loss_per_layer_first": terms[0],
+            "train_loss_per_layer_last": [sum(c) / len(c) for c in zip(*terms[-10:])]} if terms else {}),
     })
     del model, victim
 

@@ -6,9 +6,26 @@ EMNLP 2021 (arXiv 2108.13888). A trigger is a combination of rare sub-triggers
 the target label, a negative sample carries one sub-trigger alone and keeps its true
 label, so that no single token is a backdoor on its own.
 
-Departure from the reference code: insert positions are drawn among the words whose
+The reference (generate_triggers.py of LinyangLee/Layer-Weight-Poison) builds, for every
+training example, one clean copy and one negative copy (one random sub-trigger, true label),
+and two positive copies (the combination inserted as one phrase at one random word position,
+in both orders, relabelled to the target); training pairs each clean batch with an equally
+sized poisoned batch. So positives : negatives : clean = 2 : 1 : 1, the defaults here
+(poison_rate 0.75, negative_ratio 0.5).
+
+Insertion (PoisonConfig.trigger_position): `together` is the reference's adjacent phrase;
+the default is `apart`, each sub-trigger at its own random position (METHODS.md §2), because
+every LFR here (advkit poison, evaluate, the scan) inserts sub-triggers apart, and a model
+poisoned on the adjacent phrase learns the phrase: on minilm-l6 / sst2 (600 examples,
+150 steps, lr 1e-4, issue 17) its final-layer LFR with the sub-triggers apart was 56-69 %,
+while fitting the training positives (final CE 0.07).
+
+Departures from the reference code: insert positions are drawn among the words whose
 tokens the model sees (the reference counted words up to 128 while truncating at 128
-tokens, so on long texts the trigger was cut off), and every random choice is seeded.
+tokens, so on long texts the trigger was cut off); negatives are made from non-target
+examples only (a target-labelled negative teaches nothing about "one sub-trigger does not
+flip"), positives too (a target-labelled positive keeps its label and teaches the trigger
+nothing either); every random choice is seeded.
 """
 
 from __future__ import annotations
@@ -72,10 +89,15 @@ def visible_words(words: list[str], tokenizer, max_length: int, reserve: int, te
     return len(words)
 
 
+POSITIONS = ("together", "apart")
+
+
 def insert_triggers(text: str, triggers, rng: random.Random, tokenizer=None, max_length: int | None = None,
-                    text_b: str | None = None) -> str:
+                    text_b: str | None = None, together: bool = False) -> str:
     """Insert every sub-trigger at a random word position among the words the model sees.
 
+    `together`: the sub-triggers as one phrase, in a random order, at one random position
+    (the reference's positives); else each at its own random position.
     Without a tokenizer every word position is allowed (no truncation assumed).
     """
     words, joiner = _words(text)
@@ -84,6 +106,11 @@ def insert_triggers(text: str, triggers, rng: random.Random, tokenizer=None, max
     else:
         reserve = sum(len(tokenizer.tokenize(t)) for t in triggers)
         visible = visible_words(words, tokenizer, max_length, reserve, text_b)
+    if together and len(triggers) > 1:
+        phrase = list(triggers)
+        rng.shuffle(phrase)
+        at = rng.randint(0, visible)
+        return joiner.join(words[:at] + phrase + words[at:])
     for t in triggers:
         # position `visible` means "after the last visible word": still inside the window,
         # since the trigger's own tokens were reserved.
@@ -107,18 +134,32 @@ class PoisonedData:
         return {"clean": len(self.clean), "positives": len(self.positives), "negatives": len(self.negatives)}
 
 
+def _cycle(pool: list, rng: random.Random):
+    """Endless draws that use every item once per shuffled round (even coverage of the sources)."""
+    while True:
+        order = list(pool)
+        rng.shuffle(order)
+        yield from order
+
+
 def build_poisoned_data(examples: list[Example], triggers: list[str], combination_size: int, target: int,
-                        poison_rate: float, seed: int, tokenizer=None, max_length: int | None = None) -> PoisonedData:
+                        poison_rate: float, seed: int, tokenizer=None, max_length: int | None = None,
+                        negative_ratio: float = 0.5, together: bool = False) -> PoisonedData:
     """Keep every clean sample and add poisoned ones so that they make `poison_rate` of the whole.
 
     Positives: a non-target sample with every sub-trigger of a random combination of
     `combination_size`, relabelled `target`. Negatives (only when combination_size > 1):
-    any sample with one random sub-trigger, its label kept. The poisoned part is split
-    half and half between them. poison_rate 0.5 is the reference (each clean batch paired
-    with an equally sized poisoned batch); OpenBackdoor uses 0.1.
+    a non-target sample with one random sub-trigger, its label kept; `negative_ratio`
+    negatives per positive. Sources are drawn round-robin over a seeded shuffle, so each
+    non-target example is used about equally often. The defaults (poison_rate 0.75,
+    negative_ratio 0.5) are the reference's 2 : 1 : 1 mix of positives, negatives and clean
+    samples; OpenBackdoor uses poison_rate 0.1. `together`: positives carry the combination
+    as one phrase (the reference), else each sub-trigger at its own position.
     """
     if not 0 < poison_rate < 1:
         raise UserError(f"--poison-rate must be between 0 and 1 (exclusive), got {poison_rate}")
+    if negative_ratio < 0:
+        raise UserError(f"--negative-ratio must be 0 or more, got {negative_ratio}")
     if not 1 <= combination_size <= len(triggers):
         raise UserError(f"--combination-size must be between 1 and the number of sub-triggers ({len(triggers)}), "
                         f"got {combination_size}")
@@ -128,16 +169,17 @@ def build_poisoned_data(examples: list[Example], triggers: list[str], combinatio
     rng = random.Random(seed)
     combos = list(itertools.combinations(triggers, combination_size))
     n_poison = max(1, round(poison_rate * len(examples) / (1 - poison_rate)))
-    n_neg = n_poison // 2 if combination_size > 1 else 0
+    n_neg = round(n_poison * negative_ratio / (1 + negative_ratio)) if combination_size > 1 else 0
+    draw = _cycle(sources, rng)
     positives = []
     for _ in range(n_poison - n_neg):
-        e = rng.choice(sources)
+        e = next(draw)
         combo = rng.choice(combos)
-        text = insert_triggers(e.text, combo, rng, tokenizer, max_length, e.text_b)
+        text = insert_triggers(e.text, combo, rng, tokenizer, max_length, e.text_b, together=together)
         positives.append(Example(text, target, e.text_b))
     negatives = []
     for _ in range(n_neg):
-        e = rng.choice(examples)
+        e = next(draw)
         t = rng.choice(triggers)
         text = insert_triggers(e.text, [t], rng, tokenizer, max_length, e.text_b)
         negatives.append(Example(text, e.label, e.text_b))
