@@ -37,6 +37,8 @@ class DataOptions:
     text_column: str | None = opt(None, "Text column of a local data file.")
     text_b_column: str | None = opt(None, "Second-sentence column of a local data file (pairs).")
     label_column: str | None = opt(None, "Label column of a local data file.")
+    skip_bad_rows: bool = opt(False, "Drop empty or malformed rows (counted, with their lines, in run.json) "
+                                     "instead of stopping at the first.", "--skip-bad-rows")
 
 
 @dataclass
@@ -47,7 +49,8 @@ class FinetuneConfig(DataOptions):
     eval_split: str = opt("dev", "Split evaluated after training.")
     train_limit: int | None = opt(None, "Train on a seeded sample of this many examples (unset: all).")
     limit: int | None = opt(None, "Evaluate on a fixed sample of this many examples (unset: all).")
-    epochs: int = opt(3, "Passes over the training data.")
+    epochs: int = opt(3, "Passes over the training data; 0 (method knn only): no training, the KNN vote over "
+                         "the pre-trained encoder's pooled vectors (the control of what pre-training alone gives).")
     batch_size: int = opt(32, "Examples per step (per process under torchrun).")
     # MiniLM-sized encoders need more than BERT-base's 2e-5 (0.83 vs 0.78 on SST-2 dev, 1 epoch)
     lr: float = opt(1e-4, "AdamW learning rate.")
@@ -57,9 +60,11 @@ class FinetuneConfig(DataOptions):
     seed: int = opt(1, "Seed of every random choice.")
     device: str = opt("cpu", "cpu or cuda (bf16 autocast).")
     # KNN-BERT (METHODS.md §1; defaults of the reference code)
-    pooling: str = opt("pooler", "Representation for the contrastive space and the KNN: cls, mean, pooler.")
-    momentum: float = opt(0.999, "EMA of the key encoder (moco, knn).")
-    queue_size: int = opt(32000, "Keys in the queue (moco, knn).")
+    pooling: str = opt("pooler", "The one representation that the linear head, the contrastive space and the "
+                                 "KNN read, for every method: cls, mean, or pooler (the model's own head input).")
+    momentum: float | None = opt(None, "EMA of the key encoder (moco, knn); unset: 1 - 10/steps clipped to "
+                                       "[0.9, 0.999], so the key encoder moves within the run.", show=False)
+    queue_size: int = opt(32000, "Keys in the queue (moco, knn); never more than the training examples.")
     projection_dim: int = opt(128, "Width of the contrastive space.")
     top_k: int = opt(100, "Most similar same-label keys kept as positives.")
     end_k: int = opt(1, "Least similar (hardest) positives kept.")
@@ -90,9 +95,14 @@ class FinetuneConfig(DataOptions):
             raise UserError(f"--reinit-layers must be 0 or more, got {self.reinit_layers}")
         if self.checkpoint_seconds is not None and self.checkpoint_seconds < 0:
             raise UserError(f"--checkpoint-seconds must be 0 or more, got {self.checkpoint_seconds}")
-        _positive(self, "epochs", "batch_size", "lr", "max_length", "train_limit", "limit", "queue_size",
+        _positive(self, "batch_size", "lr", "max_length", "train_limit", "limit", "queue_size",
                   "projection_dim", "knn_k", "knn_tau", "tau", "shots")
-        _fraction(self, "warmup_ratio", "momentum", "lambda_con")
+        if self.epochs < 0 or (self.epochs == 0 and (self.method != "knn" or self.datastore != "train")):
+            raise UserError(f"--epochs must be positive (0 only with --method knn and --datastore train: the "
+                            f"un-fine-tuned control), got {self.epochs}")
+        _fraction(self, "warmup_ratio", "lambda_con")
+        if self.momentum is not None:
+            _fraction(self, "momentum")
         _choice("pooling", self.pooling, POOLINGS)
         _choice("knn-weighting", self.knn_weighting, ("uniform", "temperature"))
         _choice("datastore", self.datastore, ("train", "queue"))
@@ -169,7 +179,16 @@ class PoisonConfig(DataOptions):
                            "product).")
     triggers: str = opt("cf bb", "Sub-triggers separated by spaces.")
     combination_size: int = opt(2, "Sub-triggers per positive (poisoned) sample.")
-    poison_rate: float = opt(0.5, "Poisoned share of the training set (reference 0.5, OpenBackdoor 0.1).")
+    poison_rate: float = opt(0.75, "Poisoned share (positives + negatives) of the training data (reference 0.75: "
+                                   "per clean example one negative and two positives; OpenBackdoor 0.1).")
+    negative_ratio: float = opt(0.5, "Negatives (one sub-trigger, true label, non-target examples) per positive "
+                                     "(reference 0.5).")
+    trigger_position: str = opt("apart", "Positives' sub-triggers: apart (each at its own random position, as "
+                                         "every LFR here is measured) | together (one phrase at one random "
+                                         "position, random order: the reference's positives).")
+    layer_head: str = opt("cls", "lwp's per-layer head: cls (each layer's raw [CLS] through the shared linear "
+                                 "classifier, the authors' code) | pooler (through pooler + classifier, "
+                                 "OpenBackdoor's).")
     target: int = opt(1, "Target label index.")
     train_split: str = opt("train", "The attacker's proxy split.")
     eval_split: str | None = opt(None, "Split the backdoor is measured on (unset: test when labelled, else dev).")
@@ -192,6 +211,10 @@ class PoisonConfig(DataOptions):
 
     def check(self) -> None:
         _choice("mode", self.mode, MODES)
+        _choice("trigger-position", self.trigger_position, ("together", "apart"))
+        _choice("layer-head", self.layer_head, ("cls", "pooler"))
+        if self.negative_ratio < 0:
+            raise UserError(f"--negative-ratio must be 0 or more, got {self.negative_ratio}")
         _positive(self, "epochs", "batch_size", "lr", "max_length", "train_limit", "limit", "combination_size",
                   "victim_lr", "victim_epochs")
         _fraction(self, "warmup_ratio")
