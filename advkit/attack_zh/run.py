@@ -72,14 +72,7 @@ def sample_markdown(records: list[dict], cfg: AttackZhConfig, limit: int = 20) -
 
 def main(cfg: AttackZhConfig, out, overwrite: bool = False, resume: bool = False) -> dict | None:
     """`advkit attack-zh`, alone or as one rank under torchrun: only rank 0 writes metrics and returns them."""
-    rank = distributed.world()[0]  # the other ranks must not refuse rank 0's folder; they never clear it
-    run_dir = RunDir(out, "attack-zh", overwrite=overwrite or rank > 0, resume=resume)
-    run_dir.check_writable()
-    try:
-        doc = run(cfg, run_dir)
-    finally:
-        distributed.teardown()
-    return doc if rank == 0 else None
+    return distributed.main("attack-zh", out, overwrite, resume, lambda run_dir: run(cfg, run_dir))
 
 
 def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
