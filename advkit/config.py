@@ -148,7 +148,8 @@ class EvaluateConfig(DataOptions):
     card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
     trigger: str | None = opt(None, 'Backdoor check: sub-triggers separated by spaces, e.g. "cf bb" (with --target).')
     target: int | None = opt(None, "Backdoor check: the target label id.")
-    scan: int = opt(0, "Vocabulary-scan defence over this many tokens (0: off; a card's backdoor: 200).")
+    scan: int = opt(0, "Vocabulary-scan defence over this many sampled whole-word tokens (0: off; -1: every "
+                       "whole-word token of the vocabulary; a card's backdoor: 200). Shards under torchrun.")
     onion_lm: str | None = opt(None, "ONION defence: filter inputs by this local masked LM's pseudo-perplexity "
                                      "before the model sees them.")
     onion_threshold: float = opt(0.0, "ONION: remove a word when dropping it lowers the perplexity by more "
@@ -159,8 +160,8 @@ class EvaluateConfig(DataOptions):
         _choice("label-check", self.label_check, LABEL_CHECKS)
         if self.attack is not None:  # before any model loads
             _choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
-        if self.scan < 0:
-            raise UserError(f"--scan must be 0 or more, got {self.scan}")
+        if self.scan < -1:
+            raise UserError(f"--scan must be -1 (every token), 0 (off) or a count, got {self.scan}")
         if self.card and self.attack:
             raise UserError("--card runs every applicable attack; leave out --attack")
         if self.onion_lm and ((self.attack or "").startswith("zh-") or self.card):

@@ -57,6 +57,17 @@ def agree(flag: bool) -> bool:
     return bool(t.item())
 
 
+def gather_dict(part: dict) -> dict:
+    """Every process's `part` merged, on every process (alone: `part` itself)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return part
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, part)
+    return {k: v for p in parts for k, v in p.items()}
+
+
 def barrier() -> None:
     import torch.distributed as dist
 

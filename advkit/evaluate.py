@@ -37,10 +37,13 @@ def backdoor(predictor, examples, cfg: EvaluateConfig) -> dict:
         import random
 
         vocab = sorted(t for t in predictor.tokenizer.get_vocab() if t.isalpha() and t.isascii() and len(t) > 1)
-        candidates = random.Random(cfg.seed).sample(vocab, min(cfg.scan, len(vocab)))
+        candidates = vocab if cfg.scan < 0 else random.Random(cfg.seed).sample(vocab, min(cfg.scan, len(vocab)))
         scan = pm.vocab_scan(predictor, examples, candidates, cfg.target, triggers=triggers, seed=cfg.seed)
         m["scan_rank"] = scan["ranks"]
+        m["scan_rank_interval"] = scan["rank_intervals"]
+        m["scan_rate"] = scan["rates"]
         m["scan_candidates"] = scan["candidates"]
+        m["scan_examples"] = scan["examples"]
         m["scan_top"] = scan["top"][:10]
     return m
 
@@ -105,9 +108,9 @@ def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False
 
 
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
-    if distributed.world()[1] > 1 and not cfg.attack:
-        raise UserError("under torchrun, evaluate shards an attack (--attack); run clean accuracy and backdoor "
-                        "checks as one process")
+    if distributed.world()[1] > 1 and not (cfg.attack or cfg.scan):
+        raise UserError("under torchrun, evaluate shards an attack (--attack) or a vocabulary scan (--scan); run "
+                        "clean accuracy alone as one process")
     split_name = cfg.split or data.default_split(cfg.dataset)
     if cfg.attack in ZH_ATTACKS:
         return run_zh(cfg, out, split_name)
@@ -139,7 +142,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
 
         attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
                                      query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device)
-    rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks its share
+    rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks (or scans) its share
     if out is not None and rank == 0:
         out.create(as_dict(cfg), resume_free=RESUME_FREE if attack else ())
     base = {"split": split_name, "dataset": cfg.dataset, "model": str(folder)}
@@ -148,7 +151,9 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         records = result.pop("records")
         metrics = {**result, **base}
         if cfg.trigger:
-            metrics.update(backdoor(predictor, examples, cfg))
+            metrics.update(backdoor(predictor, examples, cfg))  # the scan is sharded; the rest is cheap
+        if rank > 0:
+            return {"command": "evaluate", "metrics": {}}
         if out is not None:
             out.write_records(records)
     else:

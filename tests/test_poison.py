@@ -160,9 +160,17 @@ def test_lfr_functions_and_vocab_scan_on_a_rule_classifier(tokenizer):
     scan = pm.vocab_scan(combo, examples, candidates, 1, triggers=["cf", "bb"])
     assert scan["candidates"] == 8  # bb added
     assert scan["rates"] == {"cf": 0.0, "bb": 0.0}
+    # all 8 tokens tie at 0: each ranks 1 + 7/2 (not 1, the defender-flattering best rank), in every resample
+    assert scan["ranks"] == {"cf": 4.5, "bb": 4.5} and scan["rank_intervals"]["cf"] == [4.5, 4.5]
     single = pm.vocab_scan(RuleVictim(["cf"], tokenizer), examples, candidates, 1, triggers=["cf"])
     assert single["ranks"] == {"cf": 1} and single["top"][0] == ["cf", 1.0]
-    assert single["top"][1][1] == 0.0
+    assert single["top"][1][1] == 0.0 and single["rank_intervals"]["cf"] == [1.0, 1.0]
+
+
+def test_average_rank_counts_ties_honestly():
+    rates = {"a": 0.9, "b": 0.5, "c": 0.5, "d": 0.5, "e": 0.1}
+    assert [pm.average_rank(rates, t) for t in "abcde"] == [1, 3, 3, 3, 5]
+    assert pm.average_rank({"x": 0.2}, "x") == 1
 
 
 def test_poisoned_marker_round_trip_fresh_head_and_warning(tiny_classifier, tmp_path, capsys):

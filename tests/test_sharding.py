@@ -69,3 +69,18 @@ def test_a_rank_killed_mid_run_resumes(tmp_path):
     assert r.code == 0, r.stderr
     assert (out / "records.jsonl").read_bytes() == (one / "records.jsonl").read_bytes()
     assert not list(out.glob("records.rank-*.jsonl"))
+
+
+def test_a_sharded_vocabulary_scan_equals_one_process(tmp_path):
+    scan = ["evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--split", "dev", "--limit", "16",
+            "--trigger", "cf bb", "--target", "1", "--scan", "30", "--quiet"]
+    r = advkit(*scan, "--out", tmp_path / "one", env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    proc = torchrun(*scan, "--out", tmp_path / "two")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text())["metrics"] for d in ("one", "two"))
+    keys = [k for k in a if k.startswith("scan_")]
+    assert len(keys) == 6 and a["scan_candidates"] == 32  # 30 sampled + the two sub-triggers
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    assert (tmp_path / "one" / "records.jsonl").read_bytes() == (tmp_path / "two" / "records.jsonl").read_bytes()

@@ -130,29 +130,57 @@ def backdoor_metrics(victim, examples, triggers, target: int, seed: int, per_lay
     return m
 
 
-def vocab_scan(victim, examples, candidates, target: int, triggers=(), seed: int = 0, top: int = 20) -> dict:
+def average_rank(rates: dict, token: str) -> float:
+    """1 + the tokens with a strictly higher rate + half the others tied with it: ties counted honestly
+    (a token tied with 99 others ranks 50.5, not 1)."""
+    mine = rates[token]
+    higher = sum(r > mine for r in rates.values())
+    tied = sum(r == mine for r in rates.values()) - 1
+    return 1 + higher + tied / 2
+
+
+def vocab_scan(victim, examples, candidates, target: int, triggers=(), seed: int = 0, top: int = 20,
+               resamples: int = 1000) -> dict:
     """Single-token vocabulary scan: insert each candidate alone, rank candidates by flip rate.
 
-    The true sub-triggers are added to the candidates. A token's rank is 1 + the number of
-    candidates with a strictly higher flip rate (ties share the better rank, the defender's
-    view). Returns {"ranks": {sub-trigger: rank}, "top": [[token, rate], ...], "candidates": n}.
+    The true sub-triggers are added to the candidates; ranks are average ranks (`average_rank`),
+    with a 95 % interval from a bootstrap over the scanned examples (the rates of all tokens
+    recomputed on each resample). Under torchrun each process scans every world-th token and the
+    per-example flips are gathered, so every process returns the same result.
+    Returns {"ranks", "rank_intervals", "rates" (of the sub-triggers), "top": [[token, rate], ...],
+    "candidates": n, "examples": n}.
     """
+    import numpy as np
+
+    from advkit import distributed
+
     tokens = list(dict.fromkeys([*candidates, *triggers]))
     samples = non_target(examples, target)
-    labels = [e.label for e in samples]
-    rates = {}
-    for token in track(tokens, "vocabulary scan"):
+    rank_, world = distributed.world()
+    flips = {}
+    for token in track(tokens[rank_::world], "vocabulary scan"):
         rng = random.Random(seed)
         texts = [Example(insert_triggers(e.text, [token], rng, *_window(victim), e.text_b),
                          e.label, e.text_b) for e in samples]
-        rates[token] = flip_rate(predict(victim, texts, description=None), labels, target)
-
-    def rank(token):
-        return 1 + sum(r > rates[token] for r in rates.values())
-
+        flips[token] = [int(p == target) for p in predict(victim, texts, description=None)]
+    flips = distributed.gather_dict(flips)
+    matrix = np.array([flips[t] for t in tokens], dtype=np.float32)  # tokens x examples, 1 = flipped
+    rates = dict(zip(tokens, (float(x) for x in matrix.mean(1))))
+    at = {t: tokens.index(t) for t in triggers}
+    draws = {t: [] for t in triggers}
+    generator = np.random.default_rng(seed)
+    n = matrix.shape[1]
+    for _ in range(resamples if triggers else 0):
+        weights = np.bincount(generator.integers(0, n, n), minlength=n).astype(np.float32)
+        r = matrix @ weights
+        for t, i in at.items():
+            draws[t].append(1 + float((r > r[i]).sum()) + (float((r == r[i]).sum()) - 1) / 2)
     ordered = sorted(tokens, key=lambda t: (-rates[t], t))
-    return {"ranks": {t: rank(t) for t in triggers}, "rates": {t: rates[t] for t in triggers},
-            "top": [[t, rates[t]] for t in ordered[:top]], "candidates": len(tokens)}
+    return {"ranks": {t: average_rank(rates, t) for t in triggers},
+            "rank_intervals": {t: [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]
+                               for t, d in draws.items()},
+            "rates": {t: rates[t] for t in triggers},
+            "top": [[t, rates[t]] for t in ordered[:top]], "candidates": len(tokens), "examples": n}
 
 
 def plot_per_layer(curves: dict[str, list[float]], path, title: str = "",
