@@ -162,12 +162,12 @@ def poison(cfg, out, overwrite):
     --train-limit 1000 --victim-dataset sst2 --out runs/lwp
     """
     out = _required(out, "poison writes the poisoned model and metrics.json there")
-    from advkit import pipeline
-    from advkit.results import RunDir
+    from advkit import distributed, pipeline
 
-    run_dir = RunDir(out, "poison", overwrite=overwrite)
-    run_dir.check_writable()
-    m = pipeline.poison(cfg, run_dir)["metrics"]
+    doc = distributed.main("poison", out, overwrite, False, lambda run_dir: pipeline.poison(cfg, run_dir))
+    if doc is None:  # not rank 0
+        return
+    m = doc["metrics"]
     single = ", ".join(f"{t} {v:.3f}" for t, v in m["label_flip_rate_single"].items())
     typer.echo(f"{cfg.mode} on {cfg.dataset} ({m['train_examples']} clean + {m['train_positives']} positive + "
                f"{m['train_negatives']} negative, {m['train_seconds']} s): clean accuracy {m['clean_accuracy']:.4f}, "
@@ -203,13 +203,14 @@ def build_piece_lm(cfg, out, overwrite):
 
     Example: advkit build-piece-lm --steps 300 --out runs/piece-lm
     """
+    from advkit import distributed
     from advkit.attack_zh import piece_lm
-    from advkit.results import RunDir
 
     out = out or piece_lm.default_folder()
-    run_dir = RunDir(out, "build-piece-lm", overwrite=overwrite)
-    run_dir.check_writable()
-    m = piece_lm.run(cfg, run_dir)["metrics"]
+    doc = distributed.main("build-piece-lm", out, overwrite, False, lambda run_dir: piece_lm.run(cfg, run_dir))
+    if doc is None:  # not rank 0
+        return
+    m = doc["metrics"]
     typer.echo(f"piece LM ({m['vocab_size']} pieces, {m['steps']} steps, {m['total_seconds']:.0f} s): held-out "
                f"masked-piece accuracy {_num(m['heldout_masked_piece_accuracy'])}; model in {out}")
 

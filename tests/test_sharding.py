@@ -84,3 +84,34 @@ def test_a_sharded_vocabulary_scan_equals_one_process(tmp_path):
     assert len(keys) == 6 and a["scan_candidates"] == 32  # 30 sampled + the two sub-triggers
     assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
     assert (tmp_path / "one" / "records.jsonl").read_bytes() == (tmp_path / "two" / "records.jsonl").read_bytes()
+
+
+@pytest.mark.shared_data("thucnews")
+def test_poison_and_piece_lm_train_on_two_processes(tmp_path):
+    """Gradients averaged, rank 0 writes: one model; the same seed and process count, the same weights."""
+    import hashlib
+
+    from conftest import SHARED_DATA
+
+    poison = ["poison", "--model", "tiny-random-en", "--dataset", "sst2", "--train-limit", "32", "--limit", "16",
+              "--epochs", "1", "--batch-size", "8", "--max-length", "32", "--quiet"]
+    corpus = tmp_path / "titles.txt"
+    lines = (SHARED_DATA / "thucnews" / "train.txt").read_text(encoding="utf-8").splitlines()[:300]
+    corpus.write_text("\n".join(line.split("\t")[0] for line in lines) + "\n", encoding="utf-8")
+    lm = ["build-piece-lm", "--tiny", "--corpus", corpus, "--quiet"]
+    for name, args, weights in (("poison", poison, "model/model.safetensors"), ("lm", lm, "model.safetensors")):
+        digests = []
+        for run in ("a", "b"):
+            proc = torchrun(*args, "--out", tmp_path / f"{name}-{run}")
+            _, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err[-2000:]
+            digests.append(hashlib.sha256((tmp_path / f"{name}-{run}" / weights).read_bytes()).hexdigest())
+        assert digests[0] == digests[1], name
+    m = json.loads((tmp_path / "poison-a" / "metrics.json").read_text())["metrics"]
+    # 32 clean -> 32 + 64 positives + 32 negatives = 128 mixed = 16 batches of 8: each process takes 8
+    assert m["processes"] == 2 and m["train_steps"] == m["train_examples"] * 4 // 8 // 2
+    r = advkit(*poison, "--victim-dataset", "sst2", "--out", tmp_path / "refused")
+    assert r.code == 0, r.stderr  # one process: the victim chain is fine
+    proc = torchrun(*poison, "--victim-dataset", "sst2", "--out", tmp_path / "chain")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode != 0 and "fine-tune the victim with its own" in err

@@ -23,7 +23,7 @@ import random
 import time
 from pathlib import Path
 
-from advkit import data, models
+from advkit import data, distributed, models
 from advkit.hf import cjk_only, has_cjk
 from advkit.config import BuildPieceLmConfig, as_dict
 from advkit.errors import UserError
@@ -371,25 +371,37 @@ def run(cfg: BuildPieceLmConfig, out: RunDir) -> dict:
 
     optimizer, schedule = adamw_linear(model.named_parameters(), cfg.lr, 0.01, cfg.steps, 0.06)
     gen = torch.Generator().manual_seed(cfg.seed)
+    # Under torchrun every process draws the same batch order and takes its own of each step's `world`
+    # batches; masks come from a generator of its own, and gradients are averaged (as finetune does).
+    rank, world = distributed.setup(cfg.device)
+    mask_gen = gen if world == 1 else torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
     model.train()
     losses, t0 = [], time.time()
     order: list[list[int]] = []
     encoder, head = model.base_model, mlm_head(model)
     for _ in track(range(cfg.steps), "training the piece LM", total=cfg.steps):
-        if not order:  # a new pass over the windows
-            order = similar_length_batches(train_windows, cfg.batch_size, gen)
-        batch = [train_windows[i] for i in order.pop()]
+        for r in range(world):
+            if not order:  # a new pass over the windows
+                order = similar_length_batches(train_windows, cfg.batch_size, gen)
+            drawn = order.pop()
+            if r == rank:
+                mine = drawn
+        batch = [train_windows[i] for i in mine]
         ids, attn = batch_tensor(batch, seg)
-        inputs, labels = mask_pieces(ids, seg, cfg.mask_prob, gen)
+        inputs, labels = mask_pieces(ids, seg, cfg.mask_prob, mask_gen)
         where = (labels != -100).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             hidden = encoder(input_ids=inputs.to(device), attention_mask=attn.to(device)).last_hidden_state
             logits = head(hidden[where])  # the vocabulary projection only where a piece is masked
         loss = torch.nn.functional.cross_entropy(logits.float(), labels.to(device)[where])
         loss.backward()
+        if world > 1:
+            distributed.average_gradients(model.parameters())
         clipped_step(model.parameters(), optimizer, schedule)
         losses.append(loss.item())
     train_seconds = time.time() - t0
+    if rank > 0:  # rank 0 measures and writes; the others are done
+        return {"command": "build-piece-lm", "metrics": {}}
     model.eval()
     final = masked_accuracy(model, heldout_windows, seg, cfg, device) if heldout_windows else None
 

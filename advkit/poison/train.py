@@ -23,7 +23,7 @@ import random
 import time
 from pathlib import Path
 
-from advkit import data, hf, models
+from advkit import data, distributed, hf, models
 from advkit.config import PoisonConfig, as_dict
 from advkit.errors import UserError
 from advkit.metrics import clean_accuracy
@@ -104,7 +104,12 @@ def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig,
     device = torch.device(cfg.device)
     model.to(device).train()
     mixed = poisoned.mixed()
-    steps_per_epoch = math.ceil(len(mixed) / cfg.batch_size)
+    # Under torchrun each process takes every world-th batch and gradients are averaged (as finetune
+    # does): the same seed and process count give the same weights.
+    rank, world = distributed.world()
+    steps_per_epoch = math.ceil(len(mixed) / cfg.batch_size) // world
+    if steps_per_epoch == 0:
+        raise UserError(f"{len(mixed)} training examples make fewer batches than the {world} processes")
     total = steps_per_epoch * cfg.epochs
     optimizer, schedule = adamw_linear(model.named_parameters(), cfg.lr, cfg.weight_decay, total, cfg.warmup_ratio)
     order = torch.Generator().manual_seed(cfg.seed)
@@ -113,6 +118,7 @@ def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig,
     for epoch in range(cfg.epochs):
         perm = torch.randperm(len(mixed), generator=order).tolist()
         batches = [perm[i : i + cfg.batch_size] for i in range(0, len(perm), cfg.batch_size)]
+        batches = batches[: steps_per_epoch * world][rank::world]
         for idx in track(batches, f"poison {cfg.mode} epoch {epoch + 1}/{cfg.epochs}"):
             enc, labels = _encode(tokenizer, [mixed[i] for i in idx], cfg.max_length, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -127,6 +133,8 @@ def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig,
                     clean_enc, clean_labels = _encode(tokenizer, clean, cfg.max_length, device)
                     loss = restricted_inner_product_loss(model, enc, labels, clean_enc, clean_labels, cfg.ripple_lambda)
             loss.backward()
+            if world > 1:
+                distributed.average_gradients(model.parameters())
             clipped_step(model.parameters(), optimizer, schedule)
             losses.append(loss.item())
     model.eval()
@@ -192,7 +200,12 @@ def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
     poisoned = build_poisoned_data(train.examples, triggers, cfg.combination_size, cfg.target, cfg.poison_rate,
                                    cfg.seed, tokenizer, cfg.max_length, negative_ratio=cfg.negative_ratio,
                                    together=cfg.trigger_position == "together")
-    out.create(as_dict(cfg))
+    rank, world = distributed.setup(cfg.device)
+    if world > 1 and victim_step is not None:
+        raise UserError("under torchrun, poison trains the poisoned model only; fine-tune the victim with its own "
+                        "`torchrun ... advkit.cli finetune --model OUT/model`")
+    if rank == 0:
+        out.create(as_dict(cfg))
     surgery_words = None
     if cfg.embedding_surgery:
         surgery_words = embedding_surgery(model, tokenizer, train.examples, triggers, cfg.target)
@@ -200,6 +213,8 @@ def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
     terms: list[list[float]] = []
     losses = train_poison(model, tokenizer, poisoned, cfg, terms)
     train_seconds = time.time() - started
+    if rank > 0:  # rank 0 measures and writes; the others are done
+        return {"command": "poison", "metrics": {}}
 
     victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
     metrics = {"clean_accuracy": clean_accuracy(victim, test.examples)["accuracy"],
@@ -227,7 +242,7 @@ def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
         "eval_examples": len(test.examples),
         "eval_non_target_examples": sum(e.label != cfg.target for e in test.examples),
         "train_examples": len(train.examples), **{f"train_{k}": v for k, v in poisoned.counts().items()},
-        "train_steps": len(losses), "train_loss_first": losses[0],
+        "train_steps": len(losses), "processes": world, "train_loss_first": losses[0],
         "train_loss_last": sum(losses[-10:]) / len(losses[-10:]), "train_seconds": round(train_seconds, 2),
         **({"layer_head": cfg.layer_head,
             # each layer's CE (1..L, then the final CE): first step, and the mean of the last 10 steps
