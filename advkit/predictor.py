@@ -6,6 +6,11 @@ Under attack the attacked model is this combined predictor, not the linear head 
 
 A knn run directory holds: model/ (the HF classifier, safetensors), projection.safetensors (g_q),
 datastore.safetensors (keys and labels) and knn.json (pooling, k, weighting, lambda_inf).
+
+One representation: a fine-tuned model's linear head reads the same pooled vector as the
+contrastive space and the KNN (`head_forward`). The pooling it was trained with is written into
+its config.json (`advkit_pooling`); "pooler", and any model without that entry, is the HF model's
+own forward, so runs saved before this entry existed load as they were trained.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from advkit.datastore import Datastore
 from advkit.errors import UserError
 
 KNN_FILE = "knn.json"
+POOLING_KEY = "advkit_pooling"  # in a fine-tuned model's config.json: the vector its linear head reads
+POOLED_HEADS = ("bert", "albert")  # model types whose head is classifier(dropout(pooled)), readable by any pooling
 LAMBDA_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
@@ -35,6 +42,60 @@ class ProjectionHead(nn.Module):
 
     def forward(self, x):
         return self.out(F.relu(self.dense(x)))
+
+
+def head_pooling(model) -> str:
+    """The pooling a classifier's linear head reads: its config's `advkit_pooling`, else "pooler"."""
+    return getattr(model.config, POOLING_KEY, None) or "pooler"
+
+
+def check_head(model, pooling: str) -> None:
+    """Refuse a pooling the model's head cannot read; "pooler" is the model's own forward."""
+    if pooling == "pooler":
+        return
+    if (model.config.model_type not in POOLED_HEADS or not isinstance(getattr(model, "classifier", None), nn.Linear)
+            or not isinstance(getattr(model, "dropout", None), nn.Dropout)):
+        raise UserError(f"--pooling {pooling}: the linear head of a {model.config.model_type} classifier cannot "
+                        f"read it (supported: {', '.join(POOLED_HEADS)}); use --pooling pooler")
+
+
+def head_forward(model, enc, pooling: str, represent: bool = True):
+    """(logits, representation): the linear head applied to the pooled vector that is also the
+    representation. For BERT and ALBERT the head is classifier(dropout(pooled)), exactly the HF
+    forward's when pooling is "pooler"; "pooler" runs the HF forward itself (any architecture).
+    represent=False returns (logits, None)."""
+    mask = enc["attention_mask"]
+    if pooling == "pooler":
+        out = model(**enc, output_hidden_states=represent)
+        rep = hf.pool(out.hidden_states[-1], mask, pooling, model.base_model) if represent else None
+        return out.logits, rep
+    hidden = model.base_model(**enc).last_hidden_state
+    rep = hf.pool(hidden, mask, pooling, model.base_model)
+    return model.classifier(model.dropout(rep)), (rep if represent else None)
+
+
+class PooledVictim(models.Victim):
+    """A `models.Victim` whose linear head reads `pooling` (cls, mean) instead of the HF pooler."""
+
+    def __init__(self, model, tokenizer, pooling: str | None = None, **kwargs):
+        super().__init__(model, tokenizer, **kwargs)
+        self.head_pooling = pooling or head_pooling(model)
+        check_head(model, self.head_pooling)
+
+    def predict_proba(self, texts, texts_b=None):
+        import numpy as np
+
+        if self.head_pooling == "pooler":
+            return super().predict_proba(texts, texts_b)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
+                logits, _ = head_forward(self.model, self._encode(texts[i : i + self.batch_size], batch_b),
+                                         self.head_pooling, represent=False)
+                out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        self.queries += len(texts)
+        return np.concatenate(out) if out else np.zeros((0, self.num_labels), dtype="float32")
 
 
 def combine(p_cls, p_knn, lambda_inf: float):
@@ -52,14 +113,18 @@ def select_lambda_inf(p_cls, p_knn, labels, grid=LAMBDA_GRID, prefer: float = 0.
     return best, scores
 
 
-class KnnPredictor(models.Victim):
-    """A Victim whose probabilities mix the linear head with a KNN vote over the datastore."""
+class KnnPredictor(PooledVictim):
+    """A Victim whose probabilities mix the linear head with a KNN vote over the datastore.
+
+    `pooling` feeds the projection (the KNN space); the head reads the model's own `head_pooling`
+    (the same in runs of this version; "pooler" in runs saved before it). projection None: the KNN
+    space is the pooled vector itself, L2-normalised (the un-fine-tuned control, `--epochs 0`)."""
 
     def __init__(self, model, tokenizer, projection, datastore, pooling: str = "pooler", knn_k: int = 10,
                  knn_weighting: str = "uniform", knn_tau: float = 0.07, lambda_inf: float = 0.1,
                  max_length: int = 128, batch_size: int = 32, device: str = "cpu"):
         super().__init__(model, tokenizer, max_length=max_length, batch_size=batch_size, device=device)
-        self.projection = projection.to(device).eval()
+        self.projection = projection.to(device).eval() if projection is not None else None
         self.datastore = datastore
         self.pooling = pooling
         self.knn_k, self.knn_weighting, self.knn_tau = knn_k, knn_weighting, knn_tau
@@ -74,15 +139,25 @@ class KnnPredictor(models.Victim):
             for i in range(0, len(texts), self.batch_size):
                 batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
                 enc = self._encode(texts[i : i + self.batch_size], batch_b)
-                out = self.model(**enc, output_hidden_states=True)
-                rep = hf.pool(out.hidden_states[-1], enc["attention_mask"], self.pooling, self.model.base_model)
-                qs.append(F.normalize(self.projection(rep).float(), dim=1).cpu())
-                p_cls.append(torch.softmax(out.logits.float(), dim=-1).cpu())
+                if self.head_pooling == self.pooling:  # one representation: one pass, one pooled vector
+                    logits, rep = head_forward(self.model, enc, self.pooling)
+                else:  # a run saved before the head read the pooled vector
+                    out = self.model(**enc, output_hidden_states=True)
+                    logits = out.logits
+                    rep = hf.pool(out.hidden_states[-1], enc["attention_mask"], self.pooling, self.model.base_model)
+                if self.projection is not None:
+                    rep = self.projection(rep)
+                qs.append(F.normalize(rep.float(), dim=1).cpu())
+                p_cls.append(torch.softmax(logits.float(), dim=-1).cpu())
         self.queries += len(texts)
         if not qs:
-            return (np.zeros((0, self.num_labels), dtype="float32"),
-                    np.zeros((0, self.projection.out.out_features), dtype="float32"))
+            return (np.zeros((0, self.num_labels), dtype="float32"), np.zeros((0, self.space_dim), dtype="float32"))
         return torch.cat(p_cls).numpy(), torch.cat(qs).numpy()
+
+    @property
+    def space_dim(self) -> int:
+        """Width of the KNN space: the projection's output, or the hidden size without projection."""
+        return self.projection.out.out_features if self.projection is not None else self.model.config.hidden_size
 
     def parts(self, texts, texts_b=None):
         """(p_cls, p_knn, q) as numpy arrays: head probabilities, KNN vote, normalised projections."""
@@ -103,12 +178,14 @@ class KnnPredictor(models.Victim):
         from advkit.results import atomic_write
 
         run_dir = Path(run_dir)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.projection.state_dict().items()}
-        save_file(state, str(run_dir / "projection.safetensors.tmp"))
-        (run_dir / "projection.safetensors.tmp").replace(run_dir / "projection.safetensors")
+        if self.projection is not None:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.projection.state_dict().items()}
+            save_file(state, str(run_dir / "projection.safetensors.tmp"))
+            (run_dir / "projection.safetensors.tmp").replace(run_dir / "projection.safetensors")
         self.datastore.save(run_dir / "datastore.safetensors")
-        settings = {"pooling": self.pooling, "hidden_size": self.projection.dense.in_features,
-                    "projection_dim": self.projection.out.out_features, "knn_k": self.knn_k,
+        settings = {"pooling": self.pooling, "head_pooling": self.head_pooling,
+                    "projection": self.projection is not None, "hidden_size": self.model.config.hidden_size,
+                    "projection_dim": self.space_dim, "knn_k": self.knn_k,
                     "knn_weighting": self.knn_weighting, "knn_tau": self.knn_tau, "lambda_inf": self.lambda_inf,
                     "datastore_size": len(self.datastore)}
         atomic_write(run_dir / KNN_FILE, json.dumps(settings, indent=2) + "\n")
@@ -120,8 +197,10 @@ class KnnPredictor(models.Victim):
         run_dir = Path(run_dir)
         try:
             settings = json.loads((run_dir / KNN_FILE).read_text(encoding="utf-8"))
-            projection = ProjectionHead(settings["hidden_size"], settings["projection_dim"])
-            projection.load_state_dict(load_file(str(run_dir / "projection.safetensors")))
+            projection = None
+            if settings.get("projection", True):  # runs saved before the control always had one
+                projection = ProjectionHead(settings["hidden_size"], settings["projection_dim"])
+                projection.load_state_dict(load_file(str(run_dir / "projection.safetensors")))
             datastore = Datastore.load(run_dir / "datastore.safetensors")
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             raise UserError(f"{run_dir}: incomplete knn run ({str(e).splitlines()[0]})") from None
@@ -132,8 +211,13 @@ class KnnPredictor(models.Victim):
 
 
 def load_predictor(ref: str, max_length: int = 128, batch_size: int = 32, device: str = "cpu"):
-    """The predictor a model reference stands for: KNN + linear head for a knn run directory,
-    a plain `models.Victim` for anything else (alias, model folder, other run directories)."""
+    """The predictor a model reference stands for: KNN + linear head for a knn run directory; for
+    anything else (alias, model folder, ce/scl/moco run directories) the classifier, its head on
+    the pooling it was trained with (a `PooledVictim`; a plain `models.Victim` for "pooler")."""
     if (Path(ref) / KNN_FILE).is_file():
         return KnnPredictor.load(ref, max_length=max_length, batch_size=batch_size, device=device)
-    return models.Victim.load(ref, max_length=max_length, batch_size=batch_size, device=device)
+    model, tokenizer, _ = models.load_classifier(ref)
+    kwargs = dict(max_length=max_length, batch_size=batch_size, device=device)
+    if head_pooling(model) == "pooler":
+        return models.Victim(model, tokenizer, **kwargs)
+    return PooledVictim(model, tokenizer, **kwargs)

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advkit.finetune.datastore import Datastore
+from advkit.datastore import Datastore
 from advkit.finetune.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
-from advkit.finetune.predictor import select_lambda_inf
+from advkit.predictor import select_lambda_inf
 from conftest import read_json
 
 # ---- losses -------------------------------------------------------------------------------------
@@ -100,17 +100,20 @@ def test_queue_enqueue_and_wrap(knn_bert):
     net, _ = knn_bert
     net.queue.zero_()
     net.queue_labels.fill_(-1)
+    net.queue_ids.fill_(-1)
     net.queue_ptr.zero_()
     a = F.normalize(torch.randn(3, 4), dim=1)
-    net.enqueue(a, torch.tensor([0, 1, 0]))
+    net.enqueue(a, torch.tensor([0, 1, 0]), torch.tensor([7, 8, 9]))
     assert int(net.queue_ptr) == 3 and net.queue_labels.tolist() == [0, 1, 0, -1, -1]
+    assert net.queue_ids.tolist() == [7, 8, 9, -1, -1]
     assert len(net.filled_queue()[0]) == 3
     b = F.normalize(torch.randn(3, 4), dim=1)
-    net.enqueue(b, torch.tensor([1, 1, 1]))  # slots 3, 4, then wraps to 0
+    net.enqueue(b, torch.tensor([1, 1, 1]))  # slots 3, 4, then wraps to 0; no ids: -1 (unknown)
     assert int(net.queue_ptr) == 1
     assert net.queue_labels.tolist() == [1, 1, 0, 1, 1]
+    assert net.queue_ids.tolist() == [-1, 8, 9, -1, -1]
     assert torch.equal(net.queue[0], b[2]) and torch.equal(net.queue[3], b[0]) and torch.equal(net.queue[1], a[1])
-    assert {"queue", "queue_labels", "queue_ptr"} <= set(dict(net.named_buffers()))
+    assert {"queue", "queue_labels", "queue_ids", "queue_ptr"} <= set(dict(net.named_buffers()))
 
 
 def test_momentum_update_is_ema(knn_bert):
@@ -135,7 +138,7 @@ def test_pooler_pooling_is_the_models_pooled_output(arch):
     (B, L, H) 'representation' and the KNN loss crashed on albert-tiny-zh."""
     from transformers import AlbertConfig, AlbertModel, BertConfig, BertModel
 
-    from advkit.finetune.knn import pool
+    from advkit.hf import pool
 
     torch.manual_seed(0)
     cfg = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
@@ -211,7 +214,7 @@ def knn_run(tmp_path_factory):
 
 def test_knn_run_directory_and_predictor(knn_run):
     from advkit import models
-    from advkit.finetune import KnnPredictor, load_predictor
+    from advkit.predictor import KnnPredictor, PooledVictim, load_predictor
 
     for name in ("model/model.safetensors", "model/config.json", "datastore.safetensors", "projection.safetensors",
                  "knn.json", "representations.png", "metrics.json"):
@@ -237,8 +240,12 @@ def test_knn_run_directory_and_predictor(knn_run):
     p_cls, p_knn, _ = predictor.parts([e.text for e in dev])
     assert float((p_cls.argmax(1) == [e.label for e in dev]).mean()) == pytest.approx(m["accuracy_cls"])
     assert float((p_knn.argmax(1) == [e.label for e in dev]).mean()) == pytest.approx(m["accuracy_knn"])
-    plain = load_predictor(str(knn_run / "model"), max_length=32, batch_size=8)
-    assert type(plain) is models.Victim
+    # The model folder alone loads with the head on the pooling it was trained with (config.json).
+    assert read_json(knn_run / "model" / "config.json")["advkit_pooling"] == "mean"
+    plain = load_predictor(str(knn_run / "model"), max_length=32, batch_size=64)
+    assert isinstance(plain, PooledVictim) and plain.head_pooling == "mean"
+    assert np.allclose(plain.predict_proba([e.text for e in dev]), p_cls, atol=1e-5)
+    assert type(load_predictor("tiny-random-en")) is models.Victim  # an un-fine-tuned model: the HF forward
 
 
 def _tiny_cfg(**overrides):
@@ -253,7 +260,7 @@ def _tiny_cfg(**overrides):
 
 
 def test_same_seed_same_metrics(tmp_path):
-    from advkit.finetune import run
+    from advkit.finetune.train import run
     from advkit.results import RunDir
 
     a, b = (run(_tiny_cfg(method="knn", seed=5), RunDir(tmp_path / name, "finetune"))["metrics"] for name in "ab")
@@ -264,7 +271,7 @@ def test_same_seed_same_metrics(tmp_path):
 
 @pytest.mark.parametrize("method", ["ce", "scl", "moco"])
 def test_baselines_train(method, tmp_path):
-    from advkit.finetune import run
+    from advkit.finetune.train import run
     from advkit.results import RunDir
 
     m = run(_tiny_cfg(method=method), RunDir(tmp_path / method, "finetune"))["metrics"]
@@ -275,7 +282,7 @@ def test_baselines_train(method, tmp_path):
 
 def test_few_shot_seeds_and_lambda_auto(tmp_path):
     """--shots K --seeds: K per class per seed, mean and std; lambda_inf chosen on held-out train."""
-    from advkit.finetune import run
+    from advkit.finetune.train import run
     from advkit.results import RunDir
 
     out = tmp_path / "fs"
@@ -302,7 +309,8 @@ def test_bad_flags_are_one_line_errors(cli, tmp_path):
 
 def test_lambda_inf_auto_selects_on_dev_when_test_is_reported(tmp_path, monkeypatch):
     """Selection sees dev examples only: never one of the reported test examples."""
-    from advkit.finetune import predictor, run
+    from advkit import predictor
+    from advkit.finetune.train import run
     from advkit.results import RunDir
 
     seen = []
@@ -319,3 +327,219 @@ def test_lambda_inf_auto_selects_on_dev_when_test_is_reported(tmp_path, monkeypa
     assert seen == [500] and m["train_examples"] == 32 and m["eval_split"] == "test"
     assert m["lambda_inf"] in predictor.LAMBDA_GRID
     assert set(m["selection_accuracy"]) == {str(x) for x in predictor.LAMBDA_GRID}
+
+
+# ---- issue 16: one representation, a key encoder that moves, no self-positives, the control -----
+
+
+def _tiny_classifier(arch: str, num_labels: int = 2):
+    from transformers import (AlbertConfig, AlbertForSequenceClassification, BertConfig,
+                              BertForSequenceClassification)
+
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+               max_position_embeddings=32, num_labels=num_labels)
+    if arch == "bert":
+        return BertForSequenceClassification(BertConfig(**cfg)).eval()
+    return AlbertForSequenceClassification(AlbertConfig(embedding_size=8, **cfg)).eval()
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert"])  # minilm-l6 is a BERT, albert-tiny-zh an ALBERT
+def test_head_reads_the_pooled_vector(arch):
+    """pooler: exactly the HF forward (old runs and defaults keep their numbers); cls and mean: the
+    same head, classifier(dropout(.)), on the vector the contrastive space and the KNN read."""
+    from advkit.hf import mean_pool
+    from advkit.predictor import head_forward
+
+    model = _tiny_classifier(arch)
+    enc = {"input_ids": torch.randint(5, 50, (3, 7)), "attention_mask": torch.tensor([[1] * 7, [1] * 5 + [0] * 2,
+                                                                                       [1] * 3 + [0] * 4])}
+    with torch.no_grad():
+        hf_logits = model(**enc).logits
+        logits, rep = head_forward(model, enc, "pooler")
+        assert torch.equal(logits, hf_logits)
+        hidden = model.base_model(**enc).last_hidden_state
+        logits, rep = head_forward(model, enc, "mean")
+        assert torch.allclose(rep, mean_pool(hidden, enc["attention_mask"]), atol=1e-6)
+        assert torch.allclose(logits, model.classifier(rep), atol=1e-6)
+        assert not torch.allclose(logits, hf_logits, atol=1e-3)  # the head no longer reads the pooler
+        logits, rep = head_forward(model, enc, "cls")
+        assert torch.allclose(logits, model.classifier(hidden[:, 0]), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["ce", "scl", "moco"])
+def test_every_method_head_reads_its_pooling_and_loads_so(method, tmp_path):
+    """The head of a ce/scl/moco run reads --pooling mean; the run directory records it, and
+    load_predictor (evaluate, every attack) rebuilds the predictor that scored eval_accuracy."""
+    from advkit import data
+    from advkit.finetune.train import run
+    from advkit.predictor import PooledVictim, load_predictor
+    from advkit.results import RunDir
+
+    m = run(_tiny_cfg(method=method, save_model=True), RunDir(tmp_path / "r", "finetune"))["metrics"]
+    assert m["pooling"] == "mean"
+    assert read_json(tmp_path / "r" / "model" / "config.json")["advkit_pooling"] == "mean"
+    victim = load_predictor(str(tmp_path / "r"), max_length=32, batch_size=64)
+    assert isinstance(victim, PooledVictim) and victim.head_pooling == "mean"
+    dev = data.sample(data.load("sst2", "dev").examples, 16)
+    probs = victim.predict_proba([e.text for e in dev])
+    assert float((probs.argmax(1) == [e.label for e in dev]).mean()) == pytest.approx(m["eval_accuracy"])
+
+
+def test_pooling_refused_where_the_head_cannot_read_it():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    from advkit.errors import UserError
+    from advkit.predictor import check_head
+
+    model = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2,
+                                                                 hidden_dim=32, max_position_embeddings=32))
+    check_head(model, "pooler")  # its own forward
+    with pytest.raises(UserError, match="--pooling mean"):
+        check_head(model, "mean")
+
+
+def test_old_knn_runs_load_as_they_predicted(knn_run, tmp_path):
+    """A knn run saved before the head read the pooled vector (no advkit_pooling in config.json)
+    loads with the HF head on the pooler and the projection on knn.json's pooling."""
+    import json
+    import shutil
+
+    from advkit import data
+    from advkit.predictor import load_predictor
+
+    old = tmp_path / "old"
+    shutil.copytree(knn_run, old)
+    config = read_json(old / "model" / "config.json")
+    del config["advkit_pooling"]
+    (old / "model" / "config.json").write_text(json.dumps(config))
+    predictor = load_predictor(str(old), max_length=32, batch_size=64)
+    assert predictor.head_pooling == "pooler" and predictor.pooling == "mean"
+    texts_ = [e.text for e in data.sample(data.load("sst2", "dev").examples, 8)]
+    p_cls, _, q = predictor.parts(texts_)
+    with torch.no_grad():
+        enc = predictor._encode(texts_)
+        assert np.allclose(p_cls, torch.softmax(predictor.model(**enc).logits, -1).numpy(), atol=1e-5)
+    new_q = load_predictor(str(knn_run), max_length=32, batch_size=64).parts(texts_)[2]
+    assert np.allclose(q, new_q, atol=1e-5)  # the KNN space was mean-pooled in both
+
+
+def test_epochs_zero_is_the_knn_vote_of_the_pretrained_encoder(tmp_path, cli):
+    """--epochs 0 --method knn: no step; the KNN space is the pre-trained encoder's pooled vector
+    (no projection), and the saved run reproduces accuracy_knn."""
+    from advkit import data, models
+    from advkit.finetune.train import run
+    from advkit.predictor import load_predictor
+    from advkit.results import RunDir
+
+    m = run(_tiny_cfg(method="knn", epochs=0, save_model=True), RunDir(tmp_path / "c", "finetune"))["metrics"]
+    assert m["train_steps"] == 0 and m["train_loss_first"] is None and "momentum" not in m
+    assert read_json(tmp_path / "c" / "knn.json")["projection"] is False
+    assert not (tmp_path / "c" / "projection.safetensors").exists()
+    # The vote by hand: mean-pooled vectors of the untouched pre-trained encoder, cosine top-10.
+    train = data.sample(data.load("sst2", "train").examples, 32, seed=1)
+    dev = data.sample(data.load("sst2", "dev").examples, 16)
+    pretrained = models.Victim.load("tiny-random-en", max_length=32, batch_size=64)
+    store = Datastore(torch.from_numpy(pretrained.embed([e.text for e in train], pooling="mean")),
+                      torch.tensor([e.label for e in train]), 2)
+    p_knn = store.predict(torch.from_numpy(pretrained.embed([e.text for e in dev], pooling="mean")), 10)
+    gold = np.array([e.label for e in dev])
+    assert float((p_knn.numpy().argmax(1) == gold).mean()) == pytest.approx(m["accuracy_knn"])
+    loaded = load_predictor(str(tmp_path / "c"), max_length=32, batch_size=64).parts([e.text for e in dev])[1]
+    assert np.allclose(loaded, p_knn.numpy(), atol=1e-6)
+
+    r = cli("finetune", "--method", "ce", "--epochs", "0", "--out", tmp_path / "x")
+    assert r.code == 2 and "--epochs" in r.stderr
+    import dataclasses
+
+    from advkit.config import FinetuneConfig
+
+    help_ = next(f.metadata["help"] for f in dataclasses.fields(FinetuneConfig) if f.name == "epochs")
+    assert "0 (method knn only)" in help_  # --help is generated from it
+
+
+def test_derived_momentum():
+    from advkit.finetune.knn import derived_momentum
+
+    assert derived_momentum(32) == 0.9  # clipped: 1 - 10/32 would be 0.69
+    assert derived_momentum(1000) == pytest.approx(0.99)
+    assert derived_momentum(10_000) == pytest.approx(0.999) and derived_momentum(10**6) == 0.999
+    assert 0.999 ** 32 > 0.96 and 0.9 ** 32 < 0.04  # share of the start left after a 32-step run
+
+
+def test_key_encoder_moves_within_a_short_run(tmp_path):
+    """8 steps (64 examples, batch 8, 1 epoch) on the tiny model. key_encoder_progress =
+    ||theta_k - theta_0|| / ||theta_q - theta_0||; a key encoder that follows linear drift with m over
+    T steps reaches sum_t (1-m) m^(T-t) t / T of the query's distance: 0.36 for the derived m = 0.9,
+    0.0045 for the old 0.999. Measured 0.42 and 0.0054; the threshold 0.2 sits between them."""
+    from advkit.finetune.train import run
+    from advkit.results import RunDir
+
+    new = run(_tiny_cfg(method="knn", train_limit=64), RunDir(tmp_path / "new", "finetune"))["metrics"]
+    assert new["train_steps"] == 8 and new["momentum"] == 0.9 and new["momentum_derived"] is True
+    assert new["key_encoder_progress"] > 0.2
+    old = run(_tiny_cfg(method="knn", train_limit=64, momentum=0.999),
+              RunDir(tmp_path / "old", "finetune"))["metrics"]
+    assert old["momentum"] == 0.999 and old["momentum_derived"] is False  # an explicit --momentum wins
+    assert old["key_encoder_progress"] < 0.02
+
+
+def test_loss_masks_the_querys_own_keys():
+    """Same-id keys count neither as positives nor as negatives: the loss equals the loss over the
+    queue without them."""
+    g = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(3, 8, generator=g), dim=1)
+    queue = F.normalize(torch.randn(12, 8, generator=g), dim=1)
+    queue[0] = q[0]  # a stale copy of query 0: its most similar "positive"
+    queue_labels = torch.tensor([0, 0, 1, 1, 0, 1, 0, 1, 1, 0, -1, -1])
+    queue_ids = torch.tensor([10, 11, 12, 13, 10, 14, 11, 12, 15, 16, -1, -1])
+    labels, ids = torch.tensor([0, 1, 1]), torch.tensor([10, 12, 99])
+    for loss in (SupervisedMomentumContrastiveLoss(tau=0.1, top_k=3, end_k=1),):
+        masked = loss(q, labels, queue, queue_labels, ids=ids, queue_ids=queue_ids)
+        for i in range(3):  # query by query, its own keys removed from the queue
+            keep = queue_ids != ids[i]
+            alone = loss(q[i : i + 1], labels[i : i + 1], queue[keep], queue_labels[keep])
+            _, kept, _ = loss.select(q[i : i + 1], labels[i : i + 1], queue, queue_labels, ids=ids[i : i + 1],
+                                     queue_ids=queue_ids)
+            assert not (kept[0] & (queue_ids == ids[i])).any()
+            assert kept.sum() > 0 and alone.item() > 0
+        _, kept, _ = loss.select(q, labels, queue, queue_labels, ids=ids, queue_ids=queue_ids)
+        per_query = [loss(q[i : i + 1], labels[i : i + 1], queue[queue_ids != ids[i]],
+                          queue_labels[queue_ids != ids[i]]) * kept[i].sum() for i in range(3)]
+        assert masked.item() == pytest.approx((sum(per_query) / kept.sum()).item(), abs=1e-5)
+        unmasked = loss(q, labels, queue, queue_labels)
+        assert unmasked.item() != pytest.approx(masked.item(), abs=1e-4)
+    moco_keep = MoCoLoss().select(q, labels, queue, queue_labels, ids=ids, queue_ids=queue_ids)[1]
+    assert not (moco_keep & (ids[:, None] == queue_ids[None, :])).any()
+
+
+@pytest.mark.parametrize("method", ["knn", "moco"])
+def test_no_query_is_its_own_positive_in_training(method, tmp_path, monkeypatch):
+    """16 examples, batch 4, 3 epochs: the queue (32,000 asked) is clipped to 16, so after the first
+    epoch it holds the last 16 keys, often the query's own; the positives the loss keeps never
+    carry the query's example id."""
+    from advkit.finetune.train import run
+    from advkit.results import RunDir
+
+    seen = []
+    original = SupervisedMomentumContrastiveLoss.select
+
+    def spy(self, q, labels, queue, queue_labels, positives=None, ids=None, queue_ids=None):
+        out = original(self, q, labels, queue, queue_labels, positives, ids, queue_ids)
+        seen.append((ids.clone(), queue_ids.clone(), out[1].clone()))
+        return out
+
+    monkeypatch.setattr(SupervisedMomentumContrastiveLoss, "select", spy)
+    m = run(_tiny_cfg(method=method, train_limit=16, batch_size=4, epochs=3, queue_size=32000),
+            RunDir(tmp_path / method, "finetune"))["metrics"]
+    assert m["queue_size"] == 16 and len(seen) == m["train_steps"] == 12
+    own_present = kept_total = 0
+    for ids, queue_ids, keep in seen:
+        own = ids[:, None] == queue_ids[None, :]
+        own_present += int(own.any(1).sum())
+        kept_total += int(keep.sum())
+        assert not (keep & own).any()
+    # Not vacuous: the queue holds the last 16 keys, so in epochs 2-3 a query whose previous key is
+    # younger than 16 keys meets it (19 of the 32 queries of this seed).
+    assert own_present > 0
+    assert kept_total > 0

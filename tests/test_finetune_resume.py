@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import REPO, SHARED_DATA, advkit, read_json
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/datasets not present")
+pytestmark = pytest.mark.shared_data  # ../shared/datasets: skipped when missing, a failure under CI=true
 
 # knn exercises every piece of state: weights, the momentum encoder, the queue, AdamW, the
 # schedule, dropout's RNG, the epoch order and the reference's same-label draws.
@@ -42,7 +42,14 @@ def test_sigkill_then_resume_gives_the_same_run(tmp_path):
     time.sleep(random.uniform(0, 0.5))  # somewhere in the 36 steps, possibly in the middle of a save
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed while it ran, not finished before the signal came
     assert not (part / "metrics.json").exists()
+    import torch
+
+    # What the kill left: a whole checkpoint some way into the run (12 steps an epoch, 36 in all).
+    ckpt = torch.load(part / "checkpoint.pt", map_location="cpu", weights_only=True)
+    at_kill = ckpt["epoch"] * 12 + ckpt["step"]
+    assert 0 < at_kill < 36 and len(ckpt["losses"]) == at_kill
 
     assert advkit(*ARGS, "--out", part, env=ONE_THREAD).code == 2  # refuses to start over without --resume
     changed = advkit(*ARGS[:-1], "--lr", "1e-3", "--out", part, "--resume", "--quiet")
@@ -50,7 +57,8 @@ def test_sigkill_then_resume_gives_the_same_run(tmp_path):
     r = advkit(*ARGS, "--out", part, "--resume", env=ONE_THREAD)
     assert r.code == 0, r.stderr
     resumed = _numbers(part)
-    assert 0 < resumed.pop("resumed_at_step") < 36  # it went on from the checkpoint, not from the start
+    assert resumed.pop("resumed_at_step") == at_kill  # it went on from that checkpoint, not from the start
+    assert resumed["train_steps"] == 36 and not (part / "checkpoint.pt").exists()  # and took the other steps
     expected = _numbers(full)
     assert expected.pop("resumed_at_step") is None
     assert resumed == expected
@@ -94,15 +102,16 @@ def test_reinit_layers_replaces_only_the_top_layers(tmp_path):
 
 
 DDP = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "advkit.cli",
-       "finetune", "--model", "tiny-random-en", "--method", "knn", "--train-limit", "64", "--limit", "16", "--epochs",
-       "2", "--batch-size", "8", "--datastore", "queue", "--queue-size", "256", "--positives-per-query", "2",
+       "finetune", "--model", "tiny-random-en", "--method", "knn", "--train-limit", "128", "--limit", "16", "--epochs",
+       "1", "--batch-size", "8", "--datastore", "queue", "--queue-size", "256", "--positives-per-query", "2",
        "--checkpoint-seconds", "0", "--quiet"]
 
 
 def test_two_processes_under_torchrun_fill_one_queue_and_resume(tmp_path):
-    """64 examples in batches of 8 on 2 processes: 4 steps each an epoch, and each step enqueues both
-    processes' 8 keys, so after 2 epochs the queue (the datastore here) holds 128 keys; without the
-    all-gather it would hold 64. Killed and resumed under torchrun, the run ends the same."""
+    """128 examples in batches of 8 on 2 processes: 8 steps each in the one epoch, and each step enqueues
+    both processes' 8 keys, so the queue (the datastore here, capped at the 128 training examples)
+    ends full; without the all-gather it would hold 64. Killed and resumed under torchrun, the run ends
+    the same."""
     import os
 
     env = {**os.environ, **ONE_THREAD}
@@ -125,10 +134,17 @@ def test_two_processes_under_torchrun_fill_one_queue_and_resume(tmp_path):
     subprocess.run(["pkill", "-9", "-f", f"out {part}"], check=False)  # every process of this run
     proc.wait()
     time.sleep(0.5)
-    assert not (part / "metrics.json").exists()
+    assert proc.returncode == -signal.SIGKILL and not (part / "metrics.json").exists()
+    import torch
+
+    # A whole checkpoint some way into the run (8 steps per process), with rank 1's RNGs.
+    ckpt = torch.load(part / "checkpoint.pt", map_location="cpu", weights_only=True)
+    at_kill = ckpt["epoch"] * 8 + ckpt["step"]
+    assert 0 < at_kill < 8 and ckpt["world"] == 2
+    assert (part / f"checkpoint-rank1-{ckpt['epoch']}-{ckpt['step']}.pt").is_file()
     proc = subprocess.run([sys.executable, *DDP, "--out", str(part), "--resume"], cwd=REPO, capture_output=True,
                           text=True, timeout=600, env=env)
     assert proc.returncode == 0, [line for line in proc.stderr.splitlines() if "rror" in line][:5]
     resumed, expected = _numbers(part), _numbers(full)
-    assert 0 < resumed.pop("resumed_at_step") < 8 and expected.pop("resumed_at_step") is None
+    assert resumed.pop("resumed_at_step") == at_kill and expected.pop("resumed_at_step") is None
     assert resumed == expected

@@ -4,9 +4,11 @@ Li et al., *KNN-BERT: Fine-Tuning Pre-Trained Models with KNN Classifier*, arXiv
 after He et al.'s MoCo (`moco/builder.py`): the key encoder follows the query encoder by EMA,
 theta_k <- m * theta_k + (1 - m) * theta_q, and the queue with its pointer are module buffers.
 
-The linear head is the Hugging Face classifier's own, so `OUT/model` stays a plain HF
-classifier that any tool can load; `pooling` picks the representation that feeds the
-projection head (and so the contrastive space and the KNN datastore).
+The linear head is the Hugging Face classifier's own, so `OUT/model` stays a HF classifier that
+any tool can load; `pooling` picks the one representation that the linear head, the projection
+head (so the contrastive space) and the KNN datastore all read (`advkit.predictor.head_forward`;
+"pooler" is the HF model's own forward). The pooling is written into OUT/model/config.json, so
+`advkit.predictor.load_predictor` rebuilds the same head.
 """
 
 from __future__ import annotations
@@ -18,7 +20,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from advkit.hf import pool
-from advkit.predictor import ProjectionHead
+from advkit.predictor import ProjectionHead, head_forward
+
+MOMENTUM_RANGE = (0.9, 0.999)
+
+
+def derived_momentum(total_steps: int) -> float:
+    """The default EMA of the key encoder for a run of `total_steps` optimiser steps.
+
+    m = 1 - 10 / total_steps, clipped to [0.9, 0.999]: the EMA's time constant 1 / (1 - m) is a
+    tenth of the run, so by the end the initial weights keep a share m^T ~ e^-10 of the key
+    encoder and a key lags the query encoder by about T/10 steps, within the run. MoCo's 0.999
+    (a 1,000-step time constant) suits its ~10^6-step runs, and is kept from 10,000 steps on; on a
+    32-step run it leaves the key encoder 0.999^32 = 97 % at its start (its projection a random
+    copy). Below 100 steps the clip at 0.9 (a 10-step time constant) keeps consecutive keys
+    comparable rather than letting the key encoder copy every step's noise.
+    """
+    if total_steps <= 0:
+        return MOMENTUM_RANGE[1]
+    return min(max(1.0 - 10.0 / total_steps, MOMENTUM_RANGE[0]), MOMENTUM_RANGE[1])
 
 
 class KnnBert(nn.Module):
@@ -26,7 +46,9 @@ class KnnBert(nn.Module):
 
     - `ce`: the classifier alone.  `scl`: also returns the pooled representation.
     - `moco`, `knn` (`momentum_contrast=True`): projection head g_q, momentum copies f_k and g_k,
-      and a queue of `queue_size` L2-normalised keys with their labels (-1: empty slot).
+      and a queue of `queue_size` L2-normalised keys with their labels (-1: empty slot) and the ids of
+      the examples they were encoded from (-1: unknown), so that the loss never pairs a query with
+      its own key.
     """
 
     def __init__(self, classifier, pooling: str = "pooler", momentum_contrast: bool = False,
@@ -36,6 +58,10 @@ class KnnBert(nn.Module):
         self.pooling = pooling
         self.momentum = momentum
         self.momentum_contrast = momentum_contrast
+        pooler = getattr(classifier.base_model, "pooler", None)
+        if pooling != "pooler" and isinstance(pooler, nn.Module):
+            for p in pooler.parameters():  # off the loss's path (the head reads cls or mean): not trained
+                p.requires_grad = False
         if not momentum_contrast:
             return
         hidden = classifier.config.hidden_size
@@ -49,6 +75,7 @@ class KnnBert(nn.Module):
         # unprojected, unnormalised vectors (normalised along the wrong axis).
         self.register_buffer("queue", torch.zeros(queue_size, projection_dim))
         self.register_buffer("queue_labels", torch.full((queue_size,), -1, dtype=torch.long))
+        self.register_buffer("queue_ids", torch.full((queue_size,), -1, dtype=torch.long))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
 
     def train(self, mode: bool = True):
@@ -57,12 +84,13 @@ class KnnBert(nn.Module):
             self.momentum_encoder.eval()
         return self
 
-    def forward(self, enc: dict):
-        """(logits, representation, q): q is the normalised projection (None without momentum contrast)."""
-        out = self.classifier(**enc, output_hidden_states=True)
-        rep = pool(out.hidden_states[-1], enc["attention_mask"], self.pooling, self.classifier.base_model)
-        q = F.normalize(self.projection(rep).float(), dim=1) if self.momentum_contrast else None
-        return out.logits, rep, q
+    def forward(self, enc: dict, represent: bool = True):
+        """(logits, representation, q): the head reads the pooled representation; q is its normalised
+        projection (None without momentum contrast). represent=False: the logits alone (CE), so that
+        pooling "pooler" needs no pooler beyond the HF model's own forward."""
+        logits, rep = head_forward(self.classifier, enc, self.pooling, represent=represent)
+        q = F.normalize(self.projection(rep).float(), dim=1) if self.momentum_contrast and represent else None
+        return logits, rep, q
 
     @torch.no_grad()
     def keys(self, enc: dict) -> torch.Tensor:
@@ -83,16 +111,20 @@ class KnnBert(nn.Module):
             k.mul_(self.momentum).add_(q.detach(), alpha=1 - self.momentum)
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor, labels: torch.Tensor) -> None:
-        """Write the keys at the pointer, wrapping around; across processes, all of them (all-gather)."""
-        keys, labels = gather(keys.float()), gather(labels)
+    def enqueue(self, keys: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None) -> None:
+        """Write the keys, their labels and example ids at the pointer, wrapping around; across
+        processes, all of them (all-gathered in rank order)."""
+        if ids is None:
+            ids = torch.full_like(labels, -1)
+        keys, labels, ids = gather(keys.float()), gather(labels), gather(ids.to(labels.device))
         size = self.queue.size(0)
         if len(keys) > size:  # more keys than slots: the newest win
-            keys, labels = keys[-size:], labels[-size:]
+            keys, labels, ids = keys[-size:], labels[-size:], ids[-size:]
         ptr = int(self.queue_ptr)
         slots = (torch.arange(len(keys), device=keys.device) + ptr) % size
         self.queue[slots] = keys.to(self.queue.dtype)
         self.queue_labels[slots] = labels.to(self.queue_labels.device)
+        self.queue_ids[slots] = ids.to(self.queue_ids.device)
         self.queue_ptr[0] = (ptr + len(keys)) % size
 
     def filled_queue(self):

@@ -68,8 +68,13 @@ class SupervisedMomentumContrastiveLoss(nn.Module):
         top_k: most similar positives kept per query (100 in the reference code, 10 in its AG News script).
         end_k: least similar positives kept per query (1).
 
+    A key is never a positive (nor a negative) of its own example: with `ids` (the batch's example
+    ids) and `queue_ids` (the example each key was encoded from), same-id entries are masked out.
+    A queue that outlives an epoch holds stale copies of the query itself, and without the mask
+    they are its most similar "positives": instance discrimination, not class clustering.
+
     Inputs: q (B, d) and queue (K, d) L2-normalised; labels (B,); queue_labels (K,) with -1 for
-    empty slots; positives (B, N, d) optional -> scalar loss.
+    empty slots; positives (B, N, d) optional; ids (B,) and queue_ids (K,) optional -> scalar loss.
     """
 
     def __init__(self, tau: float = 0.07, top_k: int = 100, end_k: int = 1):
@@ -87,19 +92,28 @@ class SupervisedMomentumContrastiveLoss(nn.Module):
                           True)
         return keep & candidate
 
-    def forward(self, q, labels, queue, queue_labels, positives=None) -> torch.Tensor:
+    def select(self, q, labels, queue, queue_labels, positives=None, ids=None, queue_ids=None):
+        """(positive_sims, keep, negatives_lse): similarities / tau of the positive candidates (B, K)
+        or (B, N), the mask of the kept positives among them, and the log-sum-exp over each query's
+        negatives (-inf when it has none)."""
         q = q.float()
         sims = q @ queue.float().T / self.tau  # (B, K): one matmul, not a B x K x d tensor
-        filled = queue_labels >= 0
+        usable = queue_labels >= 0  # filled slots
+        if ids is not None and queue_ids is not None:  # never the query's own (stale) key
+            usable = usable & (ids[:, None] != queue_ids[None, :])
         same = labels[:, None] == queue_labels[None, :]
-        negative = ~same & filled
+        negative = ~same & usable
         negatives_lse = torch.logsumexp(sims.masked_fill(~negative, float("-inf")), dim=1)  # -inf if none
         if positives is None:
-            positive_sims, candidate = sims, same & filled
+            positive_sims, candidate = sims, same & usable
         else:
             positive_sims = torch.einsum("bd,bnd->bn", q, positives.float()) / self.tau
             candidate = torch.ones_like(positive_sims, dtype=torch.bool)
         keep = self.select_positives(positive_sims, candidate) & negative.any(1, keepdim=True)
+        return positive_sims, keep, negatives_lse
+
+    def forward(self, q, labels, queue, queue_labels, positives=None, ids=None, queue_ids=None) -> torch.Tensor:
+        positive_sims, keep, negatives_lse = self.select(q, labels, queue, queue_labels, positives, ids, queue_ids)
         per_pair = F.softplus(negatives_lse[:, None] - positive_sims)
         return torch.where(keep, per_pair, 0.0).sum() / keep.sum().clamp(min=1)
 

@@ -7,6 +7,14 @@ and its baselines (METHODS.md §1):
 - `moco`: lambda * L_con with one random same-class queue key as positive + (1 - lambda) * CE.
 - `knn`: lambda * L_con with top_k + end_k same-class queue keys as positives + (1 - lambda) * CE,
   then a KNN datastore of the training split, interpolated with the head by lambda_inf.
+  `--epochs 0` (knn only) trains nothing: the KNN vote over the pre-trained encoder's pooled
+  vectors, the control that shows what pre-training alone gives.
+
+Every method's linear head reads the same pooled vector as the contrastive space and the KNN
+(`--pooling`; `advkit.predictor.head_forward`). The momentum defaults to one derived from the
+run's steps (`knn.derived_momentum`) and the queue is never larger than the training set; both
+values used are in metrics.json. The queue holds each key's example id, so that no query is
+paired with a (stale) key of its own example.
 
 AdamW with a linear schedule and warm-up; batches padded to their longest member. The loop
 reads top to bottom (nanoGPT's habit). Positives come from the queue, into which each step
@@ -100,14 +108,7 @@ def selection_split(cfg: FinetuneConfig, train):
 
 def main(cfg: FinetuneConfig, out: Path, overwrite: bool = False, resume: bool = False) -> dict | None:
     """`advkit finetune`, alone or as one rank under torchrun: only rank 0 writes and returns the metrics."""
-    rank = distributed.world()[0]  # the other ranks must not refuse rank 0's folder
-    run_dir = RunDir(out, "finetune", overwrite=overwrite or rank > 0, resume=resume)
-    run_dir.check_writable()
-    try:
-        doc = run(cfg, run_dir)
-    finally:
-        distributed.teardown()
-    return doc if rank == 0 else None
+    return distributed.main("finetune", out, overwrite, resume, lambda run_dir: run(cfg, run_dir))
 
 
 def run(cfg: FinetuneConfig, out: RunDir) -> dict:
@@ -124,8 +125,9 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from advkit.finetune.knn import KnnBert
+    from advkit.finetune.knn import KnnBert, derived_momentum
     from advkit.finetune.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
+    from advkit.predictor import POOLING_KEY, check_head
 
     train_examples, selection, selected_on = selection_split(cfg, train)
     rank, world = distributed.setup(cfg.device)
@@ -134,15 +136,26 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                                                       label_names=train.labels)
     if cfg.method != "ce" and cfg.pooling == "pooler" and getattr(classifier.base_model, "pooler", None) is None:
         raise UserError(f"model '{cfg.model}' has no pooler: pass --pooling cls or --pooling mean")
+    check_head(classifier, cfg.pooling)
+    setattr(classifier.config, POOLING_KEY, cfg.pooling)  # saved in OUT/model/config.json: what the head reads
     if cfg.reinit_layers:
         reinit_top_layers(classifier, cfg.reinit_layers)
     if rank == 0:
         out.create(as_dict(cfg))
 
+    # Each process takes every world-th batch; the epoch is cut to a multiple of the world size
+    # so that all processes take the same number of steps (a lone extra step would hang).
+    steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size) // world
+    if steps_per_epoch == 0:
+        raise UserError(f"{len(train_examples)} training examples make fewer batches than the {world} processes")
+    total = steps_per_epoch * cfg.epochs
     device = torch.device(cfg.device)
-    momentum_contrast = cfg.method in ("moco", "knn")
+    momentum_contrast = cfg.method in ("moco", "knn") and cfg.epochs > 0
+    momentum = cfg.momentum if cfg.momentum is not None else derived_momentum(total)
+    # More slots than examples would fill with stale copies of each example (several per example).
+    queue_size = min(cfg.queue_size, len(train_examples))
     net = KnnBert(classifier, cfg.pooling, momentum_contrast=momentum_contrast, projection_dim=cfg.projection_dim,
-                  queue_size=cfg.queue_size, momentum=cfg.momentum).to(device).train()
+                  queue_size=queue_size, momentum=momentum).to(device).train()
     tau = cfg.tau or (0.3 if cfg.method == "scl" else 0.07)
     contrastive = {"scl": SupervisedContrastiveLoss(tau), "moco": MoCoLoss(tau),
                    "knn": SupervisedMomentumContrastiveLoss(tau, cfg.top_k, cfg.end_k)}.get(cfg.method)
@@ -151,18 +164,17 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         same_label.setdefault(e.label, []).append(i)
     draw = random.Random(cfg.seed)  # the reference's same-label examples per query
 
-    # Each process takes every world-th batch; the epoch is cut to a multiple of the world size
-    # so that all processes take the same number of steps (a lone extra step would hang).
-    steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size) // world
-    if steps_per_epoch == 0:
-        raise UserError(f"{len(train_examples)} training examples make fewer batches than the {world} processes")
-    total = steps_per_epoch * cfg.epochs
     trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-    optimizer, schedule = adamw_linear(trained, cfg.lr, cfg.weight_decay, total, cfg.warmup_ratio)
+    optimizer, schedule = adamw_linear(trained, cfg.lr, cfg.weight_decay, max(total, 1), cfg.warmup_ratio)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     order = torch.Generator().manual_seed(cfg.seed)
     state = {"epoch": 0, "step": 0, "order": order.get_state(), "losses": [], "contrastive_losses": [],
              "train_seconds": 0.0}
+    # theta_0 of f_q + g_q (= f_k + g_k at the start), to measure how far the key encoder moves; taken
+    # before a checkpoint is loaded, so that a resumed run measures from the same seeded start.
+    start = None
+    if momentum_contrast and rank == 0:
+        start = [q.detach().float().cpu().clone() for q, _ in net._pairs()]
     checkpoint = out.path / CHECKPOINT
     resumed_at = None
     if out.resume and checkpoint.is_file():
@@ -184,10 +196,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
             enc = hf.encode_examples(tokenizer, batch, cfg.max_length, device)
             labels = torch.tensor([e.label for e in batch], device=device)
             with torch.autocast(**autocast):
-                if cfg.method == "ce":
-                    logits, rep, q = classifier(**enc).logits, None, None
-                else:
-                    logits, rep, q = net(enc)
+                logits, rep, q = net(enc, represent=cfg.method != "ce")  # the head reads the pooled vector
             loss = F.cross_entropy(logits.float(), labels)
             if cfg.method == "scl":
                 con = contrastive(rep, labels)
@@ -201,7 +210,8 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                             same_label[train_examples[i].label], i, cfg.positives_per_query, draw)]
                         positives = net.keys(hf.encode_examples(tokenizer, drawn, cfg.max_length, device))
                         positives = positives.view(len(batch), cfg.positives_per_query, -1)
-                con = contrastive(q, labels, net.queue, net.queue_labels, positives)
+                ids = torch.tensor(idx, device=device)  # example ids: a query's own keys are masked out
+                con = contrastive(q, labels, net.queue, net.queue_labels, positives, ids, net.queue_ids)
             if cfg.method != "ce":
                 loss = cfg.lambda_con * con + (1 - cfg.lambda_con) * loss
                 contrastive_losses.append(con.item())
@@ -210,7 +220,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                 distributed.average_gradients(p for _, p in trained)
             clipped_step([p for _, p in trained], optimizer, schedule)
             if momentum_contrast:
-                net.enqueue(keys, labels)  # every process's keys (all-gathered)
+                net.enqueue(keys, labels, ids)  # every process's keys and ids (all-gathered)
             losses.append(loss.item())
             last = epoch == cfg.epochs - 1 and step == len(batches) - 1
             due = cfg.checkpoint_seconds is not None and not last and time.time() - saved >= cfg.checkpoint_seconds
@@ -232,7 +242,9 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     if cfg.method == "knn":
         metrics.update(evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_on, out))
     else:
-        victim = models.Victim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
+        from advkit.predictor import PooledVictim
+
+        victim = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
         metrics["accuracy_cls"] = clean_accuracy(victim, dev.examples)["accuracy"]
         metrics["eval_accuracy"] = metrics["accuracy_cls"]
     metrics.update({
@@ -241,8 +253,11 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         "train_examples": len(train_examples),
         "shots": cfg.shots,
         "train_steps": total,
-        "train_loss_first": losses[0],
-        "train_loss_last_epoch": sum(losses[-steps_per_epoch:]) / steps_per_epoch,
+        "pooling": cfg.pooling,  # what the head, the contrastive space and the KNN read
+        **({"momentum": momentum, "momentum_derived": cfg.momentum is None, "queue_size": queue_size,
+            "key_encoder_progress": key_encoder_progress(net, start)} if momentum_contrast else {}),
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_last_epoch": sum(losses[-steps_per_epoch:]) / steps_per_epoch if losses else None,
         **({"contrastive_loss_last_epoch": sum(contrastive_losses[-steps_per_epoch:]) / steps_per_epoch}
            if contrastive_losses else {}),
         "tau": tau if cfg.method != "ce" else None,
@@ -254,6 +269,21 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     for stale in (checkpoint, *checkpoint.parent.glob(f"{checkpoint.stem}-rank*.pt")):
         stale.unlink(missing_ok=True)  # the run is finished: the model and metrics replace it
     return doc
+
+
+def key_encoder_progress(net, start) -> float | None:
+    """||theta_k - theta_0|| / ||theta_q - theta_0|| over encoder and projection: how far the key
+    encoder has followed the query encoder from their common start (0: never left it; about
+    1: caught up). None when the query encoder did not move."""
+    if start is None:
+        return None
+    import torch
+
+    dq = dk = 0.0
+    for (q, k), p0 in zip(net._pairs(), start):
+        dq += float(torch.sum((q.detach().float().cpu() - p0) ** 2))
+        dk += float(torch.sum((k.detach().float().cpu() - p0) ** 2))
+    return round(math.sqrt(dk / dq), 6) if dq > 0 else None
 
 
 def reinit_top_layers(classifier, n: int) -> None:
@@ -345,7 +375,9 @@ def evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_o
     from advkit.datastore import Datastore
     from advkit.predictor import KnnPredictor, combine
 
-    predictor = KnnPredictor(net.classifier, tokenizer, net.projection, None, pooling=cfg.pooling, knn_k=cfg.knn_k,
+    # --epochs 0 (the control): no projection was trained, the KNN space is the pooled vector itself.
+    projection = net.projection if net.momentum_contrast else None
+    predictor = KnnPredictor(net.classifier, tokenizer, projection, None, pooling=cfg.pooling, knn_k=cfg.knn_k,
                              knn_weighting=cfg.knn_weighting, knn_tau=cfg.knn_tau,
                              lambda_inf=0.1 if cfg.lambda_inf == "auto" else cfg.lambda_inf,
                              max_length=cfg.max_length, batch_size=64, device=cfg.device)

@@ -28,6 +28,11 @@ for ds in $DATASETS; do
     finetune "$ROOT/$ds/shots16/$m" --recipe "recipes/knn/$ds.toml" --method "$m" \
       --shots 16 --seeds 13,21,42,87,100 --epochs 10 --batch-size 16 --limit "$fewshot_limit"
   done
+  # The control: the KNN vote over the un-fine-tuned encoder's pooled vectors (--epochs 0), what
+  # pre-training alone gives (issue 16).
+  finetune "$ROOT/$ds/rich/knn-pretrained" --recipe "recipes/knn/$ds.toml" --method knn --epochs 0
+  finetune "$ROOT/$ds/shots16/knn-pretrained" --recipe "recipes/knn/$ds.toml" --method knn --epochs 0 \
+    --shots 16 --seeds 13,21,42,87,100 --limit "$fewshot_limit"
   if [ "$PWWS_LIMIT" -gt 0 ]; then
     n="$PWWS_LIMIT"; [ "$ds" = imdb ] && n=$(( PWWS_LIMIT < 10 ? PWWS_LIMIT : 10 ))  # 230-word reviews: 1-2 min each
     for m in ce knn; do
