@@ -1,31 +1,51 @@
-"""The KNN-BERT table script turns run directories into results/knn/table.md."""
+"""The KNN-BERT table script turns run directories into results/knn/table.md: Wilson intervals, t
+intervals over seeds, and McNemar tests where per-example records exist."""
 
 import json
 
 from advkit.finetune.table import build, main
 
 
-def _write(path, metrics):
+def _write(path, metrics, records=None):
     path.mkdir(parents=True)
     (path / "metrics.json").write_text(json.dumps({"command": "finetune", "metrics": metrics}))
+    if records is not None:
+        (path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 def test_table_from_run_directories(tmp_path):
     base = {"train_examples": 1000, "eval_examples": 500, "eval_split": "test", "train_seconds": 60.0}
-    for m, acc in (("ce", 0.80), ("scl", 0.81), ("moco", 0.79)):
-        _write(tmp_path / "sst2" / "rich" / m, {**base, "eval_accuracy": acc, "accuracy_cls": acc})
-    _write(tmp_path / "sst2" / "rich" / "knn", {**base, "train_examples": 900, "eval_accuracy": 0.83,
-                                                "accuracy_cls": 0.82, "accuracy_knn": 0.8, "accuracy_combined": 0.83,
-                                                "lambda_inf": 0.3})
-    _write(tmp_path / "sst2" / "rich" / "knn-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.25,
-                                                     "examples": 50})
+    rich = tmp_path / "sst2" / "rich"
+    # 500 examples: CE right on the first 400, KNN on the first 390 and 20 CE got wrong: 10 vs 20 discordant
+    ce = [{"index": i, "label": 1, "prediction": int(i < 400)} for i in range(500)]
+    knn = [{"index": i, "label": 1, "prediction": int(i < 390 or 400 <= i < 420)} for i in range(500)]
+    _write(rich / "ce", {**base, "eval_accuracy": 0.80, "accuracy_cls": 0.80}, ce)
+    for m, acc in (("scl", 0.81), ("moco", 0.79)):
+        _write(rich / m, {**base, "eval_accuracy": acc, "accuracy_cls": acc})
+    _write(rich / "knn", {**base, "train_examples": 900, "eval_accuracy": 0.82, "accuracy_cls": 0.82,
+                          "accuracy_knn": 0.8, "accuracy_combined": 0.82, "lambda_inf": 0.3}, knn)
+    _write(rich / "knn-pretrained", {**base, "accuracy_knn": 0.7, "accuracy_combined": 0.6})
+    _write(rich / "knn-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.25, "examples": 20},
+           [{"index": i, "status": "failed" if i < 5 else "success"} for i in range(20)])
+    _write(rich / "ce-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.05, "examples": 20},
+           [{"index": i, "status": "failed" if i < 1 else "success"} for i in range(20)])
+    seeds = {str(s): {"eval_accuracy": a} for s, a in zip((13, 21, 42, 87, 100), (0.5, 0.6, 0.6, 0.7, 0.6))}
     _write(tmp_path / "sst2" / "shots16" / "ce", {**base, "train_examples": 32, "eval_accuracy": 0.6,
-                                                  "eval_accuracy_mean": 0.6, "eval_accuracy_std": 0.05})
+                                                  "eval_accuracy_mean": 0.6, "eval_accuracy_std": 0.0707,
+                                                  "per_seed": seeds})
     table = build(tmp_path)
-    rich = next(line for line in table.splitlines() if "rich-source" in line)
-    assert "| 80.0 | 81.0 | 79.0 | 82.0 | 80.0 | 83.0 | 0.3 | – / 80 -> 25.0 (n=50) |" in rich
-    assert "KNN trains on 900" in rich
-    few = next(line for line in table.splitlines() if "16-shot" in line)
-    assert "60.0 ± 5.0" in few and few.count("–") >= 5
+    row = next(line for line in table.splitlines() if "| rich-source |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # Wilson 95 % of 400/500 = [76.3, 83.3]; 410/500 = [78.4, 85.1]
+    assert cells[3] == "80.0 [76.3, 83.3]" and cells[8] == "82.0 [78.4, 85.1]"
+    assert cells[9] == "70.0 [65.8, 73.9]"  # the pre-trained control's KNN vote
+    assert "KNN trains on 900" in cells[2] and cells[10] == "0.3"
+    # McNemar: 10 CE-only, 20 KNN-only: +2.0 points, exact two-sided p = 0.0987
+    assert cells[11] == "+2.0, p=0.0987"
+    assert cells[12] == "80 -> 5.0 [0.9, 23.6] (n=20) / 80 -> 25.0 [11.2, 46.9] (n=20)"
+    assert cells[13] == "+20.0, p=0.125"  # 4 discordant pairs, all for KNN: 2 / 2^4
+    few = next(line for line in table.splitlines() if "| 16-shot |" in line)
+    # mean 0.6, sample std 0.0707, t(0.975, 4) = 2.776: half-width 2.776 * 0.0707 / sqrt(5) = 8.8 points
+    assert "| 60.0 ± 8.8 |" in few and few.count("–") >= 8
     main([str(tmp_path)])
     assert (tmp_path / "table.md").read_text() == table

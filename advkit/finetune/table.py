@@ -3,8 +3,9 @@
     python -m advkit.finetune.table results/knn
 
 reads ROOT/<dataset>/<setting>/<method>/metrics.json (setting: rich or shots16; method: ce, scl,
-moco, knn) and, where present, ROOT/<dataset>/rich/<method>-pwws/metrics.json, and writes
-ROOT/table.md. Few-shot cells are mean ± sample std over the seeds.
+moco, knn; knn-pretrained: the control) with their records.jsonl, and, where present,
+ROOT/<dataset>/<setting>/<method>-pwws/, and writes ROOT/table.md with intervals (advkit.stats)
+and paired tests where per-example records exist.
 """
 
 from __future__ import annotations
@@ -13,67 +14,109 @@ import json
 import sys
 from pathlib import Path
 
-from advkit.report import read_optional as _read, write_table
+from advkit import stats
+from advkit.report import read_optional as _read, read_records, write_table
 
 METHODS = ("ce", "scl", "moco", "knn")
 
 
 def _cell(m: dict | None, key: str) -> str:
-    if m is None:
+    """A rich-source accuracy with its Wilson 95 % interval; a few-shot one as mean ± the t interval's
+    half-width over the seeds (with the std when the per-seed values are not stored)."""
+    if m is None or (m.get(key) is None and f"{key}_mean" not in m):
         return "–"
+    if "per_seed" in m:
+        values = [r[key] for r in m["per_seed"].values() if r.get(key) is not None]
+        mean, half = stats.t_interval(values)
+        return f"{100 * mean:.1f} ± {100 * half:.1f}" if half is not None else f"{100 * mean:.1f}"
     if f"{key}_mean" in m:
-        return f"{100 * m[f'{key}_mean']:.1f} ± {100 * m[f'{key}_std']:.1f}"
-    return f"{100 * m[key]:.1f}" if m.get(key) is not None else "–"
+        return f"{100 * m[f'{key}_mean']:.1f} ± {100 * m[f'{key}_std']:.1f} (std)"
+    n = m["eval_examples"]
+    low, high = stats.wilson(round(m[key] * n), n)
+    return f"{100 * m[key]:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def _correct(run: Path, key: str = "prediction") -> dict[int, bool] | None:
+    records = read_records(run)
+    return {r["index"]: r[key] == r["label"] for r in records} if records else None
+
+
+def _mcnemar(a: dict | None, b: dict | None) -> str:
+    """b vs a on the same examples: b's accuracy minus a's (points), McNemar's exact p; * p < 0.05."""
+    if not a or not b or set(a) != set(b):
+        return "–"
+    keys = sorted(a)
+    t = stats.mcnemar([a[k] for k in keys], [b[k] for k in keys])
+    diff = 100 * (t["b_only"] - t["a_only"]) / t["n"]
+    return f"{diff:+.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])}"
 
 
 def build(root: Path) -> str:
     found = {json.loads(f.read_text(encoding="utf-8")).get("config", {}).get("model")
              for m in METHODS for f in root.glob(f"*/*/{m}/metrics.json")}
     lines = [f"# KNN-BERT and its baselines on {', '.join(sorted(m for m in found if m)) or 'minilm-l6'}", "",
-             "Accuracy (%) on the evaluation split (see the sizes column). KNN: linear head (cls), "
-             "KNN vote (knn), and their mix by lambda_inf (combined), lambda_inf chosen on dev "
-             "(imdb: on 10 % of train held out), never on the reported split. Few-shot: 16 examples "
-             "per class, mean ± sample std over seeds 13, 21, 42, 87, 100. Rich-source runs are "
-             "subsampled to fit 2 hours on 2 CPU cores: the sizes are those of the runs. Under PWWS: accuracy "
-             "(%) on a fixed sample of n test examples (seed 0), before -> after PWWS attacks the CE model and the KNN "
-             "model's combined predictor of each data set's first row.", "",
+             "Accuracy (%) on the evaluation split (see the sizes column), with its 95 % interval: Wilson's for "
+             "one run, mean ± Student's t half-width over seeds for 16-shot (std where only the std was stored). "
+             "KNN: linear head (cls), KNN vote (knn), and their mix by lambda_inf (combined), lambda_inf chosen on "
+             "dev (imdb: on 10 % of train held out), never on the reported split. KNN pre-trained: the KNN vote "
+             "over the un-fine-tuned encoder (what pre-training alone gives). Few-shot: 16 examples per class, seeds "
+             "13, 21, 42, 87, 100. KNN − CE: KNN combined minus CE on the same examples, McNemar's exact test "
+             "(needs per-example records; * p < 0.05). Under PWWS: accuracy (%) on a fixed sample of n test "
+             "examples (seed 0), before -> under PWWS, which attacks the CE model and the KNN model's combined "
+             "predictor; the p compares their accuracies under attack on the same examples (McNemar).", "",
              "| data set | setting | train / eval (split) | CE | SCL | MoCo | KNN cls | KNN knn | KNN combined "
-             "| lambda_inf | under PWWS: CE / KNN combined |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| KNN pre-trained | lambda_inf | KNN − CE | under PWWS: CE / KNN combined | PWWS: KNN − CE |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     seconds = 0.0
     for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
         for setting in ("rich", "shots16"):
-            runs = {m: _read(root / dataset / setting / m) for m in METHODS}
+            here = root / dataset / setting
+            runs = {m: _read(here / m) for m in METHODS}
             if not any(runs.values()):
                 continue
             seconds += sum(r["metrics"].get("train_seconds", 0) for r in runs.values() if r)
             ms = {k: (r["metrics"] if r else None) for k, r in runs.items()}
             any_m = next(m for m in ms.values() if m)
             knn = ms["knn"]
+            pretrained = (_read(here / "knn-pretrained") or {}).get("metrics")
             sizes = f"{any_m['train_examples']} / {any_m['eval_examples']} ({any_m['eval_split']})"
             if knn is not None and knn["train_examples"] != any_m["train_examples"]:
                 sizes += f"; KNN trains on {knn['train_examples']} (the rest chose lambda_inf)"
             lam = "–" if knn is None else (f"{knn['lambda_inf']}" if "lambda_inf_mean" not in knn
                                            else f"{knn['lambda_inf_mean']:.2f} ± {knn['lambda_inf_std']:.2f}")
-            pwws = []
-            for m in ("ce", "knn"):
-                attacked = _read(root / dataset / setting / f"{m}-pwws")
-                pwws.append("–" if attacked is None else _pwws(attacked["metrics"]))
+            pwws = [_pwws((_read(here / f"{m}-pwws") or {}).get("metrics")) for m in ("ce", "knn")]
+            under = [_under_attack(here / f"{m}-pwws") for m in ("ce", "knn")]
             lines.append(f"| {dataset} | {'rich-source' if setting == 'rich' else '16-shot'} | {sizes} | "
                          f"{_cell(ms['ce'], 'eval_accuracy')} | {_cell(ms['scl'], 'eval_accuracy')} | "
                          f"{_cell(ms['moco'], 'eval_accuracy')} | {_cell(knn, 'accuracy_cls')} | "
-                         f"{_cell(knn, 'accuracy_knn')} | {_cell(knn, 'accuracy_combined')} | {lam} | "
-                         f"{' / '.join(pwws)} |")
+                         f"{_cell(knn, 'accuracy_knn')} | {_cell(knn, 'accuracy_combined')} | "
+                         f"{_cell(pretrained, 'accuracy_knn')} | {lam} | "
+                         f"{_mcnemar(_correct(here / 'ce'), _correct(here / 'knn'))} | {' / '.join(pwws)} | "
+                         f"{_mcnemar(*under)} |")
     lines += ["", f"Training time summed over the runs: {seconds / 60:.1f} min."]
     return "\n".join(lines) + "\n"
 
 
-def _pwws(m: dict) -> str:
-    """Accuracy before -> under PWWS on the attacked sample: the sample's own clean accuracy, not the table's."""
+def _under_attack(run: Path) -> dict[int, bool] | None:
+    """Per example: still right under the attack (a failed attack), from the attack's records."""
+    records = read_records(run)
+    return {r["index"]: r["status"] == "failed" for r in records} if records else None
+
+
+def _pwws(m: dict | None) -> str:
+    """Accuracy before -> under PWWS on the attacked sample (its Wilson interval): the sample's own clean
+    accuracy, not the table's."""
+    if m is None:
+        return "–"
     if "accuracy_under_attack" not in m:
         return "?"
+    n = m.get("examples")
     before = f"{100 * m['accuracy_before']:.0f} -> " if "accuracy_before" in m else ""
-    return f"{before}{100 * m['accuracy_under_attack']:.1f} (n={m.get('examples', '?')})"
+    interval = ""
+    if isinstance(n, int) and n:
+        low, high = stats.wilson(round(m["accuracy_under_attack"] * n), n)
+        interval = f" [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{before}{100 * m['accuracy_under_attack']:.1f}{interval} (n={n if n is not None else '?'})"
 
 
 def main(argv: list[str]) -> None:

@@ -245,7 +245,9 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         from advkit.predictor import PooledVictim
 
         victim = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
-        metrics["accuracy_cls"] = clean_accuracy(victim, dev.examples)["accuracy"]
+        result = clean_accuracy(victim, dev.examples)
+        out.write_records(result["records"])  # per example: the tables' paired tests read them
+        metrics["accuracy_cls"] = result["accuracy"]
         metrics["eval_accuracy"] = metrics["accuracy_cls"]
     metrics.update({
         "eval_split": dev.split,
@@ -397,6 +399,11 @@ def evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_o
     accuracy = {name: float((p.argmax(1) == gold).mean()) for name, p in
                 (("cls", p_cls), ("knn", p_knn), ("combined", combine(p_cls, p_knn, predictor.lambda_inf)))}
     predictor.queries = 0
+    combined = combine(p_cls, p_knn, predictor.lambda_inf)
+    out.write_records([{"index": i, "text": e.text, **({"text_b": e.text_b} if e.text_b else {}), "label": e.label,
+                        "prediction": int(c), "prediction_cls": int(a), "prediction_knn": int(b)}
+                       for i, (e, a, b, c) in enumerate(zip(dev.examples, p_cls.argmax(1), p_knn.argmax(1),
+                                                            combined.argmax(1)))])
     if cfg.save_model:
         predictor.save(out.path)
     plot_representations(q, gold, dev.labels, out.path / "representations.png",
