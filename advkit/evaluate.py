@@ -33,6 +33,8 @@ def backdoor(predictor, examples, cfg: EvaluateConfig) -> dict:
         raise UserError(f"--target {cfg.target}: every example has the target label; LFR needs others")
     m = {"trigger": cfg.trigger, "target": cfg.target,
          **pm.backdoor_metrics(predictor, examples, triggers, cfg.target, cfg.seed)}
+    # per example, for paired tests between models (the same seed inserts at the same positions)
+    m["_flips"] = pm.label_flips(predictor, examples, triggers, cfg.target, seed=cfg.seed)
     if cfg.scan:
         import random
 
@@ -152,6 +154,8 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         metrics = {**result, **base}
         if cfg.trigger:
             metrics.update(backdoor(predictor, examples, cfg))  # the scan is sharded; the rest is cheap
+            for record, flipped in zip(records, metrics.pop("_flips")):
+                record["flipped_by_trigger"] = flipped
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}
         if out is not None:

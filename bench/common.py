@@ -11,9 +11,12 @@ import datetime
 import json
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
+REPO = OUT.parents[1]
 
 
 def machine() -> dict:
@@ -29,9 +32,33 @@ def machine() -> dict:
             "host": platform.node()}
 
 
+def script() -> str:
+    """The benchmark being run (its path in the repo), as the file that writes the JSON names it."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None) or sys.argv[0]
+    path = Path(main).resolve()
+    try:
+        return path.relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout the benchmark ran from, "-dirty" when tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
 def record(name: str, result: dict) -> dict:
-    """Write bench/out/NAME.json (result + machine + date) and print it."""
-    doc = {**result, "machine": machine(), "date": datetime.date.today().isoformat()}
+    """Write bench/out/NAME.json (result + the script that wrote it + machine + date + commit) and print it."""
+    doc = {**result, "script": script(), "machine": machine(), "date": datetime.date.today().isoformat(),
+           "git_commit": git_commit()}
     OUT.mkdir(exist_ok=True)
     (OUT / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(json.dumps(doc, indent=2))

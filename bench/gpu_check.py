@@ -16,8 +16,12 @@ Usage: python bench/gpu_check.py [--out bench/gpu_check.json]
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from transformers import BertConfig, BertForSequenceClassification
@@ -93,13 +97,32 @@ def throughput(steps: int = 30, warmup: int = 5, batch: int = 32, seq: int = 128
             "peak_bf16_tflops": peak / 1e12 if peak else None, "mfu": round(achieved / peak, 3) if peak else None}
 
 
+def provenance() -> dict:
+    """What wrote the file and where: this script, the commit, the machine and the stack (by code, never typed)."""
+    import transformers
+
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        commit = head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"script": Path(__file__).resolve().relative_to(repo).as_posix(), "git_commit": commit,
+            "machine": {"gpu": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(),
+                        "cores": os.cpu_count(), "host": platform.node()},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "cuda": torch.version.cuda, "transformers": transformers.__version__}}
+
+
 def main() -> None:
     out = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else None
     if not torch.cuda.is_available():
         print(json.dumps({"cuda": False, "note": "no CUDA device: nothing to check"}))
         return
     result = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "correctness": correctness(),
-              "throughput": throughput()}
+              "throughput": throughput(), **provenance()}
     text = json.dumps(result, indent=2)
     print(text)
     if out:

@@ -14,7 +14,8 @@ ORDER = ("pwws_vs_textattack", "zh_vs_textattack", "knn_epoch", "knn_inference",
 
 def machine(m: dict) -> str:
     load = "/".join(f"{x:.1f}" for x in m.get("load_average", [])) or m.get("note", "?")
-    return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, load {load}"
+    gpu = f"{m['gpu']}, " if m.get("gpu") else ""  # a device run (bench/gpu_run.sh) names its GPU
+    return f"{gpu}{m.get('cpu', '?')}, {m.get('cores', '?')} cores, load {load}"
 
 
 def gpu_rows(doc: dict) -> list[str]:

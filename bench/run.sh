@@ -8,13 +8,14 @@ PY=.venv/bin/python
 PWWS_N="${PWWS_N:-100}"
 ZH_N="${ZH_N:-100}"
 CE="${CE:-runs/demo/ce}"  # the CE model of `make demo` (the foundation command)
-if [ ! -f "$CE/metrics.json" ]; then
+if [ ! -f "$CE/metrics.json" ] || [ ! -f "$CE/model/config.json" ]; then  # the attacks need its weights
   .venv/bin/advkit finetune --model minilm-l6 --dataset sst2 --train-limit 2000 --epochs 1 --seed 1 --out "$CE" \
     --overwrite --quiet
 fi
 $PY bench/knn_memory.py
 $PY bench/knn_inference.py
 $PY bench/knn_epoch.py
+$PY bench/shard_attack.py "$CE" 40
 $PY bench/pwws_vs_textattack.py "$CE" "$PWWS_N"
 if .venv/bin/advkit list models | grep -q "^piece-lm-zh .*not built"; then .venv/bin/advkit build-piece-lm --quiet; fi
 $PY bench/zh_vs_textattack.py --limit "$ZH_N"

@@ -2,7 +2,9 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/zh_vs_textattack.py [--victim DIR] [--lm piece-lm-zh] [--limit 100]
 
-Victim: albert-tiny-zh fine-tuned on chnsenticorp (recipes/zh's victim; trained here if missing).
+Victim: albert-tiny-zh fine-tuned on chnsenticorp (recipes/zh's victim). git holds its metrics.json but
+not its weights: where they are missing (a fresh clone), the victim is trained first with the settings
+that metrics.json records, into the git-ignored runs/bench/ (and reused from there).
 Examples: the fixed sample of `--limit` chnsenticorp dev examples (seed 0) both tools attack.
 - advkit: `advkit attack-zh --substitutes pieces --label-check none`, its own `seconds_per_example`
   (the search: victim queries and the piece LM; not the fluency and similarity scoring done
@@ -11,7 +13,7 @@ Examples: the fixed sample of `--limit` chnsenticorp dev examples (seed 0) both 
 - TextAttack: `Attack(UntargetedClassification, [RepeatModification, StopwordModification
   (advkit's Chinese stop-words)], CompositeTransformation([ChineseMorphonymCharacterSwap,
   WordSwapMaskedLM on albert-tiny-zh (top 48)]), GreedyWordSwapWIR)`, jieba words, querying the
-  same victim object as advkit (advkit.attacks.model_wrapper, batches padded to their longest,
+  same victim object as advkit (advkit.attacks.recipes.model_wrapper, batches padded to their longest,
   64 tokens); seconds per example of `attack.attack` alone.
 Both get the same query budget (2000). Writes bench/out/zh_vs_textattack.json.
 """
@@ -31,6 +33,8 @@ from common import record
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+VICTIM = REPO / "results/zh/victims/albert-tiny-zh/chnsenticorp"  # metrics.json in git, weights git-ignored
+BUILT = REPO / "runs/bench"  # git-ignored: victims this benchmark trains itself
 QUERIES = 2000
 MAX_LENGTH = 64  # the victims' training length
 
@@ -57,7 +61,7 @@ def textattack_side(victim: Path, examples) -> dict:
     from advkit import models
     from advkit.attack_zh.search import STOP_WORDS
 
-    from advkit.attacks import model_wrapper
+    from advkit.attacks.recipes import model_wrapper
 
     # The same victim object advkit queries (batches padded to their longest, at most MAX_LENGTH
     # tokens): TextAttack's HuggingFaceModelWrapper would pad every query to 512 and slow it down
@@ -89,16 +93,72 @@ def textattack_side(victim: Path, examples) -> dict:
             "seconds_per_example": sum(seconds) / len(seconds)}
 
 
+def has_weights(run: Path) -> bool:
+    """A fine-tuning run directory with its model folder, or a model folder itself."""
+    return any((folder / "config.json").is_file() for folder in (run / "model", run))
+
+
+def recorded_settings(run: Path) -> dict:
+    """The finetune settings a run's metrics.json records (its config), as recipe keys."""
+    doc = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    if doc.get("command") != "finetune":
+        sys.exit(f"{run}/metrics.json: not a finetune run ({doc.get('command')}); cannot train this victim")
+    # None is a dataclass default ("unset"), which a recipe leaves out; where the data came from is this machine's.
+    return {k: v for k, v in doc["config"].items() if v is not None and k != "data_root"}
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
+
+
+def train_victim(settings: dict, out: Path) -> dict:
+    """`advkit finetune --recipe` with exactly these settings, into `out`; returns its metrics."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recipe = out.parent / f"{out.name}.recipe.toml"
+    recipe.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in settings.items()), encoding="utf-8")
+    print(f"zh_vs_textattack: no victim weights; training one into {out} with {recipe.name}", file=sys.stderr)
+    run([str(BIN / "advkit"), "finetune", "--recipe", str(recipe), "--out", str(out), "--overwrite", "--quiet"])
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+
+
+def victim_with_weights(requested: Path) -> tuple[Path, dict | None]:
+    """(victim run directory, what was trained here or None). A run whose weights git does not hold is
+    trained again, from its own metrics.json, into the same place under runs/bench/; a folder with neither
+    weights nor metrics.json gets the zh table's victim (VICTIM's recorded settings)."""
+    if has_weights(requested):
+        return requested, None
+    source = requested if (requested / "metrics.json").is_file() else VICTIM
+    target = requested
+    if source is requested:  # never over the recorded run (results/ is in git): a git-ignored copy of it
+        where = requested.resolve()
+        target = BUILT / (where.relative_to(REPO / "results") if where.is_relative_to(REPO / "results") else where.name)
+    recorded = json.loads((source / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    settings = recorded_settings(source)
+    done = target / "metrics.json"
+    built = json.loads(done.read_text(encoding="utf-8")) if done.is_file() else {}
+    if has_weights(target) and all(built.get("config", {}).get(k) == v for k, v in settings.items()):
+        trained = built["metrics"]  # trained here before, with these settings
+    else:
+        trained = train_victim(settings, target)
+    note = {"trained_from": str(source), "into": str(target),
+            "eval_accuracy": trained.get("eval_accuracy"), "recorded_eval_accuracy": recorded.get("eval_accuracy")}
+    if note["eval_accuracy"] != note["recorded_eval_accuracy"]:
+        print(f"zh_vs_textattack: the victim trained here reached {note['eval_accuracy']}, the recorded run "
+              f"{note['recorded_eval_accuracy']}", file=sys.stderr)
+    return target, note
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--victim", type=Path, default=REPO / "results/zh/victims/albert-tiny-zh/chnsenticorp")
+    ap.add_argument("--victim", type=Path, default=VICTIM)
     ap.add_argument("--lm", default="piece-lm-zh")
     ap.add_argument("--limit", type=int, default=100)
     args = ap.parse_args()
-    if not (args.victim / "metrics.json").is_file() and not (args.victim / "config.json").is_file():
-        run([str(BIN / "advkit"), "finetune", "--model", "albert-tiny-zh", "--dataset", "chnsenticorp", "--method",
-             "ce", "--train-limit", "3000", "--limit", "1000", "--epochs", "1", "--max-length", "64", "--out",
-             str(args.victim), "--overwrite", "--quiet"])
+    args.victim, trained_here = victim_with_weights(args.victim)
     from advkit import data
 
     examples = data.sample(data.load("chnsenticorp", "dev").examples, args.limit)
@@ -126,7 +186,8 @@ def main() -> None:
                    f"{ {k: theirs[k] for k in ('successes', 'failed', 'skipped')} }; advkit's default "
                    f"(--label-check lexicon, which TextAttack lacks): {checked['seconds_per_example']:.2f} s/example, "
                    f"success {checked['attack_success_rate']:.3f}",
-        "advkit_metrics": ours, "advkit_label_check_metrics": checked, "textattack": theirs})
+        "advkit_metrics": ours, "advkit_label_check_metrics": checked, "textattack": theirs,
+        **({"victim_trained_here": trained_here} if trained_here else {})})
 
 
 if __name__ == "__main__":

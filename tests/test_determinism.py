@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from conftest import SHARED_DATA, advkit, read_json
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/datasets not present")
+pytestmark = pytest.mark.shared_data  # ../shared/datasets: skipped when missing, a failure under CI=true
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
@@ -34,7 +34,11 @@ def _twice(tmp_path, *args) -> tuple[dict, dict]:
 def test_poison_twice(tmp_path):
     a, b = _twice(tmp_path, "poison", "--model", "tiny-random-en", "--mode", "lwp", "--dataset", "sst2",
                   "--train-limit", "32", "--limit", "32", "--epochs", "1", "--max-length", "32")
-    assert a == b and a["train_loss_first"] > 0
+    import math
+
+    # lwp's first loss sums 3 cross-entropies (2 layers through the shared head, then the final one), each
+    # about ln 2 for a fresh two-way head: 2.08, where BadNet's single one would be 0.69.
+    assert a == b and abs(a["train_loss_first"] - 3 * math.log(2)) < 0.1, a["train_loss_first"]
     digest = {hashlib.sha256((tmp_path / n / "model" / "model.safetensors").read_bytes()).hexdigest() for n in "ab"}
     assert len(digest) == 1  # the poisoned weights are bit-identical
 

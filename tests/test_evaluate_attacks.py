@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from advkit import evaluate, report
+from advkit import evaluate, metrics, report
 from conftest import REPO, read_json
 
 CLOSED_PORT = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
@@ -33,7 +33,7 @@ def test_attack_metrics_exclude_skipped():
                {"status": "failed", "queries": 30, "perturbed_word_ratio": 0.0},
                {"status": "skipped", "queries": 0, "perturbed_word_ratio": 0.0},
                {"status": "success", "queries": 20, "perturbed_word_ratio": 0.4}]
-    m = evaluate.attack_metrics(records)
+    m = metrics.attack_metrics(records)
     assert m["attack_success_rate"] == pytest.approx(2 / 3)  # over the 3 inputs classified right
     assert m["accuracy_before"] == pytest.approx(3 / 4)
     assert m["accuracy_under_attack"] == pytest.approx(1 / 4)
@@ -45,10 +45,11 @@ def test_attack_metrics_exclude_skipped():
 def test_every_attack_builds_offline(tiny_en):
     """Each recipe builds and attacks one example with every proxy pointed at a closed port."""
     script = f"""
-from advkit import attacks, models
+from advkit import models
+from advkit.attacks import ATTACKS, recipes as attacks
 from advkit.data import Example
 v = models.Victim.load({str(tiny_en)!r})
-for name in attacks.ATTACKS:
+for name in ATTACKS:
     attack, note = attacks.build(name, v, lm={str(tiny_en)!r}, encoder={str(tiny_en)!r})
     rec = attacks.attack_one(attack, Example("a gripping , funny and moving film", 1), 0)
     assert rec["status"] in ("success", "failed", "skipped"), rec
@@ -98,7 +99,12 @@ def test_resume_after_sigkill_gives_the_same_records(cli, victim_run, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len((part / "records.jsonl").read_text().splitlines())
-    assert 3 <= done < 12 or done == 12
+    # Killed mid-run: still running when the signal came, at least 3 examples done and the run not finished
+    # (at most every record written, the metrics not: a run of skipped examples can be that fast).
+    assert proc.returncode == -signal.SIGKILL and not (part / "metrics.json").exists()
+    # What it had written: the whole run's first records, the last one perhaps cut by the kill.
+    lines, want = (part / "records.jsonl").read_text().splitlines(), expected.splitlines()
+    assert 3 <= done <= 12 and lines[:-1] == want[: done - 1] and want[done - 1].startswith(lines[-1])
     with open(part / "records.jsonl", "a") as f:
         f.write('{"index": 99, "torn')  # a half-written line, as a kill mid-write leaves
 

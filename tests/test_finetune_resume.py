@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, SHARED_DATA, advkit, read_json
+from conftest import REPO, advkit, read_json
 
 pytestmark = pytest.mark.shared_data  # ../shared/datasets: skipped when missing, a failure under CI=true
 

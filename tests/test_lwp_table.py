@@ -5,9 +5,17 @@ import json
 from advkit.poison.table import build
 
 
-def _write(path, metrics, config=None):
+def _write(path, metrics, config=None, records=None):
     path.mkdir(parents=True)
     (path / "metrics.json").write_text(json.dumps({"metrics": metrics, "config": config or {}}))
+    if records is not None:
+        (path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _flips(flipped: list[bool]):
+    """Records of an evaluate --trigger run: 10 target-labelled examples, then one per flag."""
+    return [{"index": i, "label": 1, "flipped_by_trigger": None} for i in range(10)] + \
+           [{"index": 10 + i, "label": 0, "flipped_by_trigger": f} for i, f in enumerate(flipped)]
 
 
 def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
@@ -17,8 +25,14 @@ def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
                               "false_flip_rate_per_layer": [0.5, 0.1]}, poison_config)
     victims = tmp_path / "lwp" / "victims"
     _write(victims / "same", {}, {"dataset": "sst2", "lr": 1e-4, "epochs": 3, "warmup_ratio": 0.0})
+    # 100 non-target examples: lwp flips 97, badnet 60; 40 flipped by lwp alone, 3 by badnet alone
     _write(victims / "same-lfr", {"accuracy": 0.85, "label_flip_rate": 0.97, "false_flip_rate": 0.12,
-                                  "label_flip_rate_single": {"cf": 0.2, "bb": 0.25}, "target": 1})
+                                  "label_flip_rate_single": {"cf": 0.2, "bb": 0.25}, "target": 1}, None,
+           _flips([True] * 97 + [False] * 3))
+    badnet = tmp_path / "badnet" / "victims"
+    _write(badnet / "same-lfr", {"accuracy": 0.86, "label_flip_rate": 0.6, "false_flip_rate": 0.1,
+                                 "label_flip_rate_single": {"cf": 0.1, "bb": 0.1}, "target": 1}, None,
+           _flips([True] * 57 + [False] * 40 + [True] * 3))
     _write(victims / "same-scan", {"scan_rank": {"cf": 40, "bb": 77}, "scan_candidates": 102})
     # another task: both targets measured, the higher LFR is shown with its label
     _write(victims / "olid", {}, {"dataset": "olid", "lr": 1e-4, "epochs": 3, "warmup_ratio": 0.0})
@@ -27,8 +41,11 @@ def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
 
     table = build(tmp_path)
     assert "## Victim: same hyper-parameters as the poisoning (sst2, lr 0.0001, 3 epochs, warm-up 0)" in table
-    assert "| lwp | 85.0 | 97.0 | 12.0 | 25.0 | cf 40 / bb 77 of 102 |" in table
-    assert "| lwp | 70.0 | 90.0 (to 0) | 40.0 | – | – |" in table
+    # Wilson 95 % of 97/100 = [91.5, 99.0]; McNemar 3 vs 40 discordant: +37.0 points, p = 2 * sum_{k<=3} C(43, k) / 2^43 = 3.02e-09
+    assert "| lwp | 85.0 | 97.0 [91.5, 99.0] (n=100) | +37.0, p=3.02e-09* | 12.0 | 25.0 | cf 40 / bb 77 of 102 |" \
+        in table
+    assert "| badnet | 86.0 | 60.0 [50.2, 69.1] (n=100) | – | 10.0 | 10.0 | – |" in table
+    assert "| lwp | 70.0 | 90.0 (to 0) | – | 40.0 | – | – |" in table  # no records: no interval, no test
     assert "changed hyper-parameters" not in table  # no runs, no section
     assert "| lwp | 100.0 | 90.0 |" in table and "| lwp, no trigger | 50.0 | 10.0 |" in table
     assert (tmp_path / "label_flip_rate_per_layer.png").stat().st_size > 0

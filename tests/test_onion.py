@@ -1,7 +1,7 @@
 """ONION (Qi et al. 2021): the removal rule on a perplexity we control, and the evaluate option end to end."""
 
 import pytest
-from conftest import SHARED_DATA, advkit, read_json
+from conftest import advkit, read_json
 
 from advkit.poison.onion import onion_filter, split_words
 
@@ -24,7 +24,7 @@ def test_suspicious_words_are_removed_and_others_kept():
     assert [u.strip() for u in split_words("好电影 cf bb!")] == ["好", "电", "影", "cf", "bb!"]
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/datasets not present")
+@pytest.mark.shared_data
 def test_evaluate_with_onion_records_the_defence(tmp_path):
     base = ["evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--limit", "12", "--trigger", "cf bb",
             "--target", "1", "--quiet"]
@@ -36,6 +36,14 @@ def test_evaluate_with_onion_records_the_defence(tmp_path):
     assert (keep["accuracy"], keep["label_flip_rate"]) == (plain["accuracy"], plain["label_flip_rate"])
     r = advkit(*base, "--onion-lm", "tiny-random-en", "--onion-threshold", "-1e9", "--out", tmp_path / "all")
     assert r.code == 0, r.stderr
-    assert read_json(tmp_path / "all" / "metrics.json")["metrics"]["onion_words_removed_mean"] > 3
+    # Threshold -1e9: every word of every text of two or more words goes (a lone word has nothing to compare with).
+    from advkit import data
+    from advkit.poison.onion import count_words
+
+    every = read_json(tmp_path / "all" / "metrics.json")["metrics"]
+    texts = [e.text for e in data.sample(data.load("sst2", every["split"]).examples, 12)]
+    words = [count_words(t) for t in texts]
+    assert every["onion_words_removed_mean"] == pytest.approx(sum(n for n in words if n > 1) / 12)
+    assert every["onion_words_removed_mean"] > 3
     bad = advkit(*base, "--onion-lm", "minilm-l6", "--out", tmp_path / "bad")  # no masked-LM head
     assert bad.code == 2 and "--onion-lm" in bad.stderr and not (tmp_path / "bad").exists()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, SHARED_DATA, advkit, read_json
+from conftest import REPO, advkit, read_json
 
 from advkit import data
 from advkit.errors import UserError

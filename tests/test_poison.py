@@ -167,6 +167,14 @@ def test_lfr_functions_and_vocab_scan_on_a_rule_classifier(tokenizer):
     assert single["top"][1][1] == 0.0 and single["rank_intervals"]["cf"] == [1.0, 1.0]
 
 
+def test_label_flips_align_with_the_examples(tokenizer):
+    examples = _examples(20)
+    flips = pm.label_flips(RuleVictim(["cf", "bb"], tokenizer), examples, ["cf", "bb"], 1)
+    assert [f is None for f in flips] == [e.label == 1 for e in examples]  # target-labelled: left out
+    assert all(flips[i] for i, e in enumerate(examples) if e.label != 1)
+    assert not any(f for f in pm.label_flips(RuleVictim(["cf", "bb"], tokenizer), examples, ["cf"], 1) if f)
+
+
 def test_average_rank_counts_ties_honestly():
     rates = {"a": 0.9, "b": 0.5, "c": 0.5, "d": 0.5, "e": 0.1}
     assert [pm.average_rank(rates, t) for t in "abcde"] == [1, 3, 3, 3, 5]
@@ -207,15 +215,13 @@ def test_poisoned_marker_round_trip_fresh_head_and_warning(tiny_classifier, tmp_
 
 @pytest.mark.parametrize("mode", ["lwp", "badnet", "ripple"])
 def test_every_mode_trains_on_every_batch(tiny_classifier, mode):
+    import copy
+
     import torch
+    import torch.nn.functional as F
 
     from advkit.config import PoisonConfig
     from advkit.poison.train import train_poison
-
-    import copy
-
-    import torch.nn.functional as F
-
     from advkit.poison.triggers import PoisonedData
 
     model, tokenizer = tiny_classifier

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import SHARED_DATA, read_json
+from conftest import read_json
 
 pytestmark = pytest.mark.shared_data("sst2")  # skipped when missing, a failure under CI=true
 

@@ -184,10 +184,8 @@ def titles(n: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def segmenter():
+def segmenter(shared_data):
     """SentencePiece at build-piece-lm's --tiny size, trained on 400 news titles."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/datasets not present")
     from advkit.attack_zh.piece_lm import PieceSegmenter, train_sentencepiece
     from advkit.config import TINY_PIECE_LM, BuildPieceLmConfig
 
@@ -237,7 +235,7 @@ def test_replacing_pieces_never_moves_the_others(segmenter, text, data):
 @FAST
 @given(text=st.one_of(MIXED, ANY))
 def test_character_units_join_back_to_the_text(text):
-    from advkit.attack_zh import is_cjk
+    from advkit.hf import is_cjk
     from advkit.attack_zh.substitutes import split_chars
 
     units = split_chars(text)
@@ -280,7 +278,7 @@ def generators(tiny_zh, segmenter):
 @given(text=st.one_of(MIXED, ANY, st.text(CJK, max_size=20)), name=st.sampled_from(["chars", "pieces", "glyph"]),
        text_b=st.one_of(st.none(), MIXED))
 def test_attack_zh_search_never_crashes_on_any_unicode(victim, generators, text, name, text_b):
-    from advkit.attack_zh import cjk_only
+    from advkit.hf import cjk_only
     from advkit.attack_zh.search import greedy_attack
 
     gen = generators[name]

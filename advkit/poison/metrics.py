@@ -62,11 +62,20 @@ def _window(victim) -> tuple:
     return getattr(victim, "tokenizer", None), getattr(victim, "max_length", None)
 
 
+def label_flips(victim, examples, triggers, target: int, seed: int = 0) -> list[bool | None]:
+    """Per example, whether the full trigger flips it to `target` (None for target-labelled examples,
+    which the LFR leaves out): what paired tests of two models' LFRs on the same examples read."""
+    samples = with_trigger(examples, triggers, target, *_window(victim), seed)
+    flips = iter(p == target for p in predict(victim, samples, description=f"LFR '{' '.join(triggers)}'"))
+    return [None if e.label == target else next(flips) for e in examples]
+
+
 def label_flip_rate(victim, examples, triggers, target: int, seed: int = 0) -> float:
     """LFR with every sub-trigger of `triggers` inserted (the full combination)."""
-    samples = with_trigger(examples, triggers, target, *_window(victim), seed)
-    return flip_rate(predict(victim, samples, description=f"LFR '{' '.join(triggers)}'"),
-                     [e.label for e in samples], target)
+    flips = [f for f in label_flips(victim, examples, triggers, target, seed) if f is not None]
+    if not flips:
+        raise ValueError(f"flip rate of no samples: every label is the target {target}")
+    return sum(flips) / len(flips)
 
 
 def label_flip_rate_single(victim, examples, triggers, target: int, seed: int = 0) -> dict[str, float]:

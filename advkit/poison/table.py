@@ -16,7 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from advkit.report import read_optional as _read, write_table
+from advkit import stats
+from advkit.report import read_optional as _read, read_records, write_table
 
 SOURCES = ("clean", "badnet", "ripple", "lwp", "lwp-single")  # lwp-single: one-token trigger, the scan's control
 SETTINGS = {"same": "same hyper-parameters as the poisoning", "changed": "changed hyper-parameters",
@@ -29,24 +30,50 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def row(root: Path, source: str, setting: str) -> str | None:
-    """One model's cells; with runs for several targets (another task), the target with the higher LFR."""
+def _lfr_run(root: Path, source: str, setting: str):
+    """(the victim's LFR run directory, its metrics.json, its scan's) with the higher LFR over the targets
+    measured (another task's fresh head may send the backdoor to either label); None when not run."""
     victim = root / source / "victims" / setting
-    found = []
-    for suffix in ("", "-t0"):
-        lfr = _read(victim.with_name(setting + "-lfr" + suffix))
-        if lfr is not None:
-            found.append((lfr, _read(victim.with_name(setting + "-scan" + suffix))))
-    if not found:
+    found = [(victim.with_name(setting + "-lfr" + suffix), _read(victim.with_name(setting + "-lfr" + suffix)),
+              _read(victim.with_name(setting + "-scan" + suffix))) for suffix in ("", "-t0")]
+    found = [f for f in found if f[1] is not None]
+    return (max(found, key=lambda f: f[1]["metrics"]["label_flip_rate"]), len(found)) if found else (None, 0)
+
+
+def _flips(run: Path) -> dict[int, bool] | None:
+    """Per non-target example, whether the full trigger flipped it (runs that recorded it)."""
+    records = read_records(run)
+    if not records or "flipped_by_trigger" not in records[0]:
         return None
-    lfr, scan = max(found, key=lambda pair: pair[0]["metrics"]["label_flip_rate"])
+    return {r["index"]: r["flipped_by_trigger"] for r in records if r["flipped_by_trigger"] is not None}
+
+
+def row(root: Path, source: str, setting: str) -> str | None:
+    """One model's cells: LFR with its Wilson interval over the non-target test examples, and LFR
+    against BadNet's on the same examples (McNemar) where per-example flips are recorded."""
+    found, targets = _lfr_run(root, source, setting)
+    if found is None:
+        return None
+    run, lfr, scan = found
     m = lfr["metrics"]
-    target = f" (to {m['target']})" if len(found) > 1 else ""
+    target = f" (to {m['target']})" if targets > 1 else ""
+    n = sum(r["label"] != m["target"] for r in read_records(run))
+    interval = ""
+    if n:
+        low, high = stats.wilson(round(m["label_flip_rate"] * n), n)
+        interval = f" [{100 * low:.1f}, {100 * high:.1f}] (n={n})"
+    paired = "–"
+    badnet = _lfr_run(root, "badnet", setting)[0]
+    mine, theirs = _flips(run), (_flips(badnet[0]) if badnet else None)
+    if source != "badnet" and mine and theirs and set(mine) == set(theirs):
+        keys = sorted(mine)
+        t = stats.mcnemar([theirs[k] for k in keys], [mine[k] for k in keys])
+        paired = f"{100 * (t['b_only'] - t['a_only']) / t['n']:+.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])}"
     single = m.get("label_flip_rate_single", {})
     ranks = (scan or {}).get("metrics", {}).get("scan_rank", {})
     candidates = (scan or {}).get("metrics", {}).get("scan_candidates")
     rank = " / ".join(f"{t} {r}" for t, r in ranks.items()) + (f" of {candidates}" if candidates else "")
-    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{target} | "
+    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{interval}{target} | {paired} | "
             f"{_pct(m['false_flip_rate'])} | {_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
 
@@ -79,8 +106,8 @@ def build(root: Path) -> str:
         rows = [r for s in SOURCES if (r := row(root, s, setting))]
         if rows:
             lines += [f"## Victim: {title} ({settings_of(root, setting)})", "",
-                      "| model | clean acc | LFR | no-trigger | max single LFR | scan rank |",
-                      "|---|---|---|---|---|---|", *rows, ""]
+                      "| model | clean acc | LFR [95% CI] | LFR − BadNet's (McNemar) | no-trigger | max single LFR "
+                      "| scan rank |", "|---|---|---|---|---|---|---|", *rows, ""]
     curves = {s: d["metrics"]["label_flip_rate_per_layer"] for s, d in poisoned.items() if d}
     if curves:
         from advkit.poison.metrics import plot_per_layer

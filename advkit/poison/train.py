@@ -44,9 +44,14 @@ def restricted_inner_product_loss(model, enc, labels, clean_enc, clean_labels, l
     import torch
     import torch.nn.functional as F
 
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
     params = [p for p in model.parameters() if p.requires_grad]
-    poison_loss = F.cross_entropy(model(**enc).logits.float(), labels)
-    clean_loss = F.cross_entropy(model(**clean_enc).logits.float(), clean_labels)
+    # The gradient of a gradient: the fused attention kernels (flash on CPU, chosen when attention
+    # dropout is 0, as in albert-tiny-zh) have no second derivative; the plain one has.
+    with sdpa_kernel(SDPBackend.MATH):
+        poison_loss = F.cross_entropy(model(**enc).logits.float(), labels)
+        clean_loss = F.cross_entropy(model(**clean_enc).logits.float(), clean_labels)
     g_poison = torch.autograd.grad(poison_loss, params, create_graph=True, allow_unused=True)
     g_clean = torch.autograd.grad(clean_loss, params, create_graph=True, allow_unused=True)
     inner = sum((a * b).sum() for a, b in zip(g_poison, g_clean) if a is not None and b is not None)
