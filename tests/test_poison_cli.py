@@ -79,9 +79,11 @@ def test_poison_writes_marked_model_manifest_and_metrics(poison_run):
     assert (out / "label_flip_rate_per_layer.png").stat().st_size > 1000
 
 
-def test_victim_finetune_and_evaluate_warn_about_the_poisoned_model(poison_run, tmp_path, capsys):
+def test_victim_finetune_and_evaluate_warn_about_the_poisoned_model(poison_run, tmp_path, capsys, monkeypatch):
     # In-process (the CLI commands are thin wrappers of these runs): saves two torch imports.
-    from advkit import evaluate
+    from advkit import evaluate, models
+
+    monkeypatch.setattr(models, "_WARNED", set())  # once per model and process: earlier tests loaded it
     from advkit.finetune import train as finetune
     from advkit.config import EvaluateConfig, FinetuneConfig
     from advkit.results import RunDir
