@@ -127,6 +127,7 @@ class FinetuneConfig(DataOptions):
                 raise UserError(f"--seeds must list distinct integers, got '{self.seeds}'")
 
 
+PRECISIONS = ("fp32", "bf16")  # the victim's forward passes under evaluate and attack-zh
 LABEL_CHECKS = ("lexicon", "negation", "none")  # attack-zh: which swaps count as changing the true label
 
 
@@ -144,6 +145,8 @@ class EvaluateConfig(DataOptions):
     attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces.")
     attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
     query_budget: int | None = opt(None, "Victim queries per example before giving up (unset: the recipe's).")
+    precision: str = opt("fp32", "Victim queries: fp32, or bf16 autocast (AVX512-BF16 CPUs, CUDA); speed and argmax agreement in "
+                                    "bench/results.md.")
     label_check: str = opt("lexicon", "Chinese attacks: lexicon | negation | none (see attack-zh).")
     card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
     trigger: str | None = opt(None, 'Backdoor check: sub-triggers separated by spaces, e.g. "cf bb" (with --target).')
@@ -158,6 +161,7 @@ class EvaluateConfig(DataOptions):
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
         _choice("label-check", self.label_check, LABEL_CHECKS)
+        _choice("precision", self.precision, PRECISIONS)
         if self.attack is not None:  # before any model loads
             _choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
         if self.scan < -1:
@@ -254,6 +258,8 @@ class AttackZhConfig(DataOptions):
                                       "split's class words) | negation | none.")
     fluency_lm: str = opt("albert-tiny-zh", "Masked LM for pseudo-perplexity; the same for every generator.")
     similarity_model: str = opt("m3e-small", "Sentence encoder for similarity, or none.")
+    precision: str = opt("fp32", "Victim queries: fp32, or bf16 autocast (AVX512-BF16 CPUs, CUDA); speed and argmax agreement in "
+                                    "bench/results.md.")
     batch_size: int = opt(32, "Texts per victim query batch.")
     max_length: int = opt(128, "Victim tokens per text.")
     seed: int = opt(1, "Seed of every random choice.")
@@ -261,6 +267,7 @@ class AttackZhConfig(DataOptions):
 
     def check(self) -> None:
         _choice("substitutes", self.substitutes, SUBSTITUTES)
+        _choice("precision", self.precision, PRECISIONS)
         _choice("label-check", self.label_check, LABEL_CHECKS)
         _positive(self, "top_k", "max_queries", "batch_size", "max_length", "limit")
         if not 0 < self.max_perturb <= 1:

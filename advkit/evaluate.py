@@ -62,11 +62,12 @@ def poison_manifest(folder) -> dict | None:
     return None
 
 
-def load_predictor(ref: str, max_length: int, batch_size: int, device: str):
+def load_predictor(ref: str, max_length: int, batch_size: int, device: str, precision: str = "fp32"):
     """What gets evaluated and attacked: a knn run's combined KNN + linear predictor, else the classifier."""
     from advkit.predictor import load_predictor as load
 
-    return load(ref, max_length=max_length, batch_size=batch_size, device=device), models.resolve(ref)
+    return load(ref, max_length=max_length, batch_size=batch_size, device=device, precision=precision), \
+        models.resolve(ref)
 
 
 def zh_config(cfg: EvaluateConfig, split_name: str):
@@ -79,7 +80,7 @@ def zh_config(cfg: EvaluateConfig, split_name: str):
     zcfg = AttackZhConfig(**data_options, model=cfg.model, split=split_name, limit=cfg.limit, lm=cfg.attack_lm,
                           substitutes=cfg.attack.removeprefix("zh-"), batch_size=cfg.batch_size,
                           max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, label_check=cfg.label_check,
-                          **({"max_queries": cfg.query_budget} if cfg.query_budget else {}))
+                          precision=cfg.precision, **({"max_queries": cfg.query_budget} if cfg.query_budget else {}))
     zcfg.check()
     return zcfg
 
@@ -124,7 +125,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     if cfg.attack and split.language != "en":
         raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
     seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
-    predictor, folder = load_predictor(cfg.model, cfg.max_length, cfg.batch_size, cfg.device)
+    predictor, folder = load_predictor(cfg.model, cfg.max_length, cfg.batch_size, cfg.device, cfg.precision)
     if cfg.onion_lm:
         from advkit.poison.onion import OnionPredictor
 

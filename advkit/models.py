@@ -321,6 +321,19 @@ class Victim:
         self.batch_size = batch_size
         self.device = device
         self.queries = 0  # texts classified so far: attacks report it
+        self.precision = "fp32"  # or "bf16": queries under bf16 autocast (bench/query_precision.py)
+
+    def inference(self):
+        """No gradients; under bf16 autocast when `precision` is bf16 (probabilities stay fp32)."""
+        import contextlib
+
+        import torch
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.precision == "bf16":
+            stack.enter_context(torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16))
+        return stack
 
     @classmethod
     def load(cls, ref: str, **kwargs) -> "Victim":
@@ -350,7 +363,7 @@ class Victim:
         import torch
 
         out = []
-        with torch.inference_mode():
+        with self.inference():
             for i in range(0, len(texts), self.batch_size):
                 batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
                 logits = self.model(**self._encode(texts[i : i + self.batch_size], batch_b)).logits
@@ -365,7 +378,7 @@ class Victim:
 
         base = getattr(self.model, self.model.base_model_prefix)
         out = []
-        with torch.inference_mode():
+        with self.inference():
             for i in range(0, len(texts), self.batch_size):
                 batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
                 enc = self._encode(texts[i : i + self.batch_size], batch_b)

@@ -88,7 +88,7 @@ class PooledVictim(models.Victim):
         if self.head_pooling == "pooler":
             return super().predict_proba(texts, texts_b)
         out = []
-        with torch.inference_mode():
+        with self.inference():
             for i in range(0, len(texts), self.batch_size):
                 batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
                 logits, _ = head_forward(self.model, self._encode(texts[i : i + self.batch_size], batch_b),
@@ -135,7 +135,7 @@ class KnnPredictor(PooledVictim):
         import numpy as np
 
         p_cls, qs = [], []
-        with torch.inference_mode():
+        with self.inference():
             for i in range(0, len(texts), self.batch_size):
                 batch_b = texts_b[i : i + self.batch_size] if texts_b is not None else None
                 enc = self._encode(texts[i : i + self.batch_size], batch_b)
@@ -210,14 +210,16 @@ class KnnPredictor(PooledVictim):
                    lambda_inf=settings["lambda_inf"], max_length=max_length, batch_size=batch_size, device=device)
 
 
-def load_predictor(ref: str, max_length: int = 128, batch_size: int = 32, device: str = "cpu"):
+def load_predictor(ref: str, max_length: int = 128, batch_size: int = 32, device: str = "cpu",
+                   precision: str = "fp32"):
     """The predictor a model reference stands for: KNN + linear head for a knn run directory; for
     anything else (alias, model folder, ce/scl/moco run directories) the classifier, its head on
     the pooling it was trained with (a `PooledVictim`; a plain `models.Victim` for "pooler")."""
     if (Path(ref) / KNN_FILE).is_file():
-        return KnnPredictor.load(ref, max_length=max_length, batch_size=batch_size, device=device)
-    model, tokenizer, _ = models.load_classifier(ref)
-    kwargs = dict(max_length=max_length, batch_size=batch_size, device=device)
-    if head_pooling(model) == "pooler":
-        return models.Victim(model, tokenizer, **kwargs)
-    return PooledVictim(model, tokenizer, **kwargs)
+        predictor = KnnPredictor.load(ref, max_length=max_length, batch_size=batch_size, device=device)
+    else:
+        model, tokenizer, _ = models.load_classifier(ref)
+        kwargs = dict(max_length=max_length, batch_size=batch_size, device=device)
+        predictor = (models.Victim if head_pooling(model) == "pooler" else PooledVictim)(model, tokenizer, **kwargs)
+    predictor.precision = precision
+    return predictor

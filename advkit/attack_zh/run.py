@@ -85,7 +85,8 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     split, examples = load_examples(cfg)
     seed_everything(cfg.seed)  # a victim without a trained head gets the same random head every time
     # a knn run is attacked through its combined KNN + linear predictor, like `evaluate --attack`
-    victim = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device)
+    victim = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
+                            precision=cfg.precision)
     if victim.num_labels < len(split.labels):
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has "
                         f"{victim.num_labels}")
