@@ -11,7 +11,6 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -42,21 +41,10 @@ def script() -> str:
         return str(path)
 
 
-def git_commit() -> str | None:
-    """HEAD of the checkout the benchmark ran from, "-dirty" when tracked files differ from it."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def record(name: str, result: dict) -> dict:
     """Write bench/out/NAME.json (result + the script that wrote it + machine + date + commit) and print it."""
+    from advkit.results import git_commit  # the same commit (and "-dirty") as every run's provenance
+
     doc = {**result, "script": script(), "machine": machine(), "date": datetime.date.today().isoformat(),
            "git_commit": git_commit()}
     OUT.mkdir(exist_ok=True)

@@ -105,3 +105,14 @@ def tiny_zh() -> Path:
 
 def read_json(path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small forward passes on a busy 2-core machine: one torch thread is faster."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

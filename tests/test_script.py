@@ -26,14 +26,8 @@ def chnsenticorp_dev(n: int) -> list[str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small forward passes on a busy 2-core machine: one thread is faster (as in test_attack_zh)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """conftest's one_thread for every test here."""
 
 
 @pytest.fixture(scope="module")
