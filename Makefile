@@ -53,6 +53,7 @@ table-zh: setup
 
 # Every ratio benchmark side by side -> bench/results.md (about an hour here).
 bench: setup
+	$(BIN)/pip install -q -e '.[bench]'
 	bash bench/run.sh
 
 # Every paper table in turn (about 2 hours each on 2 CPU cores; finished runs are skipped).

@@ -85,7 +85,8 @@ def main() -> None:
     rows = {}
     for alias, dataset in MODELS.items():
         folder = victim_folder(alias, dataset)
-        texts = [e.text for e in data.sample(data.load(dataset, "test" if dataset == "sst2" else "dev").examples, n)]
+        # held-out texts (dev, then test: the victims never trained on them), at least n of them
+        texts = [e.text for split in ("dev", "test") for e in data.load(dataset, split).examples][:n]
         model, tokenizer, _ = models.load_classifier(str(folder))
         model.eval()
         run_torch(model, tokenizer, texts[:BATCH * 2], bf16=False)  # warm-up
