@@ -145,7 +145,7 @@ class EvaluateConfig(DataOptions):
     attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces.")
     attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
     query_budget: int | None = opt(None, "Victim queries per example before giving up (unset: the recipe's).")
-    precision: str = opt("bf16", "Victim queries: bf16 autocast (1.9x fp32 on this AVX512-BF16 CPU, argmax "
+    precision: str = opt("bf16", "Victim queries: bf16 autocast (1.8x fp32 on this AVX512-BF16 CPU, argmax "
                                     "agreement >= 99.6 % on 2,000 held-out texts per model: bench/results.md), or fp32.")
     label_check: str = opt("lexicon", "Chinese attacks: lexicon | negation | none (see attack-zh).")
     card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
@@ -258,7 +258,7 @@ class AttackZhConfig(DataOptions):
                                       "split's class words) | negation | none.")
     fluency_lm: str = opt("albert-tiny-zh", "Masked LM for pseudo-perplexity; the same for every generator.")
     similarity_model: str = opt("m3e-small", "Sentence encoder for similarity, or none.")
-    precision: str = opt("bf16", "Victim queries: bf16 autocast (1.9x fp32 on this AVX512-BF16 CPU, argmax "
+    precision: str = opt("bf16", "Victim queries: bf16 autocast (1.8x fp32 on this AVX512-BF16 CPU, argmax "
                                     "agreement >= 99.6 % on 2,000 held-out texts per model: bench/results.md), or fp32.")
     batch_size: int = opt(32, "Texts per victim query batch.")
     max_length: int = opt(128, "Victim tokens per text.")

@@ -17,6 +17,7 @@ $PY bench/knn_inference.py
 $PY bench/knn_epoch.py
 $PY bench/shard_attack.py "$CE" 100
 $PY bench/query_precision.py 2000
+$PY bench/window_attack.py "$CE" 30
 $PY bench/pwws_vs_textattack.py "$CE" "$PWWS_N"
 if .venv/bin/advkit list models | grep -q "^piece-lm-zh .*not built"; then .venv/bin/advkit build-piece-lm --quiet; fi
 $PY bench/zh_vs_textattack.py --limit "$ZH_N"
