@@ -16,7 +16,7 @@ from advkit.results import RESUME_FREE, RunDir, Shards
 from advkit.seeds import seed_everything
 
 
-def backdoor(predictor, examples, cfg: EvaluateConfig) -> dict:
+def backdoor(predictor, examples, cfg: EvaluateConfig) -> tuple[dict, list]:
     """poison.metrics.backdoor_metrics for --trigger/--target, and the vocabulary scan (--scan).
 
     The scan inserts each of `cfg.scan` vocabulary tokens alone (a seeded sample of
@@ -31,10 +31,11 @@ def backdoor(predictor, examples, cfg: EvaluateConfig) -> dict:
         raise UserError(f"--target {cfg.target}: the model has labels 0..{predictor.num_labels - 1}")
     if all(e.label == cfg.target for e in examples):
         raise UserError(f"--target {cfg.target}: every example has the target label; LFR needs others")
+    # per example, kept in the records for paired tests between models (the same seed inserts at the
+    # same positions)
+    flips = pm.label_flips(predictor, examples, triggers, cfg.target, seed=cfg.seed)
     m = {"trigger": cfg.trigger, "target": cfg.target,
-         **pm.backdoor_metrics(predictor, examples, triggers, cfg.target, cfg.seed)}
-    # per example, for paired tests between models (the same seed inserts at the same positions)
-    m["_flips"] = pm.label_flips(predictor, examples, triggers, cfg.target, seed=cfg.seed)
+         **pm.backdoor_metrics(predictor, examples, triggers, cfg.target, cfg.seed, flips=flips)}
     if cfg.scan:
         import random
 
@@ -47,7 +48,7 @@ def backdoor(predictor, examples, cfg: EvaluateConfig) -> dict:
         m["scan_candidates"] = scan["candidates"]
         m["scan_examples"] = scan["examples"]
         m["scan_top"] = scan["top"][:10]
-    return m
+    return m, flips
 
 
 def poison_manifest(folder) -> dict | None:
@@ -154,8 +155,9 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         records = result.pop("records")
         metrics = {**result, **base}
         if cfg.trigger:
-            metrics.update(backdoor(predictor, examples, cfg))  # the scan is sharded; the rest is cheap
-            for record, flipped in zip(records, metrics.pop("_flips")):
+            found, flips = backdoor(predictor, examples, cfg)  # the scan is sharded; the rest is cheap
+            metrics.update(found)
+            for record, flipped in zip(records, flips):
                 record["flipped_by_trigger"] = flipped
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}

@@ -122,12 +122,17 @@ def clean_accuracy_per_layer(victim, examples, layer_head: str = "cls") -> list[
 
 
 def backdoor_metrics(victim, examples, triggers, target: int, seed: int, per_layer: bool = False,
-                     layer_head: str = "cls") -> dict:
+                     layer_head: str = "cls", flips: list | None = None) -> dict:
     """False-flip rate (no trigger), LFR with the full trigger and with each sub-trigger; with
     `per_layer`, each layer's clean accuracy and both rates through every layer's head (the
-    poisoned PTM with its attacker head; `layer_head` as it was trained)."""
+    poisoned PTM with its attacker head; `layer_head` as it was trained). `flips`: the full
+    trigger's `label_flips`, when the caller keeps them (the LFR is then not predicted again)."""
+    flips = [f for f in (flips if flips is not None else label_flips(victim, examples, triggers, target, seed))
+             if f is not None]
+    if not flips:
+        raise ValueError(f"flip rate of no samples: every label is the target {target}")
     m = {"false_flip_rate": false_flip_rate(victim, examples, target),
-         "label_flip_rate": label_flip_rate(victim, examples, triggers, target, seed=seed),
+         "label_flip_rate": sum(flips) / len(flips),
          "label_flip_rate_single": label_flip_rate_single(victim, examples, triggers, target, seed=seed)}
     if per_layer:
         m["clean_accuracy_per_layer"] = clean_accuracy_per_layer(victim, examples, layer_head)
