@@ -14,7 +14,7 @@ import sys
 import pytest
 from conftest import REPO, SHARED_DATA, advkit, read_json
 
-from advkit.hf import cjk_only, traditional_only
+from advkit.hf import cjk_only, to_traditional, traditional_only
 
 pytestmark = pytest.mark.shared_data  # ../shared/datasets: skipped when missing, a failure under CI=true
 
@@ -158,15 +158,18 @@ def test_piece_embeddings_start_as_mean_of_their_characters(piece_lm):
     from advkit.attack_zh.piece_lm import PieceSegmenter, warm_start
 
     seg = PieceSegmenter.load(piece_lm)
-    model = warm_start("albert-tiny-zh", seg)
+    model, mapped = warm_start("albert-tiny-zh", seg)
+    assert mapped  # albert-tiny-zh reads Traditional: its pieces start from their Traditional forms
     albert = AutoModelForMaskedLM.from_pretrained(models.resolve("albert-tiny-zh"))
     vocab = AutoTokenizer.from_pretrained(models.resolve("albert-tiny-zh")).get_vocab()
     old, new = albert.get_input_embeddings().weight, model.get_input_embeddings().weight
     multi = [i for i in range(len(seg)) if cjk_only(seg.piece(i)) and len(seg.piece(i)) > 1
-             and all(c in vocab for c in seg.piece(i))]
+             and all(c in vocab for c in to_traditional(seg.piece(i)))]
     assert multi
-    for i in multi[:20]:
-        expected = torch.stack([old[vocab[c]] for c in seg.piece(i)]).mean(0)
+    changed = [i for i in multi if to_traditional(seg.piece(i)) != seg.piece(i)]
+    assert changed  # pieces such as 这个 -> 這個: the Traditional rows, not the rare Simplified ones
+    for i in multi[:20] + changed[:20]:
+        expected = torch.stack([old[vocab[c]] for c in to_traditional(seg.piece(i))]).mean(0)
         assert torch.allclose(new[i], expected, atol=1e-6)
     layer = "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight"
     assert torch.equal(model.state_dict()[layer], albert.state_dict()[layer])  # encoder reused

@@ -7,8 +7,8 @@ Sentence-Pieces") did:
 1. a SentencePiece unigram model (Kudo 2018) trained on Chinese text;
 2. a masked LM over its pieces, warm-started from a character-level Chinese masked LM
    (albert-tiny-zh): the encoder weights are reused, each piece's embedding (and output
-   bias) starts as the mean of its characters', and whole pieces are masked, since a
-   piece is one token.
+   bias) starts as the mean of its characters' (their Traditional forms' when the base reads
+   Traditional), and whole pieces are masked, since a piece is one token.
 
 The output is a Hugging Face model folder: the masked LM (safetensors), `spiece.model`
 (the segmenter the attack uses) and a fast tokenizer built from the same vocabulary,
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from advkit import data, distributed, models
-from advkit.hf import cjk_only, has_cjk
+from advkit.hf import cjk_only, has_cjk, to_traditional
 from advkit.config import BuildPieceLmConfig, as_dict
 from advkit.errors import UserError
 from advkit.optim import adamw_linear, clipped_step
@@ -164,7 +164,8 @@ def hf_tokenizer(proto: bytes, max_length: int):
 
 
 def warm_start(base_ref: str, seg: PieceSegmenter):
-    """The base masked LM resized to the piece vocabulary: encoder kept, pieces = mean of their characters."""
+    """The base masked LM resized to the piece vocabulary: encoder kept, pieces = mean of their characters;
+    with whether the characters were mapped to their Traditional forms first."""
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -180,13 +181,20 @@ def warm_start(base_ref: str, seg: PieceSegmenter):
     vocab = char_tok.get_vocab()
     special = {PAD: char_tok.pad_token_id, UNK: char_tok.unk_token_id, CLS: char_tok.cls_token_id,
                SEP: char_tok.sep_token_id, MASK: char_tok.mask_token_id}
+    # A base that reads Traditional (albert-tiny-zh) learnt its Simplified characters' rows from rare
+    # text: each piece starts from its Traditional form's characters (issue 18), one per character.
+    traditional = models.script_of(base_ref, folder) == "traditional"
     char_ids = []  # the base tokens whose mean initialises each piece
     for i in range(len(seg)):
         piece = seg.sp.id_to_piece(i)
         if piece in special and special[piece] is not None:
             char_ids.append([special[piece]])
             continue
-        ids = [vocab.get(c, vocab.get(c.lower())) for c in piece.replace("\u2581", "")]
+        text = piece.replace("\u2581", "")
+        if traditional:
+            converted = to_traditional(text)  # whole-piece context picks 發 or 髮 for 发
+            text = converted if len(converted) == len(text) else "".join(to_traditional(c) for c in text)
+        ids = [vocab.get(c, vocab.get(c.lower())) for c in text]
         ids = [j for j in ids if j is not None]
         char_ids.append(ids or [char_tok.unk_token_id])
     rows = torch.tensor([p for p, ids in enumerate(char_ids) for _ in ids])
@@ -220,7 +228,7 @@ def warm_start(base_ref: str, seg: PieceSegmenter):
             state[name] = mean_of_chars(old)  # word embeddings, decoder weight and bias
     model.load_state_dict(state)
     model.tie_weights()
-    return model
+    return model, traditional
 
 
 def chunks_of(seg: PieceSegmenter, lines: list[str], max_length: int) -> list[list[int]]:
@@ -362,7 +370,8 @@ def run(cfg: BuildPieceLmConfig, out: RunDir) -> dict:
 
     seed_everything(cfg.seed)
     device = torch.device(cfg.device)
-    model = warm_start(cfg.base, seg).to(device)
+    model, mapped = warm_start(cfg.base, seg)
+    model = model.to(device)
     train_windows = chunks_of(seg, train, cfg.max_length)
     heldout_windows = chunks_of(seg, heldout, cfg.max_length)
     if not train_windows:
@@ -415,6 +424,7 @@ def run(cfg: BuildPieceLmConfig, out: RunDir) -> dict:
         "heldout_masked_piece_loss": final["loss"] if final else None,
         "heldout_masked_piece_accuracy_at_init": init["accuracy"] if init else None,
         "heldout_masked_pieces": final["masked_pieces"] if final else 0,
+        "warm_start": "mean of the Traditional forms' rows" if mapped else "mean of the characters' rows",
         "heldout_lines": len(heldout),
         "train_lines": len(train),
         "train_windows": len(train_windows),
