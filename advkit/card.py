@@ -5,7 +5,7 @@ summarised in OUT/card.md with plots.
 
 from __future__ import annotations
 
-from advkit import data, evaluate, models, report
+from advkit import data, distributed, evaluate, models, report
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.config import EvaluateConfig, as_dict
 from advkit.errors import UserError
@@ -54,17 +54,14 @@ def _piece_lm_built() -> bool:
     return True
 
 
-def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False) -> dict:
-    """`advkit evaluate --card`: one process (its attacks run one after another)."""
+def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False) -> dict | None:
+    """`advkit evaluate --card`, alone or as one rank under torchrun: its attacks run one after another,
+    each sharded across the processes as `evaluate --attack` is; rank 0 writes the card."""
     from advkit import distributed
 
-    if distributed.world()[1] > 1:
-        raise UserError("--card runs as one process; shard its attacks with evaluate --attack under torchrun")
     if out is None:
         raise UserError("--card needs --out (the card and its runs are written there)")
-    run_dir = RunDir(out, "evaluate", overwrite=overwrite, resume=resume)
-    run_dir.check_writable()
-    return run(cfg, run_dir)
+    return distributed.main("evaluate", out, overwrite, resume, lambda run_dir: run(cfg, run_dir))
 
 
 def run(cfg: EvaluateConfig, out: RunDir) -> dict:
@@ -93,7 +90,9 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
             backdoor = {"trigger": " ".join(manifest["triggers"]), "target": manifest["target"]}
     if backdoor:
         backdoor["scan"] = cfg.scan or 200
-    out.create(as_dict(cfg))
+    rank = distributed.setup(cfg.device)[0]
+    if rank == 0:
+        out.create(as_dict(cfg))
     runs: dict[str, Path] = {}
     for name in ["clean"] + attacks_for:
         sub = RunDir(out.path / name, "evaluate", overwrite=True, resume=out.resume and (out.path / name).is_dir())
@@ -103,6 +102,8 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
         evaluate.run(dataclasses.replace(cfg, card=False, attack=None if name == "clean" else name, split=split_name, **extra),
             sub)
         runs[name] = sub.path
+    if rank > 0:  # every attack's shards are merged: rank 0 writes the card
+        return {"command": "evaluate", "metrics": {}}
     clean = report.read_metrics(runs["clean"])["metrics"]
     attacked = [runs[a] for a in attacks_for]
     rows = [("clean accuracy", f"{clean['accuracy']:.4f}", f"{clean['examples']} examples")]

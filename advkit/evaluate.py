@@ -102,6 +102,9 @@ def run_zh(cfg: EvaluateConfig, out: RunDir | None, split_name: str) -> dict:
 def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False) -> dict | None:
     """`advkit evaluate`, alone or as one rank under torchrun (attacks are sharded across ranks; only
     rank 0 writes metrics and returns them)."""
+    if distributed.world()[1] > 1 and not (cfg.attack or cfg.scan):
+        raise UserError("under torchrun, evaluate shards an attack (--attack), a vocabulary scan (--scan) or a "
+                        "card (--card); run clean accuracy alone as one process")
     if out is not None:
         return distributed.main("evaluate", out, overwrite, resume, lambda run_dir: run(cfg, run_dir))
     if resume:
@@ -112,9 +115,8 @@ def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False
 
 
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
-    if distributed.world()[1] > 1 and not (cfg.attack or cfg.scan):
-        raise UserError("under torchrun, evaluate shards an attack (--attack) or a vocabulary scan (--scan); run "
-                        "clean accuracy alone as one process")
+    """Under torchrun an attack or a scan is sharded; clean accuracy (cheap) runs in every process and
+    rank 0 writes it (the card's clean run)."""
     split_name = cfg.split or data.default_split(cfg.dataset)
     if cfg.attack in ZH_ATTACKS:
         return run_zh(cfg, out, split_name)

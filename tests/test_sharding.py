@@ -115,3 +115,22 @@ def test_poison_and_piece_lm_train_on_two_processes(tmp_path):
     proc = torchrun(*poison, "--victim-dataset", "sst2", "--out", tmp_path / "chain")
     _, err = proc.communicate(timeout=600)
     assert proc.returncode != 0 and "fine-tune the victim with its own" in err
+
+
+def test_a_sharded_card_equals_one_process(tmp_path):
+    """evaluate --card under torchrun: every attack sharded, rank 0 writes the card; the same card and
+    the same records as one process."""
+    card = ["evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--split", "test", "--limit", "6", "--card",
+            "--quiet"]
+    r = advkit(*card, "--out", tmp_path / "one", env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    proc = torchrun(*card, "--out", tmp_path / "two")
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-2000:]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert (two / "card.md").read_bytes() == (one / "card.md").read_bytes()
+    subs = sorted(p.name for p in one.iterdir() if p.is_dir())
+    assert subs == ["clean", "deepwordbug", "pwws", "textfooler"]
+    for sub in subs:
+        assert (two / sub / "records.jsonl").read_bytes() == (one / sub / "records.jsonl").read_bytes(), sub
+        assert not list((two / sub).glob("records.rank-*.jsonl"))
