@@ -543,3 +543,36 @@ def test_no_query_is_its_own_positive_in_training(method, tmp_path, monkeypatch)
     # younger than 16 keys meets it (19 of the 32 queries of this seed).
     assert own_present > 0
     assert kept_total > 0
+
+
+def test_converged_by_hand():
+    from advkit.finetune.train import converged
+
+    assert not converged([0.5], 1)  # one epoch: nothing to compare with
+    assert not converged([0.5, 0.6], 1)
+    assert converged([0.5, 0.6, 0.6], 1)  # equal is not better
+    assert not converged([0.5, 0.6, 0.55, 0.61], 2)
+    assert converged([0.5, 0.6, 0.55, 0.59], 2)
+
+
+@pytest.mark.parametrize("method", ["ce", "knn"])
+def test_patience_stops_when_dev_accuracy_stops_improving(method, tmp_path):
+    """A learning rate too small to move the head: the dev accuracy stays put, so --patience 1 stops
+    after the second epoch of at most five; the curve and the steps taken are in metrics.json."""
+    from advkit.finetune.train import run
+    from advkit.results import RunDir
+
+    cfg = _tiny_cfg(method=method, epochs=5, patience=1, lr=1e-12, eval_split="test")
+    m = run(cfg, RunDir(tmp_path / "run", "finetune"))["metrics"]
+    assert m["epochs_trained"] == 2 and m["converged"] and m["train_steps"] == 2 * 4
+    assert len(m["dev_accuracy_per_epoch"]) == 2 and m["dev_accuracy_per_epoch"][0] == m["dev_accuracy_per_epoch"][1]
+    assert m["dev_examples"] > 0
+    cfg = _tiny_cfg(method=method, epochs=2, patience=1, lr=1e-3, eval_split="test")  # trains: every epoch measured
+    m = run(cfg, RunDir(tmp_path / "moving", "finetune"))["metrics"]
+    assert m["epochs_trained"] == 2 and len(m["dev_accuracy_per_epoch"]) == 2
+
+
+def test_patience_refuses_the_reported_split(cli, tmp_path):
+    r = cli("finetune", "--patience", "1", "--eval-split", "dev", "--out", tmp_path / "x")
+    assert r.code == 2 and "--patience" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()

@@ -120,8 +120,33 @@ def run(cfg: FinetuneConfig, out: RunDir) -> dict:
     return train_and_evaluate(cfg, out)
 
 
+def curve_examples(cfg: FinetuneConfig) -> list | None:
+    """The examples `--patience` measures after each epoch: the dev split, never the reported split."""
+    if cfg.patience is None:
+        return None
+    if cfg.eval_split == "dev":
+        raise UserError("--patience measures the dev split after each epoch, so dev cannot be the reported "
+                        "split too: pass --eval-split test")
+    if cfg.epochs == 0:
+        raise UserError("--patience needs training epochs (--epochs 0 trains nothing)")
+    try:
+        dev = data.load(cfg.dataset, "dev", root=cfg.data_root, text_column=cfg.text_column,
+                        text_b_column=cfg.text_b_column, label_column=cfg.label_column)
+    except UserError as e:
+        raise UserError(f"--patience needs a labelled dev split: {e}") from None
+    if not dev.labelled:
+        raise UserError(f"--patience needs a labelled dev split; {cfg.dataset}'s dev split is unlabelled")
+    return data.sample(dev.examples, 1000)
+
+
+def converged(curve: list[float], patience: int) -> bool:
+    """No epoch of the last `patience` beat the best accuracy before them."""
+    return len(curve) > patience and max(curve[-patience:]) <= max(curve[:-patience])
+
+
 def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     train, dev = load_splits(cfg)  # before importing torch: a bad data file fails at once
+    curve = curve_examples(cfg)
     import torch
     import torch.nn.functional as F
 
@@ -169,7 +194,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     order = torch.Generator().manual_seed(cfg.seed)
     state = {"epoch": 0, "step": 0, "order": order.get_state(), "losses": [], "contrastive_losses": [],
-             "train_seconds": 0.0}
+             "train_seconds": 0.0, "dev_curve": []}
     # theta_0 of f_q + g_q (= f_k + g_k at the start), to measure how far the key encoder moves; taken
     # before a checkpoint is loaded, so that a resumed run measures from the same seeded start.
     start = None
@@ -181,6 +206,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         state = load_checkpoint(checkpoint, net, optimizer, schedule, draw, device, rank, world)
         resumed_at = state["epoch"] * steps_per_epoch + state["step"]
     losses, contrastive_losses = state["losses"], state["contrastive_losses"]
+    dev_curve = state.get("dev_curve", [])  # the head's dev accuracy after each epoch (--patience)
     started, saved = time.time() - state["train_seconds"], time.time()
     for epoch in range(state["epoch"], cfg.epochs):
         if epoch == state["epoch"]:
@@ -228,9 +254,22 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                 begun = time.time()
                 save_checkpoint(checkpoint, net, optimizer, schedule, draw, {
                     "epoch": epoch, "step": step + 1, "order": epoch_order, "losses": losses, "world": world,
-                    "contrastive_losses": contrastive_losses, "train_seconds": begun - started}, rank)
+                    "contrastive_losses": contrastive_losses, "train_seconds": begun - started,
+                    "dev_curve": dev_curve}, rank)
                 saved = time.time()
                 started += saved - begun  # train_seconds counts training, not checkpoint writes
+        if curve is not None and len(dev_curve) == epoch:  # not yet measured (a resumed run may have)
+            if rank == 0:
+                from advkit.predictor import PooledVictim
+
+                begun = time.time()
+                head = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
+                dev_curve.append(clean_accuracy(head, curve)["accuracy"])
+                net.train()
+                started += time.time() - begun  # nor does the dev measurement
+            if distributed.agree(rank == 0 and converged(dev_curve, cfg.patience)):
+                break
+    epochs_trained = epoch + 1 if cfg.epochs else 0
     train_seconds = time.time() - started
     if rank > 0:  # rank 0 evaluates and writes; the others are done
         return {"command": "finetune", "metrics": {}}
@@ -254,7 +293,10 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         "eval_examples": len(dev.examples),
         "train_examples": len(train_examples),
         "shots": cfg.shots,
-        "train_steps": total,
+        "train_steps": steps_per_epoch * epochs_trained,
+        "epochs_trained": epochs_trained,
+        **({"patience": cfg.patience, "dev_accuracy_per_epoch": dev_curve, "dev_examples": len(curve),
+            "converged": converged(dev_curve, cfg.patience)} if curve is not None else {}),
         "pooling": cfg.pooling,  # what the head, the contrastive space and the KNN read
         **({"momentum": momentum, "momentum_derived": cfg.momentum is None, "queue_size": queue_size,
             "key_encoder_progress": key_encoder_progress(net, start)} if momentum_contrast else {}),
