@@ -259,7 +259,8 @@ class AttackZhConfig(DataOptions):
     max_queries: int | None = opt(2000, "Victim queries per example.")
     label_check: str = opt("lexicon", "Drop swaps that change the true label: lexicon (negation + the training "
                                       "split's class words) | negation | none.")
-    fluency_lm: str = opt("albert-tiny-zh", "Masked LM for pseudo-perplexity; the same for every generator.")
+    fluency_lm: str = opt("ngram", "Fluency judge, the same for every generator: ngram (a character trigram LM "
+                                   "of the Chinese training splits) or a masked LM for pseudo-perplexity.")
     similarity_model: str = opt("m3e-small", "Sentence encoder for similarity, or none.")
     precision: str = opt("bf16", "Victim queries: bf16 autocast (1.8x fp32 on this AVX512-BF16 CPU, argmax "
                                     "agreement >= 99.6 % on 2,000 held-out texts per model: bench/results.md), or fp32.")

@@ -419,6 +419,19 @@ def to_examples(rows, path: Path, text, text_b, label, names: tuple[str, ...]) -
     return examples
 
 
+def training_text(language: str, root: str | None = None) -> tuple[list[str], list[str]]:
+    """(distinct non-empty lines, data set names): every text of the registered training splits of
+    one language (both sentences of a pair), in registry order."""
+    lines, names = [], []
+    for name, spec in REGISTRY.items():
+        if spec.language == language and "train" in spec.splits:
+            split = load(name, "train", root=root)
+            lines.extend(e.text for e in split.examples)
+            lines.extend(e.text_b for e in split.examples if e.text_b)
+            names.append(name)
+    return list(dict.fromkeys(line.strip() for line in lines if line.strip())), names
+
+
 def sample(examples: list, limit: int | None, seed: int = 0) -> list:
     """A seeded subset of `limit` examples in file order (files may be sorted by label)."""
     if limit is None or limit >= len(examples):

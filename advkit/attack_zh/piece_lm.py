@@ -61,13 +61,7 @@ def read_corpus(cfg: BuildPieceLmConfig) -> list[str]:
         lines = text.splitlines()
         source = str(path)
     else:
-        lines, names = [], []
-        for name, spec in data.REGISTRY.items():
-            if spec.language == "zh" and "train" in spec.splits:
-                split = data.load(name, "train", root=cfg.data_root)
-                lines.extend(e.text for e in split.examples)
-                lines.extend(e.text_b for e in split.examples if e.text_b)
-                names.append(name)
+        lines, names = data.training_text("zh", cfg.data_root)
         source = "training splits of " + ", ".join(names)
     lines = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
     if not lines:

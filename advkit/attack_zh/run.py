@@ -1,12 +1,16 @@
 """`advkit attack-zh`: attack a slice of a Chinese data set, one record per example as it finishes.
 
 Metrics are `advkit.metrics.attack_metrics` of the records (METHODS.md §3 and the shared
-definitions): fluency is pseudo-perplexity (Salazar et al., ACL 2020) under one fixed masked LM,
-similarity the cosine of m3e-small mean-pooled sentence vectors, `rejected_per_example` the
-candidates the label check dropped (never queried); `label_check` names the check.
+definitions): fluency is the perplexity under one fixed judge that proposes no substitute (by
+default the character trigram LM of the Chinese training splits, `fluency.CharNgram`; or
+pseudo-perplexity under a masked LM named by --fluency-lm), similarity the cosine of m3e-small
+mean-pooled sentence vectors, `rejected_per_example` the candidates the label check dropped
+(never queried); `label_check` names the check.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 from advkit import data, distributed, models
 from advkit.attack_zh import label_check, substitutes as subs
@@ -14,7 +18,7 @@ from advkit.attack_zh.search import greedy_attack
 from advkit.config import AttackZhConfig, as_dict
 from advkit.errors import UserError
 from advkit.metrics import attack_metrics
-from advkit.fluency import PseudoPerplexity
+from advkit.fluency import NGRAM, CharNgram, PseudoPerplexity
 from advkit.hf import has_cjk
 from advkit.progress import track
 from advkit.results import RESUME_FREE, RunDir, Shards, atomic_write
@@ -31,6 +35,21 @@ def load_examples(cfg: AttackZhConfig):
     if split.language != "zh" or not any(has_cjk(e.text) for e in examples):
         raise UserError(f"attack-zh attacks Chinese text, but {cfg.dataset}/{cfg.split} has no Chinese characters")
     return split, examples
+
+
+@lru_cache(maxsize=2)
+def ngram_judge(root: str | None) -> CharNgram:
+    """The character trigram judge of every registered Chinese training split (built once per process)."""
+    lines, _ = data.training_text("zh", root)
+    if not lines:
+        raise UserError("--fluency-lm ngram: no Chinese training split found (see advkit list datasets)")
+    return CharNgram(lines)
+
+
+def fluency_judge(cfg: AttackZhConfig):
+    if cfg.fluency_lm == NGRAM:
+        return ngram_judge(cfg.data_root)
+    return PseudoPerplexity(cfg.fluency_lm, cfg.device, cfg.max_length)
 
 
 def _md(text: str) -> str:
@@ -109,7 +128,7 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
                                max_perturb=cfg.max_perturb, max_queries=cfg.max_queries, check=check)
         record = {"index": i, "text": e.text, **({"text_b": e.text_b} if e.text_b is not None else {}), **record}
         if record["status"] == "success":  # quality scores of adversarial examples only
-            fluency = fluency or PseudoPerplexity(cfg.fluency_lm, cfg.device, cfg.max_length)
+            fluency = fluency or fluency_judge(cfg)
             record["fluency_ppl_before"] = fluency(e.text)
             record["fluency_ppl_after"] = fluency(record["adversarial"])
             if cfg.similarity_model.lower() != "none":
@@ -121,7 +140,9 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     if rank > 0:
         return {"command": "attack-zh", "metrics": {}}
     records = shards.merge()
-    metrics = {**attack_metrics(records), "label_check": check.mode if check else "none", "dataset": cfg.dataset,
+    metrics = {**attack_metrics(records), "label_check": check.mode if check else "none", "fluency_judge": (
+               "character trigram LM (Kneser-Ney) of the Chinese training splits" if cfg.fluency_lm == NGRAM
+               else f"pseudo-perplexity under {cfg.fluency_lm}"), "dataset": cfg.dataset,
                "split": cfg.split, "substitutes": cfg.substitutes, "model": str(models.resolve(cfg.model))}
     if attack:  # evaluate's name for the run, so cards and tables read English and Chinese attacks alike
         metrics["attack"] = attack
