@@ -77,9 +77,10 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
         attacks_for += ["bert-attack", "bae"]
     skipped_attacks = []
     if language == "zh" and not cfg.attack_lm and not _piece_lm_built():
-        attacks_for.remove("zh-pieces")
-        skipped_attacks.append(("accuracy under zh-pieces", "not run", "no piece LM: run advkit build-piece-lm "
-                                "or pass --attack-lm"))
+        for name in ("zh-pieces", "zh-spans"):  # both cut the text with the piece LM's segmenter
+            attacks_for.remove(name)
+            skipped_attacks.append((f"accuracy under {name}", "not run", "no piece LM: run advkit build-piece-lm "
+                                    "or pass --attack-lm"))
     folder = models.resolve(cfg.model)
     backdoor = {}
     if cfg.trigger:
@@ -97,7 +98,7 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
     for name in ["clean"] + attacks_for:
         sub = RunDir(out.path / name, "evaluate", overwrite=True, resume=out.resume and (out.path / name).is_dir())
         extra = backdoor if name == "clean" else {"trigger": None, "target": None}
-        if name.startswith("zh-") and name != "zh-pieces":
+        if name.startswith("zh-") and name not in ("zh-pieces", "zh-spans"):
             extra["attack_lm"] = None  # --attack-lm is the piece LM; characters come from albert-tiny-zh
         evaluate.run(dataclasses.replace(cfg, card=False, attack=None if name == "clean" else name, split=split_name, **extra),
             sub)

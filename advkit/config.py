@@ -144,8 +144,10 @@ class EvaluateConfig(DataOptions):
     seed: int = opt(1, "Seed of the attack's random choices (per example: seed + index).")
     device: str = opt("cpu", "cpu or cuda.")
     attack: str | None = opt(None, "pwws, deepwordbug, textfooler, bert-attack, bae (English); zh-pieces, "
-                                   "zh-chars, zh-words, zh-glyph, zh-homophone (Chinese, attack-zh's search).")
-    attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces.")
+                                   "zh-spans, zh-chars, zh-words, zh-glyph, zh-homophone (Chinese, attack-zh's "
+                                   "search).")
+    attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces and "
+                                      "zh-spans.")
     attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
     query_budget: int | None = opt(None, "Victim queries per example before giving up (unset: the recipe's).")
     precision: str = opt("bf16", "Victim queries: bf16 autocast (1.8x fp32 on this AVX512-BF16 CPU, argmax "
@@ -251,9 +253,10 @@ class AttackZhConfig(DataOptions):
     model: str | None = opt(None, "The victim: a classifier folder or finetune run directory (required).")
     split: str = opt("dev", "Split attacked.")
     limit: int | None = opt(None, "Attack a fixed sample of this many examples (unset: all).")
-    lm: str | None = opt(None, "Masked LM proposing substitutes (unset: piece-lm-zh for pieces, albert-tiny-zh "
+    lm: str | None = opt(None, "Masked LM proposing substitutes (unset: piece-lm-zh for pieces and, as the "
+                               "segmenter, for spans; albert-tiny-zh "
                                "for chars).")
-    substitutes: str = opt("pieces", "pieces | chars | words | glyph | homophone.")
+    substitutes: str = opt("pieces", "pieces | spans | chars | words | glyph | homophone.")
     top_k: int = opt(48, "Candidates per position.")
     max_perturb: float = opt(0.4, "Share of a text's units that may change.")
     max_queries: int | None = opt(2000, "Victim queries per example.")

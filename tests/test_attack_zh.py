@@ -186,16 +186,46 @@ def test_build_refuses_english_corpus(tmp_path):
 # ---------------------------------------------------------------------------- generators
 
 
-@pytest.mark.parametrize("name", ["pieces", "chars", "words", "glyph", "homophone"])
-def test_segments_rebuild_the_text_and_candidates_are_strings(name, pieces, tiny_zh):
+@pytest.mark.parametrize("name", ["pieces", "spans", "chars", "words", "glyph", "homophone"])
+def test_segments_rebuild_the_text_and_candidates_are_strings(name, pieces, piece_lm, tiny_zh):
     from advkit.attack_zh import substitutes
 
-    gen = pieces if name == "pieces" else substitutes.load(name, str(tiny_zh) if name == "chars" else None)
+    lm = {"chars": str(tiny_zh), "spans": str(piece_lm)}.get(name)
+    gen = pieces if name == "pieces" else substitutes.load(name, lm)
     for text in UNICODE + titles(3000, 5):
         units = gen.segment(text)
         assert "".join(units) == text
         for i in range(min(3, len(units))):
             assert all(isinstance(c, str) for c in gen.candidates(units, i, 8))
+
+
+def test_span_proposer_ranks_pieces_of_the_units_length_by_the_character_lm(piece_lm):
+    """spans: the candidates of a k-character piece are pieces of k characters, in the order of the sum
+    of albert-tiny-zh's log-probabilities of their (Traditional) characters at k masks, checked against
+    a brute-force loop over the vocabulary."""
+    import torch
+
+    from advkit.attack_zh import substitutes
+
+    gen = substitutes.load("spans", str(piece_lm))
+    units = gen.segment("国家统计局发布了最新的经济数据")
+    i = next(j for j, u in enumerate(units) if cjk_only(u) and len(u) >= 2)
+    proposed = gen.candidates(units, i, 5)
+    assert proposed and all(len(c) == len(units[i]) and cjk_only(c) for c in proposed)
+    chars = gen.chars
+    ids, at = chars.masked_input(units, i, masks=len(units[i]))
+    assert ids[at : at + len(units[i])] == [chars.mask_id] * len(units[i])
+    with torch.inference_mode():
+        logp = torch.log_softmax(chars.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+    scores = {}
+    for p in range(len(gen.segmenter)):
+        piece = gen.segmenter.piece(p)
+        read = to_traditional(piece)
+        if (len(piece) == len(units[i]) and cjk_only(piece) and not gen.segmenter.sp.is_control(p)
+                and len(read) == len(piece) and all(c in chars.vocab for c in read)):
+            scores[piece] = sum(float(logp[at + j, chars.vocab[c]]) for j, c in enumerate(read))
+    best = sorted(scores, key=scores.get, reverse=True)
+    assert proposed == [p for p in best if not traditional_only(p)][:5]
 
 
 def test_dictionary_generators_propose_real_substitutes():
@@ -556,7 +586,7 @@ def test_evaluate_runs_attack_zh_and_cards_chinese_models(tmp_path, piece_lm, vi
                piece_lm, "--query-budget", "60", "--out", card, "--quiet", env=ONE_THREAD)
     assert r.code == 0, r.stderr
     text = (card / "card.md").read_text(encoding="utf-8")
-    for name in ("zh-pieces", "zh-chars", "zh-words", "zh-glyph", "zh-homophone"):
+    for name in ("zh-pieces", "zh-spans", "zh-chars", "zh-words", "zh-glyph", "zh-homophone"):
         assert f"accuracy under {name} |" in text
         assert read_json(card / name / "metrics.json")["metrics"]["avg_queries"] <= 60
     assert read_json(card / "zh-chars" / "run.json")["config"]["lm"] is None  # characters: albert-tiny-zh
@@ -586,7 +616,7 @@ from advkit import evaluate
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.config import EvaluateConfig
 for name in ZH_ATTACKS:
-    lm = {str(piece_lm)!r} if name == "zh-pieces" else None
+    lm = {str(piece_lm)!r} if name in ("zh-pieces", "zh-spans") else None
     cfg = EvaluateConfig(model={str(victim_dir)!r}, dataset={str(dataset)!r}, limit=1, attack=name, attack_lm=lm,
                          query_budget=40)
     cfg.check()
@@ -597,4 +627,4 @@ for name in ZH_ATTACKS:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **closed, **ONE_THREAD}, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["zh-pieces", "zh-chars", "zh-words", "zh-glyph", "zh-homophone"]
+    assert proc.stdout.split() == ["zh-pieces", "zh-spans", "zh-chars", "zh-words", "zh-glyph", "zh-homophone"]

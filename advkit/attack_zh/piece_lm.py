@@ -71,6 +71,17 @@ def read_corpus(cfg: BuildPieceLmConfig) -> list[str]:
     return lines
 
 
+def split_corpus(cfg: BuildPieceLmConfig) -> tuple[list[str], list[str]]:
+    """(held-out lines, training lines): the corpus shuffled with the seed, the held-out part first."""
+    lines = read_corpus(cfg)
+    random.Random(cfg.seed).shuffle(lines)
+    heldout_n = min(cfg.heldout, len(lines) // 10)  # never more than a tenth of a small corpus
+    heldout, train = lines[:heldout_n], lines[heldout_n:]
+    if cfg.corpus_limit is not None:
+        train = train[: cfg.corpus_limit]
+    return heldout, train
+
+
 # ---------------------------------------------------------------------------- pieces
 
 
@@ -351,13 +362,7 @@ def run(cfg: BuildPieceLmConfig, out: RunDir) -> dict:
     from advkit.seeds import seed_everything
 
     started = time.time()
-    lines = read_corpus(cfg)
-    rng = random.Random(cfg.seed)
-    rng.shuffle(lines)
-    heldout_n = min(cfg.heldout, len(lines) // 10)  # never more than a tenth of a small corpus
-    heldout, train = lines[:heldout_n], lines[heldout_n:]
-    if cfg.corpus_limit is not None:
-        train = train[: cfg.corpus_limit]
+    heldout, train = split_corpus(cfg)
     proto = train_sentencepiece(train, cfg)
     seg = PieceSegmenter(proto)
     sp_seconds = time.time() - started

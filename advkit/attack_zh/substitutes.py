@@ -2,6 +2,8 @@
 
 - `pieces` (default): SentencePiece units; candidates are the piece LM's top-K pieces at
   the masked position (Li et al. 2020).
+- `spans`: SentencePiece units (the piece LM's segmenter); candidates are the pieces of the
+  unit's length, ranked by the character masked LM (albert-tiny-zh) through one mask per character.
 - `chars`: characters; candidates from a character masked LM (BERT-Attack, Li et al.
   EMNLP 2020, applied to Chinese characters, with albert-tiny-zh).
 - `words`: jieba words; candidates from the HIT IR-Lab Tongyici Cilin (extended) synonym
@@ -32,7 +34,7 @@ from advkit import hf, models
 from advkit.hf import is_cjk
 from advkit.errors import UserError
 
-NAMES = ("pieces", "chars", "words", "glyph", "homophone")
+NAMES = ("pieces", "spans", "chars", "words", "glyph", "homophone")
 
 
 def simplified_only(candidates: list[str], units: list[str]) -> list[str]:
@@ -125,15 +127,15 @@ class MaskedLMSubstitutes:
             at += len(u)
         return out
 
-    def masked_input(self, units: list[str], i: int) -> tuple[list[int], int]:
-        """[CLS] left [MASK] right [SEP] (a window around the mask for long texts); the mask's index."""
+    def masked_input(self, units: list[str], i: int, masks: int = 1) -> tuple[list[int], int]:
+        """[CLS] left [MASK]*masks right [SEP] (a window around the masks for long texts); the first mask's index."""
         units = self.model_units(units)
         left = [t for u in units[:i] for t in self.tokens_of(u)]
         right = [t for u in units[i + 1 :] for t in self.tokens_of(u)]
-        keep_left = min(len(left), max(self.window // 2, self.window - 1 - len(right)))
+        keep_left = min(len(left), max(self.window // 2, self.window - masks - len(right)))
         left = left[len(left) - keep_left :]
-        right = right[: self.window - 1 - len(left)]
-        ids = [self.cls_id, *left, self.mask_id, *right, self.sep_id]
+        right = right[: self.window - masks - len(left)]
+        ids = [self.cls_id, *left, *[self.mask_id] * masks, *right, self.sep_id]
         return ids, 1 + len(left)
 
     def candidates(self, units: list[str], i: int, k: int) -> list[str]:
@@ -149,6 +151,58 @@ class MaskedLMSubstitutes:
             # back to Simplified (華 -> 华); one that only becomes the original unit is dropped by the search
             proposed = list(dict.fromkeys(hf.to_simplified(c) if is_cjk(c[:1]) else c for c in proposed))
         return simplified_only(proposed, units)[:k]
+
+
+class SpanSubstitutes:
+    """SentencePiece units; candidates are the vocabulary's pieces of the unit's length, ranked by a
+    character masked LM through one mask per character: score(p) = sum_j log P(p_j at mask j), all
+    masks read in one pass (issue 18's second piece proposer; no piece LM is trained, only its
+    segmenter is used). Pieces a Traditional character LM reads are scored in their Traditional
+    forms and proposed in Simplified."""
+
+    MAX_CHARS = 4  # the longest piece scored (build-piece-lm's default --max-piece-length)
+
+    def __init__(self, segmenter_ref: str, char_lm: str = "albert-tiny-zh", device: str = "cpu"):
+        import torch
+
+        from advkit.attack_zh.piece_lm import PieceSegmenter
+
+        folder = models.resolve(segmenter_ref)
+        if not isinstance(folder, Path):
+            raise UserError(f"--lm {segmenter_ref}: the segmenter must be a local folder (advkit build-piece-lm)")
+        self.segmenter = PieceSegmenter.load(folder)
+        self.chars = MaskedLMSubstitutes(char_lm, "chars", device)
+        self.torch, self.device = torch, device
+        vocab = self.chars.vocab
+        by_length: dict[int, tuple[list[str], list[list[int]]]] = {}
+        for i in range(len(self.segmenter)):
+            piece = self.segmenter.piece(i)
+            if not (hf.cjk_only(piece) and len(piece) <= self.MAX_CHARS) or self.segmenter.sp.is_control(i):
+                continue
+            read = self.chars.model_units([piece])[0]
+            ids = [vocab.get(c) for c in read]
+            if None not in ids:
+                names, rows = by_length.setdefault(len(piece), ([], []))
+                names.append(piece)
+                rows.append(ids)
+        self.by_length = {k: (names, torch.tensor(rows)) for k, (names, rows) in by_length.items()}
+
+    def segment(self, text: str) -> list[str]:
+        return self.segmenter.segment(text)[0]
+
+    def candidates(self, units: list[str], i: int, k: int) -> list[str]:
+        torch = self.torch
+        unit = units[i]
+        if not hf.cjk_only(unit) or len(unit) not in self.by_length:
+            return []
+        names, rows = self.by_length[len(unit)]
+        ids, at = self.chars.masked_input(units, i, masks=len(unit))
+        with torch.inference_mode():
+            logits = self.chars.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, at : at + len(unit)]
+        logp = torch.log_softmax(logits.float().cpu(), dim=-1)  # (characters, vocabulary)
+        scores = logp.gather(1, rows.T).sum(0)  # each piece: its characters' log-probabilities at their masks
+        top = scores.topk(min(3 * k, len(names))).indices.tolist()
+        return simplified_only([names[j] for j in top], units)[:k]
 
 
 class WordSubstitutes:
@@ -285,6 +339,8 @@ def load(name: str, lm: str | None, device: str = "cpu"):
         return MaskedLMSubstitutes(lm or "piece-lm-zh", "pieces", device)
     if name == "chars":
         return MaskedLMSubstitutes(lm or "albert-tiny-zh", "chars", device)
+    if name == "spans":
+        return SpanSubstitutes(lm or "piece-lm-zh", "albert-tiny-zh", device)
     if lm is not None:
         raise UserError(f"--lm is used by --substitutes pieces or chars, not {name}")
     return {"words": WordSubstitutes, "glyph": GlyphSubstitutes, "homophone": HomophoneSubstitutes}[name]()
