@@ -265,6 +265,9 @@ class AttackZhConfig(DataOptions):
     fluency_lm: str = opt("ngram", "Fluency judge, the same for every generator: ngram (a character trigram LM "
                                    "of the Chinese training splits) or a masked LM for pseudo-perplexity.")
     similarity_model: str = opt("m3e-small", "Sentence encoder for similarity, or none.")
+    judge: str | None = opt(None, "An independent classifier never attacked (e.g. a finetune run on the full "
+                                  "training split): does it still give each successful adversarial text its "
+                                  "true label (label-preserving success)?")
     precision: str = opt("bf16", "Victim queries: bf16 autocast (1.8x fp32 on this AVX512-BF16 CPU, argmax "
                                     "agreement >= 99.6 % on 2,000 held-out texts per model: bench/results.md), or fp32.")
     batch_size: int = opt(32, "Texts per victim query batch.")

@@ -64,6 +64,9 @@ def attack_metrics(records: list[dict]) -> dict:
     - attack-zh also: fluency_ppl_before / after (pseudo-perplexity), similarity and
       rejected_per_example (label check), means over successes (rejected: over attacked);
       seconds_per_example over all examples.
+    - with an independent judge classifier (attack-zh --judge): label_preserved_share, the
+      successes whose adversarial text the judge still gives the true label; and
+      label_preserving_success_rate, those successes over the attacked examples.
     """
     n = len(records)
     success = [r for r in records if r["status"] == "success"]
@@ -93,6 +96,11 @@ def attack_metrics(records: list[dict]) -> dict:
             "rejected_per_example": mean(r.get("rejected") for r in attacked),
             "seconds_per_example": mean(r["seconds"] for r in records),
         })
+    if any("judge_after" in r for r in success):
+        kept = sum(r["judge_after"] == r["label"] for r in success)
+        m["label_preserved_share"] = kept / len(success)
+        m["label_preserving_success_rate"] = kept / len(attacked)
+        m["judge_accuracy_before"] = mean(float(r["judge_before"] == r["label"]) for r in success)
     return m
 
 

@@ -445,6 +445,12 @@ def test_metric_definitions_on_hand_made_records():
     assert (m["fluency_ppl_before"], m["fluency_ppl_after"]) == (pytest.approx(20.0), pytest.approx(30.0))
     assert m["similarity"] == pytest.approx(0.8) and m["seconds_per_example"] == pytest.approx(0.75)
     assert (m["successes"], m["failures"], m["skipped"]) == (2, 1, 1)
+    assert "label_preserved_share" not in m  # no judge ran
+    judged = [dict(records[0], label=1, judge_before=1, judge_after=1), dict(records[1], label=1, judge_before=0,
+                                                                           judge_after=0)] + records[2:]
+    m = attack_metrics(judged)
+    assert m["label_preserved_share"] == 0.5 and m["label_preserving_success_rate"] == pytest.approx(1 / 3)
+    assert m["judge_accuracy_before"] == 0.5
 
 
 def test_pseudo_perplexity_prefers_the_model_s_own_predictions(tiny_zh):
@@ -499,6 +505,22 @@ def _records(path):
         r.pop("seconds")
         out.append(r)
     return out
+
+
+def test_a_judge_that_is_the_victim_keeps_no_label(tmp_path, piece_lm, victim_dir, dataset):
+    """--judge: the independent classifier's label on each success's original and adversarial text. With
+    the victim itself as judge every success is by construction not label-preserving, and its originals
+    are all judged right; a judge that cannot load is refused before --out is written."""
+    r = _attack_cli(tmp_path / "judged", piece_lm, victim_dir, dataset, "--limit", "4", "--judge", victim_dir)
+    assert r.code == 0, r.stderr
+    m = read_json(tmp_path / "judged" / "metrics.json")["metrics"]
+    rows = [json.loads(line) for line in (tmp_path / "judged" / "records.jsonl").read_text("utf-8").splitlines()]
+    won = [r for r in rows if r["status"] == "success"]
+    assert won and all(r["judge_before"] == r["label"] != r["judge_after"] == r["prediction_after"] for r in won)
+    assert m["label_preserved_share"] == 0 and m["label_preserving_success_rate"] == 0
+    assert m["judge_accuracy_before"] == 1
+    r = _attack_cli(tmp_path / "bad", piece_lm, victim_dir, dataset, "--judge", tmp_path / "no-such-run")
+    assert r.code == 2 and "no-such-run" in r.stderr and not (tmp_path / "bad").exists()
 
 
 def test_command_and_resume_give_the_same_records(tmp_path, piece_lm, victim_dir, dataset):

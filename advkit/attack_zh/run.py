@@ -112,6 +112,11 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     generator = subs.load(cfg.substitutes, cfg.lm, cfg.device)
     check = label_check.load(cfg.label_check, cfg.dataset, root=cfg.data_root, text_column=cfg.text_column,
                              text_b_column=cfg.text_b_column, label_column=cfg.label_column)
+    # loaded before --out is touched: a bad --judge fails at once
+    judge = load_predictor(cfg.judge, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
+                           precision=cfg.precision) if cfg.judge else None
+    if judge is not None and judge.num_labels != victim.num_labels:
+        raise UserError(f"--judge {cfg.judge} has {judge.num_labels} labels, the victim {victim.num_labels}")
     rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks its share
     shards = Shards(out, rank, world, RECORDS)
     if rank == 0:
@@ -135,6 +140,10 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
                 similarity = similarity or models.SentenceEncoderModel(cfg.similarity_model, cfg.max_length,
                                                                        device=cfg.device)
                 record["similarity"] = float(similarity.similarity([e.text], [record["adversarial"]])[0])
+            if judge is not None:  # the independent classifier on the original and on the adversarial text
+                pair = [e.text_b, e.text_b] if e.text_b is not None else None
+                before, after = judge.predict_proba([e.text, record["adversarial"]], pair).argmax(-1).tolist()
+                record.update(judge_before=before, judge_after=after)
         shards.append(record)  # flushed and synced: a finished example survives an interruption
     distributed.barrier()  # every shard is written
     if rank > 0:
