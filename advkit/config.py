@@ -81,9 +81,10 @@ class FinetuneConfig(DataOptions):
     datastore: str = opt("train", "train (the re-encoded training split) or queue (the training-time queue).")
     shots: int | None = opt(None, "Few-shot: K training examples per class, drawn with the seed.")
     seeds: str | None = opt(None, "Comma-separated seeds, one run each (OUT/seed-S), e.g. 13,21,42,87,100.")
-    patience: int | None = opt(None, "Train to convergence: after each epoch measure the linear head on the dev "
-                                     "split (when another split is reported) and stop once it has not improved "
-                                     "for N epochs; --epochs is then the most. Unset: every epoch.")
+    patience: int | None = opt(None, "Train to convergence: after each epoch measure the linear head on dev "
+                                     "(when another split is reported; else on 10 % of train held out) and stop "
+                                     "once it has not improved for N epochs; --epochs is then the most. Unset: "
+                                     "every epoch.")
     save_model: bool = opt(True, "Write the model into OUT/model.")
     reinit_layers: int = opt(0, "Re-initialise the top N encoder layers first (a defence against weight "
                                 "poisoning).")
@@ -100,6 +101,8 @@ class FinetuneConfig(DataOptions):
             raise UserError(f"--checkpoint-seconds must be 0 or more, got {self.checkpoint_seconds}")
         _positive(self, "batch_size", "lr", "max_length", "train_limit", "limit", "queue_size",
                   "projection_dim", "knn_k", "knn_tau", "tau", "shots", "patience")
+        if self.patience is not None and self.epochs == 0:
+            raise UserError("--patience needs training epochs (--epochs 0 trains nothing)")
         if self.epochs < 0 or (self.epochs == 0 and (self.method != "knn" or self.datastore != "train")):
             raise UserError(f"--epochs must be positive (0 only with --method knn and --datastore train: the "
                             f"un-fine-tuned control), got {self.epochs}")

@@ -566,13 +566,22 @@ def test_patience_stops_when_dev_accuracy_stops_improving(method, tmp_path):
     m = run(cfg, RunDir(tmp_path / "run", "finetune"))["metrics"]
     assert m["epochs_trained"] == 2 and m["converged"] and m["train_steps"] == 2 * 4
     assert len(m["dev_accuracy_per_epoch"]) == 2 and m["dev_accuracy_per_epoch"][0] == m["dev_accuracy_per_epoch"][1]
-    assert m["dev_examples"] > 0
+    assert m["dev_accuracy_on"].startswith("dev (")
     cfg = _tiny_cfg(method=method, epochs=2, patience=1, lr=1e-3, eval_split="test")  # trains: every epoch measured
     m = run(cfg, RunDir(tmp_path / "moving", "finetune"))["metrics"]
     assert m["epochs_trained"] == 2 and len(m["dev_accuracy_per_epoch"]) == 2
 
 
-def test_patience_refuses_the_reported_split(cli, tmp_path):
-    r = cli("finetune", "--patience", "1", "--eval-split", "dev", "--out", tmp_path / "x")
+def test_patience_on_the_reported_dev_split_holds_out_train(tmp_path, cli):
+    """dev reported: the curve is measured on 10 % of train held out (never trained on), not on dev."""
+    from advkit.finetune.train import run
+    from advkit.results import RunDir
+
+    m = run(_tiny_cfg(method="ce", epochs=2, patience=1, eval_split="dev"), RunDir(tmp_path / "run", "finetune"))
+    m = m["metrics"]
+    held = int(m["dev_accuracy_on"].split("held-out 10% of train (")[1].split()[0])
+    assert held > 0 and m["train_examples"] == 32 - held
+    assert len(m["dev_accuracy_per_epoch"]) == m["epochs_trained"]
+    r = cli("finetune", "--method", "knn", "--epochs", "0", "--patience", "1", "--out", tmp_path / "x")
     assert r.code == 2 and "--patience" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x").exists()

@@ -77,11 +77,12 @@ def load_splits(cfg: FinetuneConfig):
 
 
 def selection_split(cfg: FinetuneConfig, train):
-    """(train examples, selection examples, where they come from) for `--lambda-inf auto`.
+    """(train examples, selection examples, where they come from) for `--lambda-inf auto` and for
+    `--patience` (the head's accuracy after each epoch).
 
     The reported split is never used for selection: dev when another split is reported, else a
     seeded, per-class 10 % of train held out from training."""
-    if cfg.method != "knn" or cfg.lambda_inf != "auto":
+    if not (cfg.method == "knn" and cfg.lambda_inf == "auto") and cfg.patience is None:
         return train.examples, None, None
     spec = data.REGISTRY.get(cfg.dataset)
     dev_file = spec.splits.get("dev") if spec is not None else None
@@ -99,7 +100,7 @@ def selection_split(cfg: FinetuneConfig, train):
         if len(ix) >= 2:
             held.update(rng.sample(ix, max(1, round(SELECTION_FRACTION * len(ix)))))
     if not held:
-        raise UserError("--lambda-inf auto: too few training examples to hold some out for selection")
+        raise UserError("--lambda-inf auto and --patience: too few training examples to hold some out for selection")
     kept = [e for i, e in enumerate(train.examples) if i not in held]
     chosen = [e for i, e in enumerate(train.examples) if i in held]
     why = "the eval split is dev" if cfg.eval_split == "dev" else "no labelled dev split"
@@ -120,25 +121,6 @@ def run(cfg: FinetuneConfig, out: RunDir) -> dict:
     return train_and_evaluate(cfg, out)
 
 
-def curve_examples(cfg: FinetuneConfig) -> list | None:
-    """The examples `--patience` measures after each epoch: the dev split, never the reported split."""
-    if cfg.patience is None:
-        return None
-    if cfg.eval_split == "dev":
-        raise UserError("--patience measures the dev split after each epoch, so dev cannot be the reported "
-                        "split too: pass --eval-split test")
-    if cfg.epochs == 0:
-        raise UserError("--patience needs training epochs (--epochs 0 trains nothing)")
-    try:
-        dev = data.load(cfg.dataset, "dev", root=cfg.data_root, text_column=cfg.text_column,
-                        text_b_column=cfg.text_b_column, label_column=cfg.label_column)
-    except UserError as e:
-        raise UserError(f"--patience needs a labelled dev split: {e}") from None
-    if not dev.labelled:
-        raise UserError(f"--patience needs a labelled dev split; {cfg.dataset}'s dev split is unlabelled")
-    return data.sample(dev.examples, 1000)
-
-
 def converged(curve: list[float], patience: int) -> bool:
     """No epoch of the last `patience` beat the best accuracy before them."""
     return len(curve) > patience and max(curve[-patience:]) <= max(curve[:-patience])
@@ -146,7 +128,6 @@ def converged(curve: list[float], patience: int) -> bool:
 
 def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     train, dev = load_splits(cfg)  # before importing torch: a bad data file fails at once
-    curve = curve_examples(cfg)
     import torch
     import torch.nn.functional as F
 
@@ -155,6 +136,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     from advkit.predictor import POOLING_KEY, check_head
 
     train_examples, selection, selected_on = selection_split(cfg, train)
+    curve = selection if cfg.patience is not None else None
     rank, world = distributed.setup(cfg.device)
     seed_everything(cfg.seed)  # the same seed in every process: identical initial replicas
     classifier, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(train.labels),
@@ -295,7 +277,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         "shots": cfg.shots,
         "train_steps": steps_per_epoch * epochs_trained,
         "epochs_trained": epochs_trained,
-        **({"patience": cfg.patience, "dev_accuracy_per_epoch": dev_curve, "dev_examples": len(curve),
+        **({"patience": cfg.patience, "dev_accuracy_per_epoch": dev_curve, "dev_accuracy_on": selected_on,
             "converged": converged(dev_curve, cfg.patience)} if curve is not None else {}),
         "pooling": cfg.pooling,  # what the head, the contrastive space and the KNN read
         **({"momentum": momentum, "momentum_derived": cfg.momentum is None, "queue_size": queue_size,
