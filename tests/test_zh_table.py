@@ -49,3 +49,41 @@ def test_zh_table_rows_intervals_and_paired_tests(tmp_path):
     paired = [line for line in table.splitlines() if line.startswith("| chars changed %")]
     assert paired == ["| chars changed % | 6 | +10.0 [+10.0, +10.0] | 0.0001* | larger for pieces |"]
     assert "chars changed %: higher in 1, lower in 0, no significant difference in 0" in table
+
+
+def test_zh_table_label_preservation_spans_and_victim_convergence(tmp_path):
+    """The judge's verdicts become a Wilson-interval column and a paired test; spans is compared with
+    chars; the victim's convergence and the judge's accuracy are stated."""
+    config = {"top_k": 48, "max_perturb": 0.4, "max_queries": 2000}
+    runs = tmp_path / "attacks" / "albert-tiny-zh" / "thucnews"
+
+    def judged(i, status, keeps):
+        r = dict(_record(i, status, changed=2), label=1)
+        if status == "success":
+            r.update(judge_before=1, judge_after=1 if keeps else 0)
+        return r
+
+    # spans: 8 successes of 10 attacked, the judge keeps the label in 2; chars: 8 successes, all kept
+    _write(runs / "spans", [judged(i, "success", i < 2) for i in range(8)] + [judged(8, "failed", False),
+                                                                             judged(9, "failed", False)], config)
+    _write(runs / "chars", [judged(i, "success", True) for i in range(8)] + [judged(8, "failed", False),
+                                                                            judged(9, "failed", False)], config)
+    victim = tmp_path / "victims" / "albert-tiny-zh" / "thucnews"
+    victim.mkdir(parents=True)
+    (victim / "metrics.json").write_text(json.dumps({"metrics": {
+        "train_examples": 2700, "eval_split": "dev", "eval_accuracy": 0.8, "eval_examples": 1000, "epochs_trained": 3,
+        "train_steps": 255, "dev_accuracy_per_epoch": [0.7, 0.75, 0.74], "converged": True}}))
+    judge = tmp_path / "judges" / "thucnews"
+    judge.mkdir(parents=True)
+    (judge / "metrics.json").write_text(json.dumps({"metrics": {
+        "train_examples": 6000, "eval_split": "dev", "eval_accuracy": 0.9, "eval_examples": 1000}}))
+
+    table = build(tmp_path)
+    assert "3 epochs (255 steps; held-out accuracy by epoch 70.0, 75.0, 74.0: converged)" in table
+    assert "judge fine-tuned on 6000 examples, dev accuracy 90.0 on 1000" in table
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if "(n=10)" in line}
+    assert "| 20.0 [5.7, 51.0] (n=10) |" in rows["| spans"]  # 2 of 10 attacked: Wilson [5.7, 51.0]
+    assert "| 80.0 [49.0, 94.3] (n=10) |" in rows["| chars"]
+    assert "spans vs chars, paired on the same examples" in table
+    paired = [line for line in table.splitlines() if line.startswith("| label-preserving success %")]
+    assert paired and paired[0].startswith("| label-preserving success % | 10 | -60.0 [")

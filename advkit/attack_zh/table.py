@@ -3,8 +3,10 @@
     python -m advkit.attack_zh.table results/zh
 
 reads what recipes/zh/table.sh writes: ROOT/victims/<model>/<dataset>/metrics.json (the victim's
-fine-tuning) and ROOT/attacks/<model>/<dataset>/<generator>/metrics.json (attack-zh), and writes
-ROOT/table.md: one section per victim and data set, rows = substitute generator.
+fine-tuning), ROOT/judges/<dataset>/metrics.json (the classifier that judges label preservation) and
+ROOT/attacks/<model>/<dataset>/<generator>/ (attack-zh's records), and writes ROOT/table.md: one
+section per victim and data set, rows = substitute generator, and paired tests of pieces and spans
+against chars.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from advkit import stats
 from advkit.metrics import attack_metrics
 from advkit.report import read_optional as _read, read_records, write_table
 
-GENERATORS = ("pieces", "chars", "words", "glyph", "homophone")
+GENERATORS = ("pieces", "spans", "chars", "words", "glyph", "homophone")
+COMPARED = (("pieces", "chars"), ("spans", "chars"), ("pieces, no label check", "chars, no label check"))
 COLUMNS = (("accuracy_before", "acc before", 100, ".1f"), ("accuracy_under_attack", "acc after", 100, ".1f"),
            ("attack_success_rate", "success [95% CI]", 100, ".1f"), ("avg_queries", "queries", 1, ".0f"),
            ("perturbed_piece_ratio", "units changed %", 100, ".1f"),
-           ("perturbed_char_ratio", "chars changed %", 100, ".1f"), ("fluency_ppl_before", "PPPL before", 1, ".1f"),
-           ("fluency_ppl_after", "PPPL after", 1, ".1f"), ("similarity", "similarity", 1, ".3f"),
+           ("perturbed_char_ratio", "chars changed %", 100, ".1f"), ("fluency_ppl_before", "ppl before", 1, ".1f"),
+           ("fluency_ppl_after", "ppl after", 1, ".1f"), ("similarity", "similarity", 1, ".3f"),
+           ("label_preserving_success_rate", "label-preserving success [95% CI]", 100, ".1f"),
            ("rejected_per_example", "rejected / example", 1, ".0f"),
            ("seconds_per_example", "s / example", 1, ".1f"))
 ROWS = tuple((g, g) for g in GENERATORS) + tuple((f"{g}-nocheck", f"{g}, no label check") for g in GENERATORS)
@@ -34,14 +38,25 @@ def _fmt(value, scale, spec) -> str:
 def _cell(m: dict, key: str, scale, spec) -> str:
     if key == "attack_success_rate":  # a proportion over the attacked examples: its Wilson interval and n
         return stats.fmt_rate(m["successes"], m["successes"] + m["failures"])
+    if key == "label_preserving_success_rate" and key in m:  # successes the judge still labels right
+        attacked = m["successes"] + m["failures"]
+        return stats.fmt_rate(round(m[key] * attacked), attacked)
     return _fmt(m.get(key), scale, spec)
 
 
 # Per-example quantities compared between two generators on the same examples (paired bootstrap).
 PAIRED = (("success %", 100, lambda r: float(r["status"] == "success"), False),
           ("chars changed %", 100, lambda r: r["changed_chars"] / r["chars"], True),
-          ("PPPL after / before", 1, lambda r: r["fluency_ppl_after"] / r["fluency_ppl_before"], True),
-          ("similarity", 1, lambda r: r.get("similarity"), True))
+          ("ppl after / before", 1, lambda r: r["fluency_ppl_after"] / r["fluency_ppl_before"], True),
+          ("similarity", 1, lambda r: r.get("similarity"), True),
+          ("label-preserving success %", 100, lambda r: _kept(r), False))
+
+
+def _kept(r: dict) -> float | None:
+    """1: a success whose adversarial text the judge still gives the true label; 0: not, or no success."""
+    if r["status"] != "success":
+        return 0.0
+    return float(r["judge_after"] == r["label"]) if "judge_after" in r else None
 
 
 def paired_lines(a_name: str, a: list[dict], b_name: str, b: list[dict], tally: dict | None = None) -> list[str]:
@@ -71,12 +86,18 @@ def paired_lines(a_name: str, a: list[dict], b_name: str, b: list[dict], tally: 
 
 
 def build(root: Path) -> str:
+    judges = sorted({r["metrics"].get("fluency_judge", "pseudo-perplexity under albert-tiny-zh")
+                     for r in map(_read, sorted(root.glob("attacks/*/*/*"))) if r})
     lines = ["# Chinese adversarial examples: substitute generators against fine-tuned victims", "",
              "Greedy BERT-Attack-style search (importance order, top-K candidates a position, a budget of changed "
              "units and of queries: see each section); only the substitute generator changes between rows. Success is "
-             "over the examples the victim got right; changed units, characters, fluency (pseudo-perplexity "
-             "under albert-tiny-zh) and similarity (m3e-small cosine) are over successful examples. "
-             "pieces: the piece LM built by advkit build-piece-lm; chars: albert-tiny-zh's characters; "
+             "over the examples the victim got right; changed units, characters, fluency (perplexity under one judge "
+             f"for every generator: {'; '.join(judges) or '–'}) and similarity (m3e-small cosine) are over "
+             "successful examples. Label-preserving success: the successes whose adversarial text an independent "
+             "classifier (the data set's judge: m3e-small fine-tuned apart, never attacked) still gives the true "
+             "label, over the examples attacked. "
+             "pieces: the piece LM built by advkit build-piece-lm; spans: the same pieces ranked by albert-tiny-zh "
+             "through one mask per character; chars: albert-tiny-zh's characters; "
              "words: jieba + HIT Cilin synonyms; glyph: TextAttack's morphonyms; homophone: pypinyin. "
              "Every generator runs with the label check (`--label-check lexicon`, advkit/attack_zh/label_check.py): a "
              "candidate that adds or removes a negation, or that moves the text towards another class by the "
@@ -100,6 +121,15 @@ def build(root: Path) -> str:
                 vm = victim["metrics"]
                 about += (f"; victim fine-tuned on {vm['train_examples']} examples, {vm['eval_split']} accuracy "
                           f"{100 * vm['eval_accuracy']:.1f} on {vm['eval_examples']}")
+                if "dev_accuracy_per_epoch" in vm:
+                    curve = ", ".join(f"{100 * a:.1f}" for a in vm["dev_accuracy_per_epoch"])
+                    about += (f", {vm['epochs_trained']} epochs ({vm['train_steps']} steps; held-out accuracy by "
+                              f"epoch {curve}: {'converged' if vm['converged'] else 'still improving'})")
+            judge = _read(root / "judges" / ds_dir.name)
+            if judge:
+                jm = judge["metrics"]
+                about += (f"; judge fine-tuned on {jm['train_examples']} examples, {jm['eval_split']} accuracy "
+                          f"{100 * jm['eval_accuracy']:.1f} on {jm['eval_examples']}")
             lines += [f"## {model_dir.name} on {ds_dir.name}", "", about, "",
                       "| generator | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
             records = {g: read_records(ds_dir / folder) for folder, g in ROWS if runs[g]}
@@ -107,12 +137,11 @@ def build(root: Path) -> str:
                 m = attack_metrics(rs)
                 lines.append(f"| {g} | " + " | ".join(_cell(m, k, s, f) for k, _, s, f in COLUMNS) + " |")
             lines.append("")
-            for a, b in (("pieces", "chars"), ("pieces, no label check", "chars, no label check")):
+            for a, b in COMPARED:
                 if a in records and b in records:
-                    lines += paired_lines(a, records[a], b, records[b], tallies.setdefault(a, {}))
+                    lines += paired_lines(a, records[a], b, records[b], tallies.setdefault((a, b), {}))
     summary = []
-    for a, per_measure in tallies.items():
-        b = "chars" + a.removeprefix("pieces")
+    for (a, b), per_measure in tallies.items():
         parts = [f"{name}: higher in {t['higher']}, lower in {t['lower']}, no significant difference in {t['n.s.']}"
                  for name, t in per_measure.items()]
         summary.append(f"- {a} vs {b}, sections where {a} is significantly (p < 0.05) — " + "; ".join(parts) + ".")
