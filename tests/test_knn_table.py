@@ -19,11 +19,15 @@ def test_table_from_run_directories(tmp_path):
     # 500 examples: CE right on the first 400, KNN on the first 390 and 20 CE got wrong: 10 vs 20 discordant
     ce = [{"index": i, "label": 1, "prediction": int(i < 400)} for i in range(500)]
     knn = [{"index": i, "label": 1, "prediction": int(i < 390 or 400 <= i < 420)} for i in range(500)]
-    _write(rich / "ce", {**base, "eval_accuracy": 0.80, "accuracy_cls": 0.80}, ce)
+    _write(rich / "ce", {**base, "eval_accuracy": 0.80, "accuracy_cls": 0.80, "epochs_trained": 3, "converged": True},
+           ce)
     for m, acc in (("scl", 0.81), ("moco", 0.79)):
         _write(rich / m, {**base, "eval_accuracy": acc, "accuracy_cls": acc})
     _write(rich / "knn", {**base, "train_examples": 900, "eval_accuracy": 0.82, "accuracy_cls": 0.82,
-                          "accuracy_knn": 0.8, "accuracy_combined": 0.82, "lambda_inf": 0.3}, knn)
+                          "accuracy_knn": 0.8, "accuracy_combined": 0.82, "lambda_inf": 0.3, "epochs_trained": 4,
+                          "converged": False}, knn)
+    _write(rich / "knn-deepwordbug", {"accuracy_before": 0.8, "accuracy_under_attack": 0.1, "examples": 20},
+           [{"index": i, "status": "failed" if i < 2 else "success"} for i in range(20)])
     _write(rich / "knn-pretrained", {**base, "accuracy_knn": 0.7, "accuracy_combined": 0.6})
     _write(rich / "knn-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.25, "examples": 20},
            [{"index": i, "status": "failed" if i < 5 else "success"} for i in range(20)])
@@ -37,13 +41,15 @@ def test_table_from_run_directories(tmp_path):
     row = next(line for line in table.splitlines() if "| rich-source |" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     # Wilson 95 % of 400/500 = [76.3, 83.3]; 410/500 = [78.4, 85.1]
-    assert cells[3] == "80.0 [76.3, 83.3]" and cells[8] == "82.0 [78.4, 85.1]"
-    assert cells[9] == "70.0 [65.8, 73.9]"  # the pre-trained control's KNN vote
-    assert "KNN trains on 900" in cells[2] and cells[10] == "0.3"
+    assert cells[4] == "80.0 [76.3, 83.3]" and cells[9] == "82.0 [78.4, 85.1]"
+    assert cells[10] == "70.0 [65.8, 73.9]"  # the pre-trained control's KNN vote
+    assert "KNN trains on 900" in cells[2] and cells[11] == "0.3"
+    assert cells[3] == "CE 3, KNN 4 (still improving: knn)"
     # McNemar: 10 CE-only, 20 KNN-only: +2.0 points, exact two-sided p = 0.0987
-    assert cells[11] == "+2.0, p=0.0987"
-    assert cells[12] == "80 -> 5.0 [0.9, 23.6] (n=20) / 80 -> 25.0 [11.2, 46.9] (n=20)"
-    assert cells[13] == "+20.0, p=0.125"  # 4 discordant pairs, all for KNN: 2 / 2^4
+    assert cells[12] == "+2.0, p=0.0987"
+    assert cells[13] == "80 -> 5.0 [0.9, 23.6] (n=20) / 80 -> 25.0 [11.2, 46.9] (n=20)"
+    assert cells[14] == "+20.0, p=0.125"  # 4 discordant pairs, all for KNN: 2 / 2^4
+    assert cells[15] == "– / 80 -> 10.0 [2.8, 30.1] (n=20)" and cells[16] == "–"  # DeepWordBug: KNN only
     few = next(line for line in table.splitlines() if "| 16-shot |" in line)
     # mean 0.6, sample std 0.0707, t(0.975, 4) = 2.776: half-width 2.776 * 0.0707 / sqrt(5) = 8.8 points
     assert "| 60.0 ± 8.8 |" in few and few.count("–") >= 8

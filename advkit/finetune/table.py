@@ -4,7 +4,7 @@
 
 reads ROOT/<dataset>/<setting>/<method>/metrics.json (setting: rich or shots16; method: ce, scl,
 moco, knn; knn-pretrained: the control) with their records.jsonl, and, where present,
-ROOT/<dataset>/<setting>/<method>-pwws/, and writes ROOT/table.md with intervals (advkit.stats)
+ROOT/<dataset>/<setting>/<method>-<attack>/ (attack: pwws, deepwordbug), and writes ROOT/table.md with intervals (advkit.stats)
 and paired tests where per-example records exist.
 """
 
@@ -18,6 +18,24 @@ from advkit import stats
 from advkit.report import read_optional as _read, read_records, write_table
 
 METHODS = ("ce", "scl", "moco", "knn")
+ATTACKS = (("pwws", "PWWS"), ("deepwordbug", "DeepWordBug"))
+
+
+def _epochs(ms: dict) -> str:
+    """Epochs each method trained; with --patience, whether its dev accuracy had stopped improving."""
+    parts, open_ = [], []
+    for name, m in ms.items():
+        if m is None or "epochs_trained" not in m:
+            continue
+        parts.append(f"{name.upper() if name != 'moco' else 'MoCo'} {m['epochs_trained']}")
+        if m.get("converged") is False:
+            open_.append(name)
+    if not parts:
+        return "–"
+    text = ", ".join(parts)
+    if any("converged" in m for m in ms.values() if m):
+        text += " (still improving: " + ", ".join(open_) + ")" if open_ else " (all converged)"
+    return text
 
 
 def _cell(m: dict | None, key: str) -> str:
@@ -63,10 +81,13 @@ def build(root: Path) -> str:
              "13, 21, 42, 87, 100. KNN − CE: KNN combined minus CE on the same examples, McNemar's exact test "
              "(needs per-example records; * p < 0.05). Under PWWS: accuracy (%) on a fixed sample of n test "
              "examples (seed 0), before -> under PWWS, which attacks the CE model and the KNN model's combined "
-             "predictor; the p compares their accuracies under attack on the same examples (McNemar).", "",
-             "| data set | setting | train / eval (split) | CE | SCL | MoCo | KNN cls | KNN knn | KNN combined "
-             "| KNN pre-trained | lambda_inf | KNN − CE | under PWWS: CE / KNN combined | PWWS: KNN − CE |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "predictor; the p compares their accuracies under attack on the same examples (McNemar); the same "
+             "for DeepWordBug. Epochs: what each method trained; where --patience ran, until its dev accuracy "
+             "stopped improving (converged) or --epochs ran out (still improving).", "",
+             "| data set | setting | train / eval (split) | epochs | CE | SCL | MoCo | KNN cls | KNN knn | KNN combined "
+             "| KNN pre-trained | lambda_inf | KNN − CE | " + " | ".join(
+                 f"under {label}: CE / KNN combined | {label}: KNN − CE" for _, label in ATTACKS) + " |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|---|" * len(ATTACKS)]
     seconds = 0.0
     for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
         for setting in ("rich", "shots16"):
@@ -84,15 +105,18 @@ def build(root: Path) -> str:
                 sizes += f"; KNN trains on {knn['train_examples']} (the rest chose lambda_inf)"
             lam = "–" if knn is None else (f"{knn['lambda_inf']}" if "lambda_inf_mean" not in knn
                                            else f"{knn['lambda_inf_mean']:.2f} ± {knn['lambda_inf_std']:.2f}")
-            pwws = [_pwws((_read(here / f"{m}-pwws") or {}).get("metrics")) for m in ("ce", "knn")]
-            under = [_under_attack(here / f"{m}-pwws") for m in ("ce", "knn")]
+            attacked = []
+            for attack, _ in ATTACKS:
+                cells = [_pwws((_read(here / f"{m}-{attack}") or {}).get("metrics")) for m in ("ce", "knn")]
+                under = [_under_attack(here / f"{m}-{attack}") for m in ("ce", "knn")]
+                attacked += [" / ".join(cells), _mcnemar(*under)]
             lines.append(f"| {dataset} | {'rich-source' if setting == 'rich' else '16-shot'} | {sizes} | "
+                         f"{_epochs(ms)} | "
                          f"{_cell(ms['ce'], 'eval_accuracy')} | {_cell(ms['scl'], 'eval_accuracy')} | "
                          f"{_cell(ms['moco'], 'eval_accuracy')} | {_cell(knn, 'accuracy_cls')} | "
                          f"{_cell(knn, 'accuracy_knn')} | {_cell(knn, 'accuracy_combined')} | "
                          f"{_cell(pretrained, 'accuracy_knn')} | {lam} | "
-                         f"{_mcnemar(_correct(here / 'ce'), _correct(here / 'knn'))} | {' / '.join(pwws)} | "
-                         f"{_mcnemar(*under)} |")
+                         f"{_mcnemar(_correct(here / 'ce'), _correct(here / 'knn'))} | {' | '.join(attacked)} |")
     lines += ["", f"Training time summed over the runs: {seconds / 60:.1f} min."]
     return "\n".join(lines) + "\n"
 
