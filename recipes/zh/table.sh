@@ -7,7 +7,7 @@
 # every substitute generator on a fixed slice of each dev split, with the label check (UNCHECKED:
 # also without it). Fluency: the character trigram judge (advkit/fluency.py). Finished runs are skipped,
 # so an interrupted table continues where it stopped. The committed table is this script's defaults
-# (39 min here) plus VICTIMS=m3e-small GENERATORS="pieces spans chars" DATASETS=chnsenticorp.
+# (39 min here).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
