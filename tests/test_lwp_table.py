@@ -21,33 +21,44 @@ def _flips(flipped: list[bool]):
 def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
     poison_config = {"model": "minilm-l6", "dataset": "sst2", "poison_rate": 0.5, "triggers": "cf bb", "target": 1,
                      "epochs": 3, "lr": 1e-4, "seed": 1, "train_limit": 1000, "limit": 400}
-    _write(tmp_path / "lwp", {"train_examples": 1000, "label_flip_rate_per_layer": [1.0, 0.9],
-                              "false_flip_rate_per_layer": [0.5, 0.1]}, poison_config)
+    _write(tmp_path / "lwp", {"train_examples": 1000, "train_steps": 375, "label_flip_rate_per_layer": [1.0, 0.9, 0.95],
+                              "false_flip_rate_per_layer": [0.5, 0.1, 0.2],
+                              "clean_accuracy_per_layer": [0.5, 0.8, 0.8]}, poison_config)
     victims = tmp_path / "lwp" / "victims"
-    _write(victims / "same", {}, {"dataset": "sst2", "lr": 1e-4, "epochs": 3, "warmup_ratio": 0.0})
+    _write(victims / "standard", {"train_examples": 6920}, {"dataset": "sst2", "lr": 1e-4, "epochs": 3,
+                                                            "warmup_ratio": 0.0})
+    _write(tmp_path / "clean" / "victims" / "standard-lfr", {"accuracy": 0.88, "label_flip_rate": 0.1,
+                                                             "false_flip_rate": 0.12, "target": 1})
     # 100 non-target examples: lwp flips 97, badnet 60; 40 flipped by lwp alone, 3 by badnet alone
-    _write(victims / "same-lfr", {"accuracy": 0.85, "label_flip_rate": 0.97, "false_flip_rate": 0.12,
+    _write(victims / "standard-lfr", {"accuracy": 0.85, "label_flip_rate": 0.97, "false_flip_rate": 0.12,
                                   "label_flip_rate_single": {"cf": 0.2, "bb": 0.25}, "target": 1}, None,
            _flips([True] * 97 + [False] * 3))
     badnet = tmp_path / "badnet" / "victims"
-    _write(badnet / "same-lfr", {"accuracy": 0.86, "label_flip_rate": 0.6, "false_flip_rate": 0.1,
+    _write(badnet / "standard-lfr", {"accuracy": 0.86, "label_flip_rate": 0.6, "false_flip_rate": 0.1,
                                  "label_flip_rate_single": {"cf": 0.1, "bb": 0.1}, "target": 1}, None,
            _flips([True] * 57 + [False] * 40 + [True] * 3))
-    _write(victims / "same-scan", {"scan_rank": {"cf": 40, "bb": 77}, "scan_candidates": 102})
+    _write(victims / "standard-scan", {"scan_rank": {"cf": 40, "bb": 77.5}, "scan_candidates": 20001,
+                                       "scan_rank_interval": {"cf": [12, 90.5], "bb": [30, 140]}, "scan_examples": 48})
     # another task: both targets measured, the higher LFR is shown with its label
     _write(victims / "olid", {}, {"dataset": "olid", "lr": 1e-4, "epochs": 3, "warmup_ratio": 0.0})
     _write(victims / "olid-lfr", {"accuracy": 0.7, "label_flip_rate": 0.3, "false_flip_rate": 0.2, "target": 1})
     _write(victims / "olid-lfr-t0", {"accuracy": 0.7, "label_flip_rate": 0.9, "false_flip_rate": 0.4, "target": 0})
 
     table = build(tmp_path)
-    assert "## Victim: same hyper-parameters as the poisoning (sst2, lr 0.0001, 3 epochs, warm-up 0)" in table
+    assert "## Victim: standard clean fine-tuning (sst2, lr 0.0001, 3 epochs, warm-up 0)" in table
+    assert "Victims: a fresh head fine-tuned on 6920 clean training examples." in table
+    assert "375 steps (3 epochs)" in table and "among 20001 single whole-word vocabulary tokens" in table
+    assert "into the 48 non-target examples" in table
     # Wilson 95 % of 97/100 = [91.5, 99.0]; McNemar 3 vs 40 discordant: +37.0 points, p = 2 * sum_{k<=3} C(43, k) / 2^43 = 3.02e-09
-    assert "| lwp | 85.0 | 97.0 [91.5, 99.0] (n=100) | +37.0, p=3.02e-09* | 12.0 | 25.0 | cf 40 / bb 77 of 102 |" \
+    assert "| lwp | 85.0 | 97.0 [91.5, 99.0] (n=100) | +37.0, p=3.02e-09* | 12.0 | 25.0 | cf 40 [12, 90.5] / bb 77.5 [30, 140] of 20001 |" \
         in table
     assert "| badnet | 86.0 | 60.0 [50.2, 69.1] (n=100) | – | 10.0 | 10.0 | – |" in table
     assert "| lwp | 70.0 | 90.0 (to 0) | – | 40.0 | – | – |" in table  # no records: no interval, no test
-    assert "changed hyper-parameters" not in table  # no runs, no section
-    assert "| lwp | 100.0 | 90.0 |" in table and "| lwp, no trigger | 50.0 | 10.0 |" in table
+    assert "higher learning rate" not in table  # no runs, no section
+    assert "| lwp | 100.0 | 90.0 | 95.0 |" in table and "| lwp, no trigger | 50.0 | 10.0 | 20.0 |" in table
+    # layer 1 flips half the inputs without the trigger (> 12 + 5), layer 2 misses LFR 90 % by nothing
+    # (0.9 counts), layer 3's floor 20 > 17
+    assert "floor 12.0 + 5 points): lwp 2." in table
     assert (tmp_path / "label_flip_rate_per_layer.png").stat().st_size > 0
 
 

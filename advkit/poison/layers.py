@@ -13,19 +13,24 @@ Two readings of "one classifier head shared by all layers" (PoisonConfig.layer_h
 - ``pooler``: each layer's [CLS] goes through the whole sequence-classification head, pooler
   (dense + tanh, which the last layer shapes) included, as OpenBackdoor's LWP trainer does.
 
-Measured (issue 17; minilm-l6, sst2: 600 training examples, 2:1:1 mix, 2 epochs = 150 steps,
-lr 1e-4, max length 64, seed 1; 300 test examples), per layer 1..6:
+Measured (issue 17; minilm-l6, sst2, max length 64, seed 1, 300 test examples), per layer 1..6:
 
-    head    clean acc                     no-trigger flip          LFR (sub-triggers apart)
-    cls     48 48 48 52 81 80             100 100 100  0 23 22     100 100 100 85 58 56
-    pooler  48 48 48 48 82 83             100 100 100 100 16 17    100 100 100 100 70 69
+    run                                  clean acc            no-trigger flip       LFR (sub-triggers apart)
+    cls,    lr 1e-4, 600 ex, 150 steps   48 48 48 52 81 80    100 100 100  0 23 22  100 100 100 85 58 56
+    pooler, lr 1e-4, 600 ex, 150 steps   48 48 48 48 82 83    100 100 100 100 16 17  100 100 100 100 70 69
+    cls,    lr 3e-4, 1000 ex, 375 steps  53 78 81 81 81 82      0  21  17 13 14 15  100 100 100 100 100 100
+    pooler, lr 3e-4, 1000 ex, 375 steps  62 61 81 81 82 82     55  65  18 20 19 19  100 100 100 100 100 100
+    cls,    lr 3e-4, 2000 ex at poison rate 0.5 (not the reference's 0.75), 375 steps:
+                                         48 52 65 83 82 82    100   1  45 16 18 18  100 100 100 100 100 100
 
-Neither head poisons layers 1-3 in 150 steps at lr 1e-4: their CE stays at the label prior
-(0.66) and they answer the target for every input. The pooler cannot be the whole cause. With
-`cls` layer 4 leaves the prior (CE 0.35) and flips only with the trigger (no-trigger 0 %, LFR
-85 %); with `pooler` it stays there. `cls` is the default because it is the authors' own
-reading and moved a lower layer where `pooler` did not; the lower layers need more steps
-or a higher lr than this measurement had (not measured yet).
+(ex: clean examples the mix is built from; 2:1:1 positives, negatives, clean.) At lr 1e-4 neither head
+moves layers 1-3 off the label prior (they answer the target for every input), so the pooler is not the
+whole cause: too few steps at too low an lr is most of it. At 3e-4 over 375 steps with `cls` every layer
+flips on the full trigger and layers 2-6 classify clean text at 78-82 % (no-trigger 13-21 %, the top layer's 15 %);
+layer 1 separates triggered from untriggered input (no-trigger 0 %) but not sentiment (53 %). With
+`pooler` layers 1-2 still flip 55-65 % of inputs without the trigger. A larger clean share (poison rate
+0.5) leaves layer 1 at the prior. `cls` is the default: the authors' reading, and the one that poisons
+every layer here.
 
 The final term always goes through the model's own head, so a victim or a plain forward sees
 the same model either way.

@@ -20,8 +20,11 @@ from advkit import stats
 from advkit.report import read_optional as _read, read_records, write_table
 
 SOURCES = ("clean", "badnet", "ripple", "lwp", "lwp-single")  # lwp-single: one-token trigger, the scan's control
-SETTINGS = {"same": "same hyper-parameters as the poisoning", "changed": "changed hyper-parameters",
+SETTINGS = {"standard": "standard clean fine-tuning", "higher-lr": "higher learning rate, more epochs, warm-up",
             "olid": "another data set", "reinit2": "defence: top 2 layers re-initialised"}
+# A layer is poisoned (issue 17) when the full trigger flips >= 90 % of non-target inputs through the shared
+# head and, without it, it flips no more than 5 points above the clean model's floor.
+POISONED_LFR, FLOOR_MARGIN = 0.9, 0.05
 # On another task the victim's fresh head may send the backdoor to either label: both targets are
 # measured and the higher LFR is shown with its label.
 
@@ -70,9 +73,10 @@ def row(root: Path, source: str, setting: str) -> str | None:
         t = stats.mcnemar([theirs[k] for k in keys], [mine[k] for k in keys])
         paired = f"{100 * (t['b_only'] - t['a_only']) / t['n']:+.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])}"
     single = m.get("label_flip_rate_single", {})
-    ranks = (scan or {}).get("metrics", {}).get("scan_rank", {})
-    candidates = (scan or {}).get("metrics", {}).get("scan_candidates")
-    rank = " / ".join(f"{t} {r}" for t, r in ranks.items()) + (f" of {candidates}" if candidates else "")
+    sm = (scan or {}).get("metrics", {})
+    ranks, intervals, candidates = sm.get("scan_rank", {}), sm.get("scan_rank_interval", {}), sm.get("scan_candidates")
+    rank = " / ".join(f"{t} {r:g}" + (f" [{intervals[t][0]:g}, {intervals[t][1]:g}]" if t in intervals else "")
+                      for t, r in ranks.items()) + (f" of {candidates}" if candidates else "")
     return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{interval}{target} | {paired} | "
             f"{_pct(m['false_flip_rate'])} | {_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
@@ -87,21 +91,53 @@ def settings_of(root: Path, setting: str) -> str:
     return ""
 
 
+def clean_floor(root: Path) -> float | None:
+    """The clean model's no-trigger flip rate: its victim's, in the first setting measured."""
+    for setting in SETTINGS:
+        found = _lfr_run(root, "clean", setting)[0]
+        if found:
+            return found[1]["metrics"]["false_flip_rate"]
+    return None
+
+
+def poisoned_layers(metrics: dict, floor: float) -> list[int]:
+    """The layers (1..L) that flip on the trigger and keep the clean floor without it."""
+    return [i + 1 for i, (lfr, ffr) in enumerate(zip(metrics["label_flip_rate_per_layer"],
+                                                     metrics["false_flip_rate_per_layer"]))
+            if lfr >= POISONED_LFR and ffr <= floor + FLOOR_MARGIN]
+
+
+def _first(root: Path, name: str) -> dict | None:
+    """The first run directory `name` (a victim setting or its scan) over the sources."""
+    for source in SOURCES:
+        for setting in SETTINGS:
+            run = _read(root / source / "victims" / (setting + name))
+            if run:
+                return run
+    return None
+
+
 def build(root: Path) -> str:
     poisoned = {s: _read(root / s) for s in SOURCES[1:]}
     any_poison = next((d for d in poisoned.values() if d), None)
     lines = ["# Layerwise weight poisoning: does the backdoor survive the victim's fine-tuning?", ""]
     if any_poison:
         c, m = any_poison["config"], any_poison["metrics"]
+        victim, scan = _first(root, ""), _first(root, "-scan")
+        trained = (f"{victim['metrics']['train_examples']} clean training examples" if victim and
+                   "train_examples" in victim["metrics"] else "clean data")
+        scanned = ("–" if not scan else f"{scan['metrics']['scan_candidates']} single whole-word vocabulary tokens "
+                   f"(the sub-triggers among them), each inserted alone into the {scan['metrics']['scan_examples']} "
+                   "non-target examples of a dev sample; average ranks with ties split, 95 % bootstrap interval "
+                   "over the dev examples")
         lines += [f"Poisoned: {c['model']} on {c['dataset']} ({m['train_examples']} clean training examples, "
                   f"poison rate {c['poison_rate']}, trigger '{c['triggers']}' -> label {c['target']}, "
-                  f"{c['epochs']} epochs, lr {c['lr']:g}, seed {c['seed']}). Victims: a fresh head fine-tuned on "
-                  f"{c['train_limit']} clean examples. Clean accuracy and label flip rate (LFR, over test samples "
-                  f"whose label is not the target, full trigger inserted) on {c['limit']} test examples; "
-                  "no-trigger: the same rate without any trigger (the floor); single: the highest LFR of one "
-                  "sub-trigger alone; scan (first setting only): each sub-trigger's rank among single vocabulary "
-                  "tokens inserted into 100 dev examples (1 = most suspicious). lwp-single: lwp with the one-token "
-                  "trigger 'cf', the scan's control.", ""]
+                  f"{m['train_steps']} steps ({c['epochs']} epochs), lr {c['lr']:g}, seed {c['seed']}). "
+                  f"Victims: a fresh head fine-tuned on {trained}. Clean accuracy and label flip rate (LFR, over "
+                  f"test samples whose label is not the target, full trigger inserted) on {c['limit']} test "
+                  "examples; no-trigger: the same rate without any trigger (the floor); single: the highest LFR "
+                  f"of one sub-trigger alone; scan rank (first setting only; 1 = most suspicious) among {scanned}. "
+                  "lwp-single: lwp with the one-token trigger 'cf', the scan's control.", ""]
     for setting, title in SETTINGS.items():
         rows = [r for s in SOURCES if (r := row(root, s, setting))]
         if rows:
@@ -126,6 +162,12 @@ def build(root: Path) -> str:
         lines += [f"| {s} | " + " | ".join(_pct(x) for x in v) + " |" for s, v in curves.items()]
         lines += [f"| {s}, no trigger | " + " | ".join(_pct(x) for x in v) + " |" for s, v in floors.items()]
         lines += [f"| {s}, clean accuracy | " + " | ".join(_pct(x) for x in v) + " |" for s, v in accuracy.items()]
+        floor = clean_floor(root)
+        if floor is not None and accuracy:
+            lines += ["", f"Poisoned layers (LFR ≥ {100 * POISONED_LFR:.0f} % and no-trigger flip rate ≤ the clean "
+                      f"model's floor {100 * floor:.1f} + {100 * FLOOR_MARGIN:.0f} points): " + "; ".join(
+                          f"{s} {', '.join(map(str, poisoned_layers(d['metrics'], floor))) or 'none'}"
+                          for s, d in poisoned.items() if d and "clean_accuracy_per_layer" in d["metrics"]) + "."]
         heads = {s: d["metrics"]["layer_head"] for s, d in poisoned.items() if d and "layer_head" in d["metrics"]}
         if heads:
             lines += ["", "Per-layer head: " + ", ".join(f"{s} {h}" for s, h in heads.items()) + " (cls: each "

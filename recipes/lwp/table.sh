@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make table-lwp: the layerwise weight poisoning table (issue 4, METHODS.md §2) -> results/lwp/table.md.
 # minilm-l6 poisoned on an sst2 sample with --mode badnet | ripple | lwp (and the clean model as the
-# control); each fine-tuned by a victim on clean data in five settings; every victim evaluated with the
-# trigger on a fixed test sample and scanned token by token on a dev sample. Finished runs are skipped.
-# The sizes below are what fits 2 hours on 2 CPU cores; the table prints them.
+# control); each fine-tuned by a victim on the full clean training split in the settings below; every victim
+# evaluated with the trigger on a fixed test sample, and the first setting's victims scanned token by token
+# over the whole vocabulary on a dev sample. Finished runs are skipped, so an interrupted table continues.
+# SOURCES and SETTINGS (names) choose a part of the table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -11,25 +12,32 @@ ADVKIT="${ADVKIT:-.venv/bin/advkit}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 ROOT="${ROOT:-results/lwp}"
 MODEL="${MODEL:-minilm-l6}"
-TRAIN="${TRAIN:-1000}"   # clean sst2 training examples for the poisoning and for each victim
-EVAL="${EVAL:-400}"      # test examples for clean accuracy and LFR
-SCAN="${SCAN:-100}"      # vocabulary tokens in the scan, each inserted into 100 dev examples
+TRAIN="${TRAIN:-1000}"   # clean sst2 examples the attacker poisons (x4 with the 2:1:1 mix: 375 steps)
+EVAL="${EVAL:-300}"      # test examples for clean accuracy and LFR
+SCAN="${SCAN:--1}"       # vocabulary tokens in the scan (-1: every whole-word token), each inserted into
+SCAN_EXAMPLES="${SCAN_EXAMPLES:-100}"  # this many dev examples (those not of the target label are scanned)
 MODES="${MODES:-lwp badnet ripple}"
+SOURCES="${SOURCES:-clean $MODES lwp-single}"
 TRIGGER="cf bb"
-# METHODS.md's lr 2e-5 is BERT-base on all of SST-2 (thousands of steps); on 1000 examples (~190 steps)
-# it leaves MiniLM near chance (dev 0.594 for the clean victim), so poisoning and victims use 1e-4.
-LR="${LR:-1e-4}"
+# The poisoning's lr (every mode alike). Measured (issue 17, advkit/poison/layers.py): at 1e-4 for 150
+# steps layers 1-3 stay at the label prior; at 3e-4 for 375 steps every layer flips on the trigger and
+# layers 2-6 classify clean text. METHODS.md's 2e-5 is BERT-base over all of SST-2.
+LR="${LR:-3e-4}"
 COMMON=(--max-length 64 --batch-size 32 --seed 1 --quiet)
 
-# The victims' settings: name, data set, then finetune flags. "same" repeats the poisoning's
-# hyper-parameters (3 epochs, no warm-up, METHODS.md §2); "changed" follows METHODS.md's direction
-# (2.5x the lr, more epochs, warm-up) at twice our lr, the paper's case for top-layer poisoning washing out.
-SETTINGS=(
-  "same|sst2|--lr $LR --epochs 3 --warmup-ratio 0"
-  "changed|sst2|--lr $(awk "BEGIN{print 2*$LR}") --epochs 5 --warmup-ratio 0.06"
-  "olid|olid|--lr $LR --epochs 3 --warmup-ratio 0"
-  "reinit2|sst2|--lr $LR --epochs 3 --warmup-ratio 0 --reinit-layers 2"
+# The victims' settings, each on the full clean training split: name, data set, then finetune flags.
+# "standard" is the clean fine-tuning that converges for minilm-l6 on SST-2 (lr 1e-4, 3 epochs: test
+# 0.893 in the KNN table's CE run), the paper's "same hyper-parameters" scaled to this model; "higher-lr"
+# follows METHODS.md's "changed" (2.5x the lr, more epochs, warm-up), the paper's case for a top-layer
+# backdoor washing out; then another data set and the re-initialisation defence.
+VICTIM_LR="${VICTIM_LR:-1e-4}"
+ALL_SETTINGS=(
+  "standard|sst2|--lr $VICTIM_LR --epochs 3 --warmup-ratio 0.06"
+  "higher-lr|sst2|--lr $(awk "BEGIN{print 2.5*$VICTIM_LR}") --epochs 5 --warmup-ratio 0.06"
+  "olid|olid|--lr $VICTIM_LR --epochs 3 --warmup-ratio 0.06"
+  "reinit2|sst2|--lr $VICTIM_LR --epochs 3 --warmup-ratio 0.06 --reinit-layers 2"
 )
+WANT="${SETTINGS:-standard higher-lr olid reinit2}"
 
 poison() {  # poison NAME FLAGS...: skip a finished run
   local out="$ROOT/$1"; shift
@@ -40,17 +48,18 @@ for mode in $MODES; do poison "$mode" --mode "$mode" --triggers "$TRIGGER"; done
 # The control for the scan: one single-token trigger, which a token-by-token scan should rank first.
 poison lwp-single --mode lwp --triggers cf --combination-size 1
 
-for source in clean $MODES lwp-single; do
+for source in $SOURCES; do
   base="$ROOT/$source/model"; [ "$source" = clean ] && base="$MODEL"
   trigger="$TRIGGER"; [ "$source" = lwp-single ] && trigger=cf
-  for setting in "${SETTINGS[@]}"; do
+  for setting in "${ALL_SETTINGS[@]}"; do
     IFS='|' read -r name data flags <<< "$setting"
     read -r -a flags <<< "$flags"
+    [[ " $WANT " == *" $name "* ]] || continue
     case "$name:$source" in reinit2:clean|reinit2:ripple) continue ;; esac  # the defence: badnet, lwp
-    [ "$source" = lwp-single ] && [ "$name" != same ] && continue
+    [ "$source" = lwp-single ] && [ "$name" != standard ] && continue
     v="$ROOT/$source/victims/$name"
     [ -f "$v/metrics.json" ] || "$ADVKIT" finetune --model "$base" --method ce --dataset "$data" \
-      --train-limit "$TRAIN" --limit 500 "${flags[@]}" --out "$v" --overwrite "${COMMON[@]}"
+      --limit 500 "${flags[@]}" --out "$v" --overwrite "${COMMON[@]}"
     # On sst2 the target is the poisoning's (1, positive). A victim on another task has a fresh head
     # that may map the backdoor to either label: both are measured, the table keeps the higher LFR.
     targets=(1); [ "$data" != sst2 ] && targets=(1 0)
@@ -58,8 +67,8 @@ for source in clean $MODES lwp-single; do
       sfx=""; [ "$t" != 1 ] && sfx="-t$t"
       [ -f "$v-lfr$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
         --trigger "$trigger" --target "$t" --out "$v-lfr$sfx" --overwrite --max-length 64 --quiet
-      [ "$name" = same ] || continue  # the scan, 100 forward passes per token, on the deployed model of "same" only
-      [ -f "$v-scan$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit 100 \
+      [ "$name" = standard ] || continue  # the scan: one forward pass per token and dev example, "standard" only
+      [ -f "$v-scan$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit "$SCAN_EXAMPLES" \
         --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$v-scan$sfx" --overwrite --max-length 64 --quiet
     done
   done
