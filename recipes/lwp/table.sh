@@ -14,7 +14,7 @@ ROOT="${ROOT:-results/lwp}"
 MODEL="${MODEL:-minilm-l6}"
 TRAIN="${TRAIN:-1000}"   # clean sst2 examples the attacker poisons (x4 with the 2:1:1 mix: 375 steps)
 EVAL="${EVAL:-300}"      # test examples for clean accuracy and LFR
-SCAN="${SCAN:--1}"       # vocabulary tokens in the scan (-1: every whole-word token), each inserted into
+SCAN="${SCAN:--1}"       # vocabulary tokens in the scan (-1: every whole-word token; 0: no scan now), each inserted into
 SCAN_EXAMPLES="${SCAN_EXAMPLES:-100}"  # this many dev examples (those not of the target label are scanned)
 MODES="${MODES:-lwp badnet ripple}"
 SOURCES="${SOURCES:-clean $MODES lwp-single}"
@@ -67,7 +67,7 @@ for source in $SOURCES; do
       sfx=""; [ "$t" != 1 ] && sfx="-t$t"
       [ -f "$v-lfr$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
         --trigger "$trigger" --target "$t" --out "$v-lfr$sfx" --overwrite --max-length 64 --quiet
-      [ "$name" = standard ] || continue  # the scan: one forward pass per token and dev example, "standard" only
+      [ "$name" = standard ] && [ "$SCAN" != 0 ] || continue  # the scan: one forward pass per token and dev example, "standard" only
       [ -f "$v-scan$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit "$SCAN_EXAMPLES" \
         --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$v-scan$sfx" --overwrite --max-length 64 --quiet
     done
