@@ -37,6 +37,12 @@ def test_table_from_run_directories(tmp_path):
     _write(tmp_path / "sst2" / "shots16" / "ce", {**base, "train_examples": 32, "eval_accuracy": 0.6,
                                                   "eval_accuracy_mean": 0.6, "eval_accuracy_std": 0.0707,
                                                   "per_seed": seeds})
+    # KNN combined per seed = CE's + 1..5 points: paired differences mean 3, t = 4.2426 on 4 df, p = 0.0132
+    knn_seeds = {s: {"accuracy_combined": r["eval_accuracy"] + d / 100}
+                 for (s, r), d in zip(seeds.items(), (1, 2, 3, 4, 5))}
+    _write(tmp_path / "sst2" / "shots16" / "knn", {**base, "train_examples": 32, "accuracy_combined_mean": 0.63,
+                                                   "accuracy_combined_std": 0.07, "lambda_inf_mean": 0.3,
+                                                   "lambda_inf_std": 0.1, "per_seed": knn_seeds})
     table = build(tmp_path)
     row = next(line for line in table.splitlines() if "| rich-source |" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -53,5 +59,6 @@ def test_table_from_run_directories(tmp_path):
     few = next(line for line in table.splitlines() if "| 16-shot |" in line)
     # mean 0.6, sample std 0.0707, t(0.975, 4) = 2.776: half-width 2.776 * 0.0707 / sqrt(5) = 8.8 points
     assert "| 60.0 ± 8.8 |" in few and few.count("–") >= 8
+    assert "| +3.0 ± 2.0, p=0.0132* (5 seeds, paired t) |" in few
     main([str(tmp_path)])
     assert (tmp_path / "table.md").read_text() == table

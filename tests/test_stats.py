@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from advkit.stats import fmt_rate, mark, mcnemar, paired_bootstrap, t975, t_interval, wilson
+from advkit.stats import fmt_rate, mark, mcnemar, paired_bootstrap, paired_t, t975, t_interval, wilson
 
 
 # --- Wilson ------------------------------------------------------------------------------
@@ -164,3 +164,22 @@ def test_fmt_rate():
     assert fmt_rate(162, 200, digits=2) == "81.00 [75.00, 85.83] (n=200)"
     assert fmt_rate(0, 10) == "0.0 [0.0, 27.8] (n=10)"
     assert fmt_rate(0, 0) == "n/a (n=0)"
+
+
+def test_paired_t_matches_the_textbook_test():
+    # differences 1..5: mean 3, sd sqrt(2.5), t = 3 / (sqrt(2.5) / sqrt(5)) = 4.2426 on 4 df, p = 0.013236
+    t = paired_t([0] * 5, [1, 2, 3, 4, 5])
+    assert t["mean"] == 3 and t["n"] == 5
+    assert abs(t["half_width"] - 2.776445 * math.sqrt(2.5) / math.sqrt(5)) < 1e-5
+    assert abs(t["p_value"] - 0.013236) < 1e-5
+    # the sign of the difference does not change p; a small, noisy difference is not significant
+    assert abs(paired_t([1, 2, 3, 4, 5], [0] * 5)["p_value"] - 0.013236) < 1e-5
+    assert abs(paired_t([0.5, 0.6, 0.7], [0.52, 0.58, 0.75])["p_value"] - 0.497481) < 1e-5
+
+
+def test_paired_t_edges():
+    assert paired_t([0.5], [0.6])["p_value"] is None
+    assert paired_t([1, 2], [3, 4])["p_value"] == 0.0  # every difference +2: no spread
+    assert paired_t([0.5, 0.6], [0.5, 0.6])["p_value"] == 1.0
+    with pytest.raises(ValueError):
+        paired_t([1, 2], [1])

@@ -69,6 +69,19 @@ def _mcnemar(a: dict | None, b: dict | None) -> str:
     return f"{diff:+.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])}"
 
 
+def _paired_seeds(ce: dict | None, knn: dict | None) -> str:
+    """Few-shot: KNN combined minus CE paired by seed, mean ± t half-width, paired t-test p."""
+    if not ce or not knn or "per_seed" not in ce or "per_seed" not in knn:
+        return "–"
+    seeds = sorted(set(ce["per_seed"]) & set(knn["per_seed"]), key=int)
+    if len(seeds) < 2:
+        return "–"
+    t = stats.paired_t([ce["per_seed"][s]["eval_accuracy"] for s in seeds],
+                       [knn["per_seed"][s]["accuracy_combined"] for s in seeds])
+    return (f"{100 * t['mean']:+.1f} ± {100 * t['half_width']:.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])} "
+            f"({t['n']} seeds, paired t)")
+
+
 def build(root: Path) -> str:
     found = {json.loads(f.read_text(encoding="utf-8")).get("config", {}).get("model")
              for m in METHODS for f in root.glob(f"*/*/{m}/metrics.json")}
@@ -79,7 +92,8 @@ def build(root: Path) -> str:
              "dev (imdb: on 10 % of train held out), never on the reported split. KNN pre-trained: the KNN vote "
              "over the un-fine-tuned encoder (what pre-training alone gives). Few-shot: 16 examples per class, seeds "
              "13, 21, 42, 87, 100. KNN − CE: KNN combined minus CE on the same examples, McNemar's exact test "
-             "(needs per-example records; * p < 0.05). Under PWWS: accuracy (%) on a fixed sample of n test "
+             "(needs per-example records; * p < 0.05); few-shot: the difference paired by seed, mean ± t half-width, "
+             "paired t-test. Under PWWS: accuracy (%) on a fixed sample of n test "
              "examples (seed 0), before -> under PWWS, which attacks the CE model and the KNN model's combined "
              "predictor; the p compares their accuracies under attack on the same examples (McNemar); the same "
              "for DeepWordBug. Epochs: what each method trained; where --patience ran, until its dev accuracy "
@@ -116,7 +130,8 @@ def build(root: Path) -> str:
                          f"{_cell(ms['moco'], 'eval_accuracy')} | {_cell(knn, 'accuracy_cls')} | "
                          f"{_cell(knn, 'accuracy_knn')} | {_cell(knn, 'accuracy_combined')} | "
                          f"{_cell(pretrained, 'accuracy_knn')} | {lam} | "
-                         f"{_mcnemar(_correct(here / 'ce'), _correct(here / 'knn'))} | {' | '.join(attacked)} |")
+                         f"{_paired_seeds(ms['ce'], knn) if setting == 'shots16' else _mcnemar(_correct(here / 'ce'), _correct(here / 'knn'))} | "
+                         f"{' | '.join(attacked)} |")
     lines += ["", f"Training time summed over the runs: {seconds / 60:.1f} min."]
     return "\n".join(lines) + "\n"
 
