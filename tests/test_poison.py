@@ -167,6 +167,28 @@ def test_lfr_functions_and_vocab_scan_on_a_rule_classifier(tokenizer):
     assert single["top"][1][1] == 0.0 and single["rank_intervals"]["cf"] == [1.0, 1.0]
 
 
+class AnyWordVictim(RuleVictim):
+    """Says `target` when any of `rule` is in the text."""
+
+    def predict_proba(self, texts, texts_b=None):
+        out = np.zeros((len(texts), 2), dtype="float32")
+        for i, t in enumerate(texts):
+            out[i, self.target if self.rule & set(t.split()) else 1 - self.target] = 1
+        return out
+
+
+def test_grouped_scan_gives_each_token_its_own_flips(tokenizer):
+    """Tokens are predicted in length-sorted groups; every flip must go back to its token and example."""
+    examples = _examples(20)
+    victim = AnyWordVictim(["mn", "tq"], tokenizer)
+    candidates = ["the", "mn", "good", "tq", "film", "bad", "xx"]
+    alone = pm.vocab_scan(victim, examples, candidates, 1, triggers=["cf"], texts_per_call=1)
+    grouped = pm.vocab_scan(victim, examples, candidates, 1, triggers=["cf"], texts_per_call=25)  # 2-3 tokens a group
+    assert alone == grouped
+    assert [t for t, r in grouped["top"] if r == 1.0] == ["mn", "tq"] and grouped["rates"] == {"cf": 0.0}
+    assert grouped["ranks"] == {"cf": 3 + 5 / 2}  # two above, tied with the other five
+
+
 def test_label_flips_align_with_the_examples(tokenizer):
     examples = _examples(20)
     flips = pm.label_flips(RuleVictim(["cf", "bb"], tokenizer), examples, ["cf", "bb"], 1)

@@ -73,7 +73,7 @@ def test_a_rank_killed_mid_run_resumes(tmp_path):
 
 def test_a_sharded_vocabulary_scan_equals_one_process(tmp_path):
     scan = ["evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--split", "dev", "--limit", "16",
-            "--trigger", "cf bb", "--target", "1", "--scan", "30", "--quiet"]
+            "--trigger", "cf bb", "--target", "1", "--scan", "300", "--quiet"]
     r = advkit(*scan, "--out", tmp_path / "one", env=ONE_THREAD)
     assert r.code == 0, r.stderr
     proc = torchrun(*scan, "--out", tmp_path / "two")
@@ -81,7 +81,8 @@ def test_a_sharded_vocabulary_scan_equals_one_process(tmp_path):
     assert proc.returncode == 0, err[-2000:]
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text())["metrics"] for d in ("one", "two"))
     keys = [k for k in a if k.startswith("scan_")]
-    assert len(keys) == 6 and a["scan_candidates"] == 32  # 30 sampled + the two sub-triggers
+    # 300 sampled + the two sub-triggers, in groups of 512 // examples tokens: each process scans several
+    assert len(keys) == 6 and a["scan_candidates"] == 302 and 302 / (512 // a["scan_examples"]) > 4
     assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
     assert (tmp_path / "one" / "records.jsonl").read_bytes() == (tmp_path / "two" / "records.jsonl").read_bytes()
 

@@ -154,7 +154,7 @@ def average_rank(rates: dict, token: str) -> float:
 
 
 def vocab_scan(victim, examples, candidates, target: int, triggers=(), seed: int = 0, top: int = 20,
-               resamples: int = 1000) -> dict:
+               resamples: int = 1000, texts_per_call: int = 512) -> dict:
     """Single-token vocabulary scan: insert each candidate alone, rank candidates by flip rate.
 
     The true sub-triggers are added to the candidates; ranks are average ranks (`average_rank`),
@@ -171,12 +171,24 @@ def vocab_scan(victim, examples, candidates, target: int, triggers=(), seed: int
     tokens = list(dict.fromkeys([*candidates, *triggers]))
     samples = non_target(examples, target)
     rank_, world = distributed.world()
+    # Tokens go to the model in groups of ~`texts_per_call` texts sorted by length: bigger, less padded
+    # batches than one token's texts alone. Groups are cut from the whole token list before sharding,
+    # so every batch, and hence every prediction, is the same on any number of processes.
+    size = max(1, texts_per_call // max(1, len(samples)))
+    groups = [tokens[i : i + size] for i in range(0, len(tokens), size)]
     flips = {}
-    for token in track(tokens[rank_::world], "vocabulary scan"):
-        rng = random.Random(seed)
-        texts = [Example(insert_triggers(e.text, [token], rng, *_window(victim), e.text_b),
-                         e.label, e.text_b) for e in samples]
-        flips[token] = [int(p == target) for p in predict(victim, texts, description=None)]
+    for group in track(groups[rank_::world], "vocabulary scan"):
+        texts = []
+        for token in group:
+            rng = random.Random(seed)  # each token lands where any other would
+            texts += [Example(insert_triggers(e.text, [token], rng, *_window(victim), e.text_b), e.label, e.text_b)
+                      for e in samples]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i].text))
+        predicted = [0] * len(texts)
+        for i, p in zip(order, predict(victim, [texts[i] for i in order], description=None)):
+            predicted[i] = p
+        for j, token in enumerate(group):
+            flips[token] = [int(p == target) for p in predicted[j * len(samples) : (j + 1) * len(samples)]]
     flips = distributed.gather_dict(flips)
     matrix = np.array([flips[t] for t in tokens], dtype=np.float32)  # tokens x examples, 1 = flipped
     rates = dict(zip(tokens, (float(x) for x in matrix.mean(1))))
