@@ -264,3 +264,17 @@ def test_the_suite_is_big_enough():
     assert len(CASES) >= 30
     assert {c[1][0] for c in CASES} >= {"finetune", "evaluate", "poison", "attack-zh", "build-piece-lm", "table",
                                          "report", "list"}
+
+
+def test_missing_wordnet_is_one_error_line_and_stop_words_are_written(tmp_path):
+    """A checkout without `make setup`'s NLTK data: PWWS says what to run; the stop words, which
+    `import textattack` reads and advkit ships, are written instead of a traceback."""
+    nltk = tmp_path / "nltk"
+    nltk.mkdir()
+    r = advkit("evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--limit", "4", "--attack", "pwws",
+               "--out", tmp_path / "out", "--quiet", env={"NLTK_DATA": str(nltk)})
+    assert r.code == 2 and r.stderr.strip() == (
+        f"error: pwws needs English WordNet, not found in {nltk}: run `make setup` (or point NLTK_DATA at a "
+        "folder with corpora/wordnet)")
+    assert not (tmp_path / "out").exists()
+    assert len((nltk / "corpora" / "stopwords" / "english").read_text().split()) == 179

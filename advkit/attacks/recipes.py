@@ -24,9 +24,11 @@ from advkit.errors import UserError
 
 def _textattack():
     """Import TextAttack with the project's NLTK data (stop words, WordNet) and no downloads."""
-    from advkit.assets import use_project_nltk
+    from advkit.assets import nltk_dir, use_project_nltk, write_stopwords
 
     use_project_nltk()
+    if not (nltk_dir() / "corpora" / "stopwords" / "english").is_file():
+        write_stopwords(nltk_dir())  # `import textattack` reads them; the list ships with advkit
     import logging
 
     import textattack
@@ -119,6 +121,12 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
     from textattack.transformations import (CompositeTransformation, WordSwapNeighboringCharacterSwap,
                                             WordSwapRandomCharacterDeletion, WordSwapRandomCharacterInsertion,
                                             WordSwapRandomCharacterSubstitution, WordSwapWordNet)
+
+    from advkit.assets import nltk_dir
+
+    if name in ("pwws", "textfooler") and not (nltk_dir() / "corpora" / "wordnet" / "lexnames").is_file():
+        raise UserError(f"{name} needs English WordNet, not found in {nltk_dir()}: run `make setup` "
+                        "(or point NLTK_DATA at a folder with corpora/wordnet)")
 
     class OfflineWordNetSwap(WordSwapWordNet):
         # TextAttack's __init__ calls nltk.download("omw-1.4"); English WordNet needs no OMW.
