@@ -150,7 +150,8 @@ def evaluate(cfg, out, overwrite, resume):
                    f"{_num(m['attack_success_rate'])}, {_num(m['avg_queries'], '.1f')} queries{where}")
     else:
         lfr = f", label flip rate {m['label_flip_rate']:.4f}" if "label_flip_rate" in m else ""
-        typer.echo(f"{cfg.model} on {cfg.dataset}/{m['split']}: accuracy {m['accuracy']:.4f} on {m['examples']} "
+        on = f"the adversarial examples of {cfg.transfer_from}" if cfg.transfer_from else f"{cfg.dataset}/{m['split']}"
+        typer.echo(f"{cfg.model} on {on}: accuracy {m['accuracy']:.4f} on {m['examples']} "
                    f"examples{lfr}{where}")
 
 

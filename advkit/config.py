@@ -161,6 +161,9 @@ class EvaluateConfig(DataOptions):
     target: int | None = opt(None, "Backdoor check: the target label id.")
     scan: int = opt(0, "Vocabulary-scan defence over this many sampled whole-word tokens (0: off; -1: every "
                        "whole-word token of the vocabulary; a card's backdoor: 200). Shards under torchrun.")
+    transfer_from: str | None = opt(None, "Evaluate on the adversarial examples an earlier `evaluate --attack` "
+                                          "run found (its successes; --dataset, --split and --limit are then "
+                                          "unused): the accuracy a transfer attack leaves.")
     onion_lm: str | None = opt(None, "ONION defence: filter inputs by this local masked LM's pseudo-perplexity "
                                      "before the model sees them.")
     onion_threshold: float = opt(0.0, "ONION: remove a word when dropping it lowers the perplexity by more "
@@ -179,6 +182,9 @@ class EvaluateConfig(DataOptions):
         if self.onion_lm and ((self.attack or "").startswith("zh-") or self.card):
             raise UserError("--onion-lm filters the inputs of clean and backdoor checks and English attacks; "
                             "it does not apply to --attack zh-* or --card")
+        if self.transfer_from and (self.attack or self.trigger or self.scan or self.card):
+            raise UserError("--transfer-from evaluates a fixed set of adversarial texts; it does not combine with "
+                            "--attack, --trigger, --scan or --card")
         if (self.trigger is None) != (self.target is None) and not self.card:
             raise UserError("--trigger and --target go together")
 

@@ -63,6 +63,25 @@ def poison_manifest(folder) -> dict | None:
     return None
 
 
+def transferred(run: str) -> tuple[list, list[int]]:
+    """The adversarial examples an attack run found (its records with status success), in its order,
+    with their indices there, so that the transfer and the attack can be paired example by example."""
+    from pathlib import Path
+
+    from advkit.results import read_records
+
+    path = Path(run) / "records.jsonl"
+    if not path.is_file():
+        raise UserError(f"--transfer-from {run}: no records.jsonl (not an `evaluate --attack` run directory)")
+    records = read_records(path)[0]
+    if records and "adversarial" not in records[0]:
+        raise UserError(f"--transfer-from {run}: its records hold no adversarial texts (not an attack run)")
+    found = [r for r in records if r.get("status") == "success"]
+    if not found:
+        raise UserError(f"--transfer-from {run}: the attack succeeded on no example; there is nothing to transfer")
+    return [data.Example(r["adversarial"], r["label"], r.get("text_b")) for r in found], [r["index"] for r in found]
+
+
 def load_predictor(ref: str, max_length: int, batch_size: int, device: str, precision: str = "fp32"):
     """What gets evaluated and attacked: a knn run's combined KNN + linear predictor, else the classifier."""
     from advkit.predictor import load_predictor as load
@@ -120,11 +139,18 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     split_name = cfg.split or data.default_split(cfg.dataset)
     if cfg.attack in ZH_ATTACKS:
         return run_zh(cfg, out, split_name)
-    split = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
-                      text_b_column=cfg.text_b_column, label_column=cfg.label_column)
-    if not split.labelled:
-        raise UserError(f"{cfg.dataset}: split '{split_name}' is unlabelled; accuracy needs labels (try --split dev)")
-    examples = data.sample(split.examples, cfg.limit)
+    sources = None
+    if cfg.transfer_from:
+        examples, sources = transferred(cfg.transfer_from)
+        split_name = "adversarial"
+        split = data.Split(cfg.transfer_from, split_name, "", tuple(str(i) for i in range(1 + max(e.label for e in examples))),
+                           examples)
+    else:
+        split = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
+                          text_b_column=cfg.text_b_column, label_column=cfg.label_column)
+        if not split.labelled:
+            raise UserError(f"{cfg.dataset}: split '{split_name}' is unlabelled; accuracy needs labels (try --split dev)")
+        examples = data.sample(split.examples, cfg.limit)
     if cfg.attack and split.language != "en":
         raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
     seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
@@ -156,6 +182,10 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         result = clean_accuracy(predictor, examples)
         records = result.pop("records")
         metrics = {**result, **base}
+        if sources is not None:
+            metrics.update(transfer_from=cfg.transfer_from, dataset=None)
+            for record, source in zip(records, sources):
+                record["attack_index"] = source
         if cfg.trigger:
             found, flips = backdoor(predictor, examples, cfg)  # the scan is sharded; the rest is cheap
             metrics.update(found)

@@ -161,3 +161,30 @@ def test_table_pivot_on_fixture_metrics(tmp_path):
     md = report.table(runs, "method", "attack", value="accuracy_under_attack")
     assert md.splitlines() == ["| method | pwws | textfooler |", "|---|---|---|",
                                "| ce | 0.1000 | 0.2000 |", "| knn | 0.3000 | – |"]
+
+
+def test_transfer_from_evaluates_the_attacks_successes_paired_by_index(cli, victim_run, tmp_path):
+    """--transfer-from: the adversarial texts an attack run found (its records), fed to a model."""
+    attacked = tmp_path / "attacked"
+    attacked.mkdir()
+    records = [{"index": i, "label": i % 2, "status": status, "original": f"a film number {i}",
+                "adversarial": f"a flim numbre {i}" if status == "success" else None}
+               for i, status in enumerate(["success", "failed", "success", "skipped", "success"])]
+    (attacked / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "transfer"
+    r = cli("evaluate", "--model", victim_run, "--transfer-from", attacked, "--out", out, "--quiet")
+    assert r.code == 0, r.stderr
+    assert f"on the adversarial examples of {attacked}" in r.stdout
+    m = read_json(out / "metrics.json")["metrics"]
+    got = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert m["examples"] == 3 and m["transfer_from"] == str(attacked)
+    assert [g["attack_index"] for g in got] == [0, 2, 4]
+    assert [g["text"] for g in got] == ["a flim numbre 0", "a flim numbre 2", "a flim numbre 4"]
+    assert [g["label"] for g in got] == [0, 0, 0]
+    assert m["accuracy"] == sum(g["prediction"] == 0 for g in got) / 3
+    # a run without adversarial texts, and a combination that makes no sense: one line, exit 2, nothing written
+    for args, message in ((["--transfer-from", victim_run], "its records hold no adversarial texts"),
+                          (["--transfer-from", attacked, "--attack", "pwws"], "does not combine with --attack")):
+        r = cli("evaluate", "--model", victim_run, *args, "--out", tmp_path / "bad", "--quiet")
+        assert r.code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()

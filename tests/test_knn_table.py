@@ -35,6 +35,7 @@ def test_table_from_run_directories(tmp_path):
            [{"index": i, "status": "failed" if i < 1 else "success"} for i in range(20)])
     _write(rich / "knn-cls-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.1, "examples": 20},
            [{"index": i, "status": "failed" if i < 2 else "success"} for i in range(20)])
+    _write(rich / "knn-transfer-pwws", {"accuracy": 0.1, "examples": 20})
     seeds = {str(s): {"eval_accuracy": a} for s, a in zip((13, 21, 42, 87, 100), (0.5, 0.6, 0.6, 0.7, 0.6))}
     _write(tmp_path / "sst2" / "shots16" / "ce", {**base, "train_examples": 32, "eval_accuracy": 0.6,
                                                   "eval_accuracy_mean": 0.6, "eval_accuracy_std": 0.0707,
@@ -65,6 +66,7 @@ def test_table_from_run_directories(tmp_path):
     # the head alone: 2 survive; CE's 1 survivor among them (+5.0, p=1), KNN combined's 5 include them
     # (3 discordant, all for KNN combined: -15.0, p = 2 / 2^3)
     assert ("- sst2, PWWS: the KNN model's linear head alone 80 -> 10.0 [2.8, 30.1] (n=20); against CE +5.0, p=1, "
-            "against KNN combined -15.0, p=0.25 (McNemar, same examples).") in table
+            "against KNN combined -15.0, p=0.25 (McNemar, same examples). KNN combined on the head's 20 adversarial "
+            "examples: accuracy 10.0 [2.8, 30.1].") in table
     main([str(tmp_path)])
     assert (tmp_path / "table.md").read_text() == table

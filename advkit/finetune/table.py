@@ -150,13 +150,22 @@ def _head_alone(root: Path) -> list[str]:
             if m is None:
                 continue
             alone = _under_attack(here / f"knn-cls-{attack}")
-            out.append(f"- {dataset}, {label}: the KNN model's linear head alone {_pwws(m)}; against CE "
-                       f"{_mcnemar(_under_attack(here / f'ce-{attack}'), alone)}, against KNN combined "
-                       f"{_mcnemar(_under_attack(here / f'knn-{attack}'), alone)} (McNemar, same examples).")
+            line = (f"- {dataset}, {label}: the KNN model's linear head alone {_pwws(m)}; against CE "
+                    f"{_mcnemar(_under_attack(here / f'ce-{attack}'), alone)}, against KNN combined "
+                    f"{_mcnemar(_under_attack(here / f'knn-{attack}'), alone)} (McNemar, same examples).")
+            transfer = (_read(here / f"knn-transfer-{attack}") or {}).get("metrics")
+            if transfer:
+                n = transfer["examples"]
+                low, high = stats.wilson(round(transfer["accuracy"] * n), n)
+                line += (f" KNN combined on the head's {n} adversarial examples: accuracy "
+                         f"{100 * transfer['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}].")
+            out.append(line)
     if out:
-        out = ["", "The KNN model's linear head (KNN cls) attacked alone, on the same examples: is the KNN model "
-               "robust, or is the attack blind to its vote? A uniform vote over k = 10 neighbours moves in steps "
-               "of 0.1, so most single substitutions leave a score-based attack's scores unchanged.", "", *out]
+        out = ["", "The KNN model's linear head (KNN cls) attacked alone, on the same examples, and the adversarial "
+               "examples it yields fed to the KNN model's combined predictor: is the KNN model robust, or is the "
+               "attack blind to its vote? A uniform vote over k = 10 neighbours moves in steps of 0.1, so most "
+               "single substitutions leave a score-based attack's scores unchanged; a vote that is fooled by the "
+               "head's adversarial examples is not robust to them.", "", *out]
     return out
 
 

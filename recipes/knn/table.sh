@@ -41,12 +41,20 @@ for ds in $DATASETS; do
   if [ "$ATTACK_LIMIT" -gt 0 ]; then
     n="$ATTACK_LIMIT"; [ "$ds" = imdb ] && n=$(( ATTACK_LIMIT < 10 ? ATTACK_LIMIT : 10 ))  # 230-word reviews: 1-2 min each
     for attack in $ATTACKS; do
-      for m in ce knn; do
+      # knn-cls: the KNN model's linear head alone (its model folder), on the same examples
+      for m in ce knn knn-cls; do
+        model="$ROOT/$ds/rich/$m"; [ "$m" = knn-cls ] && model="$ROOT/$ds/rich/knn/model"
         out="$ROOT/$ds/rich/$m-$attack"
-        [ -f "$ROOT/$ds/rich/$m/model/config.json" ] || continue  # a method not run (METHODS)
-        [ -f "$out/metrics.json" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$ROOT/$ds/rich/$m" \
+        [ -f "$ROOT/$ds/rich/${m%-cls}/model/config.json" ] || continue  # a method not run (METHODS)
+        [ -f "$out/metrics.json" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$model" \
           --dataset "$ds" --split test --limit "$n" --attack "$attack" --max-length 128 --out "$out"
       done
+      # The head's adversarial examples fed to the KNN model's combined predictor: does the vote resist
+      # them, or could the attack not see the vote move?
+      out="$ROOT/$ds/rich/knn-transfer-$attack"
+      [ ! -f "$ROOT/$ds/rich/knn-cls-$attack/metrics.json" ] || [ -f "$out/metrics.json" ] || "$ADVKIT" evaluate \
+        --quiet --overwrite --model "$ROOT/$ds/rich/knn" --transfer-from "$ROOT/$ds/rich/knn-cls-$attack" \
+        --max-length 128 --out "$out"
     done
   fi
 done
