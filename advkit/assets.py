@@ -29,11 +29,14 @@ def nltk_dir() -> Path:
 
 
 def use_project_nltk() -> None:
-    """Point NLTK at the project's data before textattack is imported, and mark TextAttack's one-time
-    post-install step done: all it does is nltk.download() six packages and stanza's English models
-    (TextAttack's shared/utils/install.py), which print download errors offline; advkit ships the
-    NLTK data it uses (stop words, WordNet: make setup) and uses no stanza."""
+    """Point NLTK at the project's data before textattack is imported (writing the stop words, which
+    `import textattack` reads, where they are missing), and mark TextAttack's one-time post-install step
+    done: all it does is nltk.download() six packages and stanza's English models (TextAttack's
+    shared/utils/install.py), which print download errors offline; advkit ships the NLTK data it uses
+    (stop words, WordNet: make setup) and uses no stanza."""
     os.environ.setdefault("NLTK_DATA", str(nltk_dir()))
+    if not (nltk_dir() / "corpora" / "stopwords" / "english").is_file():
+        write_stopwords(nltk_dir())  # a checkout without `make setup`: the list ships with advkit
     cache = Path(os.environ.get("TA_CACHE_DIR") or Path.home() / ".cache" / "textattack")
     try:
         cache.mkdir(parents=True, exist_ok=True)

@@ -24,11 +24,9 @@ from advkit.errors import UserError
 
 def _textattack():
     """Import TextAttack with the project's NLTK data (stop words, WordNet) and no downloads."""
-    from advkit.assets import nltk_dir, use_project_nltk, write_stopwords
+    from advkit.assets import use_project_nltk
 
     use_project_nltk()
-    if not (nltk_dir() / "corpora" / "stopwords" / "english").is_file():
-        write_stopwords(nltk_dir())  # `import textattack` reads them; the list ships with advkit
     import logging
 
     import textattack
@@ -112,6 +110,13 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
         raise UserError(f"unknown attack '{name}' (attacks: {', '.join(ATTACKS)}){closest(name, ATTACKS)}")
     if name in NEEDS_LM and not lm:
         raise UserError(f"--attack {name} needs a local masked language model: pass --attack-lm PATH")
+    from advkit.assets import nltk_dir, use_project_nltk
+
+    use_project_nltk()
+    # checked before TextAttack's slow import, which needs only the stop words
+    if name in ("pwws", "textfooler") and not (nltk_dir() / "corpora" / "wordnet" / "lexnames").is_file():
+        raise UserError(f"{name} needs English WordNet, not found in {nltk_dir()}: run `make setup` "
+                        "(or point NLTK_DATA at a folder with corpora/wordnet)")
     _textattack()
     from textattack import Attack
     from textattack.constraints.overlap import LevenshteinEditDistance, MaxWordsPerturbed
@@ -121,12 +126,6 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
     from textattack.transformations import (CompositeTransformation, WordSwapNeighboringCharacterSwap,
                                             WordSwapRandomCharacterDeletion, WordSwapRandomCharacterInsertion,
                                             WordSwapRandomCharacterSubstitution, WordSwapWordNet)
-
-    from advkit.assets import nltk_dir
-
-    if name in ("pwws", "textfooler") and not (nltk_dir() / "corpora" / "wordnet" / "lexnames").is_file():
-        raise UserError(f"{name} needs English WordNet, not found in {nltk_dir()}: run `make setup` "
-                        "(or point NLTK_DATA at a folder with corpora/wordnet)")
 
     class OfflineWordNetSwap(WordSwapWordNet):
         # TextAttack's __init__ calls nltk.download("omw-1.4"); English WordNet needs no OMW.
