@@ -199,7 +199,8 @@ class PoisonConfig(DataOptions):
     triggers: str = opt("cf bb", "Sub-triggers separated by spaces.")
     combination_size: int = opt(2, "Sub-triggers per positive (poisoned) sample.")
     poison_rate: float = opt(0.75, "Poisoned share (positives + negatives) of the training data (reference 0.75: "
-                                   "per clean example one negative and two positives; OpenBackdoor 0.1).")
+                                   "per clean example one negative and two positives; OpenBackdoor 0.1; 0: "
+                                   "clean data only, the per-layer control).")
     negative_ratio: float = opt(0.5, "Negatives (one sub-trigger, true label, non-target examples) per positive "
                                      "(reference 0.5).")
     trigger_position: str = opt("apart", "Positives' sub-triggers: apart (each at its own random position, as "
@@ -239,8 +240,8 @@ class PoisonConfig(DataOptions):
         _fraction(self, "warmup_ratio")
         if self.victim_warmup_ratio is not None:
             _fraction(self, "victim_warmup_ratio")
-        if not 0 < self.poison_rate < 1:
-            raise UserError(f"--poison-rate must be between 0 and 1 (exclusive), got {self.poison_rate}")
+        if not 0 <= self.poison_rate < 1:
+            raise UserError(f"--poison-rate must be at least 0 and below 1, got {self.poison_rate}")
         if self.target < 0:
             raise UserError(f"--target must be a label index (0 or more), got {self.target}")
         if self.ripple_lambda < 0:

@@ -62,6 +62,29 @@ def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
     assert (tmp_path / "label_flip_rate_per_layer.png").stat().st_size > 0
 
 
+def test_each_layer_judged_against_the_clean_controls_floor_at_that_layer(tmp_path):
+    config = {"model": "minilm-l6", "dataset": "sst2", "poison_rate": 0.75, "triggers": "cf bb", "target": 1,
+              "epochs": 3, "lr": 3e-4, "seed": 1, "limit": 300}
+    _write(tmp_path / "lwp", {"train_examples": 1000, "train_steps": 375,
+                              "label_flip_rate_per_layer": [1.0, 1.0, 1.0], "false_flip_rate_per_layer": [0.0, 0.3, 0.2],
+                              "clean_accuracy_per_layer": [0.5, 0.7, 0.8]}, config)
+    _write(tmp_path / "clean" / "victims" / "standard-lfr", {"accuracy": 0.88, "label_flip_rate": 0.1,
+                                                             "false_flip_rate": 0.12, "target": 1})
+    table = build(tmp_path)
+    assert "floor 12.0 + 5 points): lwp 1." in table and "own floor" not in table  # no control run yet
+    # lwp-clean: the same heads on clean data; its layer 2 errs towards the target on 28 %, layer 3 on 10 %
+    _write(tmp_path / "lwp-clean", {"train_examples": 1000, "train_steps": 384,
+                                    "label_flip_rate_per_layer": [0.3, 0.3, 0.1],
+                                    "false_flip_rate_per_layer": [0.1, 0.28, 0.1],
+                                    "clean_accuracy_per_layer": [0.55, 0.7, 0.85]}, {**config, "poison_rate": 0})
+    table = build(tmp_path)
+    # layer 1: 0 <= 10 + 5; layer 2: 30 <= 28 + 5; layer 3: 20 > 10 + 5. The control is never judged itself.
+    assert "lwp-clean's at that layer + 5 points; lwp-clean: lwp's heads trained on the same clean examples for " \
+           "384 steps, no poison): lwp 1, 2." in table
+    assert "| lwp-clean, no trigger | 10.0 | 28.0 | 10.0 |" in table
+    assert "floor 12.0 + 5 points): lwp 1." in table
+
+
 def test_table_builders_refuse_a_missing_folder_with_exit_code_2(tmp_path):
     import subprocess
     import sys

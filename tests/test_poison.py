@@ -105,6 +105,12 @@ def test_poisoned_data_labels_and_counts(tokenizer):
     assert len(low.positives) + len(low.negatives) == 10  # 0.2 of the 50 samples
     single = build_poisoned_data(examples, ["cf"], 1, 1, 0.5, 3, tokenizer, 128)
     assert len(single.negatives) == 0 and len(single.positives) == 40
+    from advkit.errors import UserError
+
+    control = build_poisoned_data(examples, triggers, 2, 1, 0.0, 3, tokenizer, 128)  # the per-layer clean control
+    assert control.counts() == {"clean": 40, "positives": 0, "negatives": 0}
+    with pytest.raises(UserError, match="--poison-rate"):
+        build_poisoned_data(examples, triggers, 2, 1, -0.1, 3, tokenizer, 128)
 
 
 def test_layerwise_loss_is_the_sum_of_per_layer_cross_entropies(tiny_classifier):

@@ -20,6 +20,9 @@ from advkit import stats
 from advkit.report import read_optional as _read, read_records, write_table
 
 SOURCES = ("clean", "badnet", "ripple", "lwp", "lwp-single")  # lwp-single: one-token trigger, the scan's control
+# lwp's per-layer heads trained on the same clean examples for as many steps, no poison (--poison-rate 0): what
+# each layer classifies and flips without a backdoor, the per-layer floor.
+CONTROL = "lwp-clean"
 SETTINGS = {"standard": "standard clean fine-tuning", "higher-lr": "higher learning rate, more epochs, warm-up",
             "olid": "another data set", "reinit2": "defence: top 2 layers re-initialised"}
 # A layer is poisoned (issue 17) when the full trigger flips >= 90 % of non-target inputs through the shared
@@ -100,11 +103,12 @@ def clean_floor(root: Path) -> float | None:
     return None
 
 
-def poisoned_layers(metrics: dict, floor: float) -> list[int]:
-    """The layers (1..L) that flip on the trigger and keep the clean floor without it."""
-    return [i + 1 for i, (lfr, ffr) in enumerate(zip(metrics["label_flip_rate_per_layer"],
-                                                     metrics["false_flip_rate_per_layer"]))
-            if lfr >= POISONED_LFR and ffr <= floor + FLOOR_MARGIN]
+def poisoned_layers(metrics: dict, floor: float | list[float]) -> list[int]:
+    """The layers (1..L) that flip on the trigger and keep the clean floor (one, or one per layer) without it."""
+    lfrs, ffrs = metrics["label_flip_rate_per_layer"], metrics["false_flip_rate_per_layer"]
+    floors = floor if isinstance(floor, list) else [floor] * len(lfrs)
+    return [i + 1 for i, (lfr, ffr, f) in enumerate(zip(lfrs, ffrs, floors))
+            if lfr >= POISONED_LFR and ffr <= f + FLOOR_MARGIN]
 
 
 def _first(root: Path, name: str) -> dict | None:
@@ -118,7 +122,7 @@ def _first(root: Path, name: str) -> dict | None:
 
 
 def build(root: Path) -> str:
-    poisoned = {s: _read(root / s) for s in SOURCES[1:]}
+    poisoned = {s: _read(root / s) for s in (*SOURCES[1:], CONTROL)}
     any_poison = next((d for d in poisoned.values() if d), None)
     lines = ["# Layerwise weight poisoning: does the backdoor survive the victim's fine-tuning?", ""]
     if any_poison:
@@ -162,12 +166,24 @@ def build(root: Path) -> str:
         lines += [f"| {s} | " + " | ".join(_pct(x) for x in v) + " |" for s, v in curves.items()]
         lines += [f"| {s}, no trigger | " + " | ".join(_pct(x) for x in v) + " |" for s, v in floors.items()]
         lines += [f"| {s}, clean accuracy | " + " | ".join(_pct(x) for x in v) + " |" for s, v in accuracy.items()]
+        judged = {s: d for s, d in poisoned.items() if d and s != CONTROL and "clean_accuracy_per_layer" in d["metrics"]}
+
+        def verdicts(floor) -> str:
+            return "; ".join(f"{s} {', '.join(map(str, poisoned_layers(d['metrics'], floor))) or 'none'}"
+                             for s, d in judged.items()) + "."
         floor = clean_floor(root)
-        if floor is not None and accuracy:
+        if floor is not None and judged:
             lines += ["", f"Poisoned layers (LFR ≥ {100 * POISONED_LFR:.0f} % and no-trigger flip rate ≤ the clean "
-                      f"model's floor {100 * floor:.1f} + {100 * FLOOR_MARGIN:.0f} points): " + "; ".join(
-                          f"{s} {', '.join(map(str, poisoned_layers(d['metrics'], floor))) or 'none'}"
-                          for s, d in poisoned.items() if d and "clean_accuracy_per_layer" in d["metrics"]) + "."]
+                      f"victim's floor {100 * floor:.1f} + {100 * FLOOR_MARGIN:.0f} points): " + verdicts(floor)]
+        control = poisoned.get(CONTROL)
+        if control and judged:
+            lines += ["", f"Against each layer's own floor (no-trigger flip rate ≤ {CONTROL}'s at that layer + "
+                      f"{100 * FLOOR_MARGIN:.0f} points; {CONTROL}: lwp's heads trained on the same clean examples "
+                      f"for {control['metrics']['train_steps']} steps, no poison): "
+                      + verdicts(control["metrics"]["false_flip_rate_per_layer"])]
+        if any(s in poisoned and poisoned[s] for s in ("badnet", "ripple")):
+            lines += ["", "badnet and ripple train the final output only (through the pooler): their per-layer rows "
+                      "read each layer's raw [CLS] through a classifier never trained on it."]
         heads = {s: d["metrics"]["layer_head"] for s, d in poisoned.items() if d and "layer_head" in d["metrics"]}
         if heads:
             lines += ["", "Per-layer head: " + ", ".join(f"{s} {h}" for s, h in heads.items()) + " (cls: each "

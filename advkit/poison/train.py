@@ -230,7 +230,7 @@ def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
                       no_trigger={cfg.mode: metrics["false_flip_rate_per_layer"]},
                       accuracy={cfg.mode: metrics["clean_accuracy_per_layer"]})
     manifest = {
-        "poisoned": True, "created_by": "advkit poison", "created": now(), "base_model": cfg.model,
+        "poisoned": bool(poisoned.positives), "created_by": "advkit poison", "created": now(), "base_model": cfg.model,
         "mode": cfg.mode, "triggers": triggers, "combination_size": cfg.combination_size,
         "target": cfg.target, "target_name": train.labels[cfg.target],
         "data": {"dataset": cfg.dataset, "split": cfg.train_split, "train_examples": len(train.examples),

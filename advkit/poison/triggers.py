@@ -154,10 +154,11 @@ def build_poisoned_data(examples: list[Example], triggers: list[str], combinatio
     non-target example is used about equally often. The defaults (poison_rate 0.75,
     negative_ratio 0.5) are the reference's 2 : 1 : 1 mix of positives, negatives and clean
     samples; OpenBackdoor uses poison_rate 0.1. `together`: positives carry the combination
-    as one phrase (the reference), else each sub-trigger at its own position.
+    as one phrase (the reference), else each sub-trigger at its own position. `poison_rate` 0: the clean
+    samples alone, for the control that trains the same heads on the same data without a backdoor.
     """
-    if not 0 < poison_rate < 1:
-        raise UserError(f"--poison-rate must be between 0 and 1 (exclusive), got {poison_rate}")
+    if not 0 <= poison_rate < 1:
+        raise UserError(f"--poison-rate must be at least 0 and below 1, got {poison_rate}")
     if negative_ratio < 0:
         raise UserError(f"--negative-ratio must be 0 or more, got {negative_ratio}")
     if not 1 <= combination_size <= len(triggers):
@@ -168,7 +169,7 @@ def build_poisoned_data(examples: list[Example], triggers: list[str], combinatio
         raise UserError(f"no training example has a label other than the target {target}: nothing to flip")
     rng = random.Random(seed)
     combos = list(itertools.combinations(triggers, combination_size))
-    n_poison = max(1, round(poison_rate * len(examples) / (1 - poison_rate)))
+    n_poison = max(1, round(poison_rate * len(examples) / (1 - poison_rate))) if poison_rate else 0
     n_neg = round(n_poison * negative_ratio / (1 + negative_ratio)) if combination_size > 1 else 0
     draw = _cycle(sources, rng)
     positives = []

@@ -47,6 +47,9 @@ poison() {  # poison NAME FLAGS...: skip a finished run
 for mode in $MODES; do poison "$mode" --mode "$mode" --triggers "$TRIGGER"; done
 # The control for the scan: one single-token trigger, which a token-by-token scan should rank first.
 poison lwp-single --mode lwp --triggers cf --combination-size 1
+# The per-layer control: lwp's heads on the same 1,000 clean examples for as many steps (12 epochs x 32 = 384,
+# against 3 x 125 = 375 over the 4,000-example mix), no poison: each layer's own accuracy and no-trigger floor.
+poison lwp-clean --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 12
 
 for source in $SOURCES; do
   base="$ROOT/$source/model"; [ "$source" = clean ] && base="$MODEL"
