@@ -23,6 +23,22 @@ def read_optional(run: Path) -> dict | None:
         return None
 
 
+def run_hours(root: Path) -> tuple[int, float]:
+    """(run directories under root, their wall time summed in hours) from each metrics.json's provenance
+    start and end; a multi-seed run's seed-S folders are inside their parent's time and not counted again."""
+    from datetime import datetime
+
+    n, seconds = 0, 0.0
+    for f in root.rglob("metrics.json"):
+        if any(part.startswith("seed-") for part in f.relative_to(root).parts):
+            continue
+        p = json.loads(f.read_text(encoding="utf-8")).get("provenance", {})
+        if "start" in p and "end" in p:
+            n += 1
+            seconds += (datetime.fromisoformat(p["end"]) - datetime.fromisoformat(p["start"])).total_seconds()
+    return n, seconds / 3600
+
+
 def write_table(argv: list[str], build, default_root: str) -> None:
     """`python -m advkit.<method>.table [ROOT]`: ROOT/table.md from the runs under ROOT."""
     import sys

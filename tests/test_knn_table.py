@@ -70,3 +70,17 @@ def test_table_from_run_directories(tmp_path):
             "examples: accuracy 10.0 [2.8, 30.1].") in table
     main([str(tmp_path)])
     assert (tmp_path / "table.md").read_text() == table
+
+
+def test_run_time_summed_from_provenance_without_counting_seeds_twice(tmp_path):
+    def run(path, start, end):
+        path.mkdir(parents=True)
+        (path / "metrics.json").write_text(json.dumps({
+            "metrics": {"train_examples": 32, "eval_examples": 10, "eval_split": "test", "eval_accuracy": 0.5,
+                        "train_seconds": 60.0},
+            "provenance": {"start": f"2026-12-02T{start}:00+00:00", "end": f"2026-12-02T{end}:00+00:00"}}))
+
+    run(tmp_path / "sst2" / "shots16" / "ce", "10:00", "11:30")  # 1.5 h, over its seeds
+    run(tmp_path / "sst2" / "shots16" / "ce" / "seed-13", "10:00", "10:20")  # inside its parent's time
+    run(tmp_path / "sst2" / "rich" / "ce-pwws", "12:00", "12:30")
+    assert "(training, controls, attacks: 2 run directories) took 2.0 h summed" in build(tmp_path)

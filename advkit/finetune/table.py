@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from advkit import stats
-from advkit.report import read_optional as _read, read_records, write_table
+from advkit.report import read_optional as _read, read_records, run_hours, write_table
 
 METHODS = ("ce", "scl", "moco", "knn")
 ATTACKS = (("pwws", "PWWS"), ("deepwordbug", "DeepWordBug"))
@@ -132,7 +132,9 @@ def build(root: Path) -> str:
                          f"{_cell(pretrained, 'accuracy_knn')} | {lam} | "
                          f"{_paired_seeds(ms['ce'], knn) if setting == 'shots16' else _mcnemar(_correct(here / 'ce'), _correct(here / 'knn'))} | "
                          f"{' | '.join(attacked)} |")
-    lines += ["", f"Training time summed over the runs: {seconds / 60:.1f} min."]
+    runs, hours = run_hours(root)
+    lines += ["", f"Training time summed over the runs: {seconds / 60:.1f} min. Every run of the table (training, "
+              f"controls, attacks: {runs} run directories) took {hours:.1f} h summed, start to end (provenance)."]
     lines += _head_alone(root)
     return "\n".join(lines) + "\n"
 
