@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from advkit import stats
-from advkit.report import read_optional as _read, read_records, write_table
+from advkit.report import read_optional as _read, read_records, run_hours, write_table
 
 SOURCES = ("clean", "badnet", "ripple", "lwp", "lwp-single")  # lwp-single: one-token trigger, the scan's control
 # lwp's per-layer heads trained on the same clean examples for as many steps, no poison (--poison-rate 0): what
@@ -188,6 +188,10 @@ def build(root: Path) -> str:
         if heads:
             lines += ["", "Per-layer head: " + ", ".join(f"{s} {h}" for s, h in heads.items()) + " (cls: each "
                       "layer's raw [CLS] through the shared linear classifier; pooler: through pooler + classifier)."]
+    runs, hours = run_hours(root)
+    if runs:
+        lines += ["", f"Every run of the table ({runs} run directories: poisoning, victims, measurements, scans) took "
+                  f"{hours:.1f} h summed, start to end (provenance)."]
     return "\n".join(lines) + "\n"
 
 
