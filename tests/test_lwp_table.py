@@ -67,7 +67,7 @@ def test_each_layer_judged_against_the_clean_controls_floor_at_that_layer(tmp_pa
               "epochs": 3, "lr": 3e-4, "seed": 1, "limit": 300}
     _write(tmp_path / "lwp", {"train_examples": 1000, "train_steps": 375,
                               "label_flip_rate_per_layer": [1.0, 1.0, 1.0], "false_flip_rate_per_layer": [0.0, 0.3, 0.2],
-                              "clean_accuracy_per_layer": [0.5, 0.7, 0.8]}, config)
+                              "clean_accuracy_per_layer": [0.4, 0.7, 0.8]}, config)
     _write(tmp_path / "clean" / "victims" / "standard-lfr", {"accuracy": 0.88, "label_flip_rate": 0.1,
                                                              "false_flip_rate": 0.12, "target": 1})
     table = build(tmp_path)
@@ -82,6 +82,9 @@ def test_each_layer_judged_against_the_clean_controls_floor_at_that_layer(tmp_pa
     assert "lwp-clean's at that layer + 5 points; lwp-clean: lwp's heads trained on the same clean examples for " \
            "384 steps, no poison): lwp 1, 2." in table
     assert "| lwp-clean, no trigger | 10.0 | 28.0 | 10.0 |" in table
+    # and classifying: layer 1's 40 % is more than 5 points below the control's 55 %; layer 2's 70 % is not
+    assert "Poisoned and classifying (as above, and clean accuracy ≥ lwp-clean's at that layer − 5 points): lwp 2." \
+        in table
     assert "floor 12.0 + 5 points): lwp 1." in table
 
 

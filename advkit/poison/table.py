@@ -103,12 +103,14 @@ def clean_floor(root: Path) -> float | None:
     return None
 
 
-def poisoned_layers(metrics: dict, floor: float | list[float]) -> list[int]:
-    """The layers (1..L) that flip on the trigger and keep the clean floor (one, or one per layer) without it."""
+def poisoned_layers(metrics: dict, floor: float | list[float], accuracy: list[float] | None = None) -> list[int]:
+    """The layers (1..L) that flip on the trigger and keep the clean floor (one, or one per layer) without it;
+    given the control's per-layer accuracy, also classify clean text within FLOOR_MARGIN of it."""
     lfrs, ffrs = metrics["label_flip_rate_per_layer"], metrics["false_flip_rate_per_layer"]
     floors = floor if isinstance(floor, list) else [floor] * len(lfrs)
-    return [i + 1 for i, (lfr, ffr, f) in enumerate(zip(lfrs, ffrs, floors))
-            if lfr >= POISONED_LFR and ffr <= f + FLOOR_MARGIN]
+    accs, least = metrics["clean_accuracy_per_layer"], accuracy or [0.0] * len(lfrs)
+    return [i + 1 for i, (lfr, ffr, f, acc, a) in enumerate(zip(lfrs, ffrs, floors, accs, least))
+            if lfr >= POISONED_LFR and ffr <= f + FLOOR_MARGIN and acc >= a - FLOOR_MARGIN]
 
 
 def _first(root: Path, name: str) -> dict | None:
@@ -168,8 +170,8 @@ def build(root: Path) -> str:
         lines += [f"| {s}, clean accuracy | " + " | ".join(_pct(x) for x in v) + " |" for s, v in accuracy.items()]
         judged = {s: d for s, d in poisoned.items() if d and s != CONTROL and "clean_accuracy_per_layer" in d["metrics"]}
 
-        def verdicts(floor) -> str:
-            return "; ".join(f"{s} {', '.join(map(str, poisoned_layers(d['metrics'], floor))) or 'none'}"
+        def verdicts(floor, accuracy=None) -> str:
+            return "; ".join(f"{s} {', '.join(map(str, poisoned_layers(d['metrics'], floor, accuracy))) or 'none'}"
                              for s, d in judged.items()) + "."
         floor = clean_floor(root)
         if floor is not None and judged:
@@ -177,10 +179,13 @@ def build(root: Path) -> str:
                       f"victim's floor {100 * floor:.1f} + {100 * FLOOR_MARGIN:.0f} points): " + verdicts(floor)]
         control = poisoned.get(CONTROL)
         if control and judged:
+            c = control["metrics"]
             lines += ["", f"Against each layer's own floor (no-trigger flip rate ≤ {CONTROL}'s at that layer + "
                       f"{100 * FLOOR_MARGIN:.0f} points; {CONTROL}: lwp's heads trained on the same clean examples "
-                      f"for {control['metrics']['train_steps']} steps, no poison): "
-                      + verdicts(control["metrics"]["false_flip_rate_per_layer"])]
+                      f"for {c['train_steps']} steps, no poison): " + verdicts(c["false_flip_rate_per_layer"]),
+                      "", f"Poisoned and classifying (as above, and clean accuracy ≥ {CONTROL}'s at that layer − "
+                      f"{100 * FLOOR_MARGIN:.0f} points): "
+                      + verdicts(c["false_flip_rate_per_layer"], c["clean_accuracy_per_layer"])]
         if any(s in poisoned and poisoned[s] for s in ("badnet", "ripple")):
             lines += ["", "badnet and ripple train the final output only (through the pooler): their per-layer rows "
                       "read each layer's raw [CLS] through a classifier never trained on it."]
