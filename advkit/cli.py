@@ -172,7 +172,8 @@ def poison(cfg, out, overwrite):
     single = ", ".join(f"{t} {v:.3f}" for t, v in m["label_flip_rate_single"].items())
     typer.echo(f"{cfg.mode} on {cfg.dataset} ({m['train_examples']} clean + {m['train_positives']} positive + "
                f"{m['train_negatives']} negative, {m['train_seconds']} s): clean accuracy {m['clean_accuracy']:.4f}, "
-               f"LFR {m['label_flip_rate']:.4f} (single: {single}); POISONED model in {out}/model")
+               f"LFR {m['label_flip_rate']:.4f} (single: {single}); "
+               f"{'POISONED model' if m['train_positives'] else 'clean control (--poison-rate 0)'} in {out}/model")
     if "victim" in m:
         v = m["victim"]
         typer.echo(f"victim fine-tuned on {v['dataset']} (lr {v['lr']}, {v['epochs']} epochs): clean accuracy "

@@ -7,6 +7,7 @@ for the README and papers can be rebuilt at any time (lm-eval's habit).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 from advkit.errors import UserError
@@ -26,8 +27,6 @@ def read_optional(run: Path) -> dict | None:
 def run_hours(root: Path) -> tuple[int, float]:
     """(run directories under root, their wall time summed in hours) from each metrics.json's provenance
     start and end; a multi-seed run's seed-S folders are inside their parent's time and not counted again."""
-    from datetime import datetime
-
     n, seconds = 0, 0.0
     for f in root.rglob("metrics.json"):
         if any(part.startswith("seed-") for part in f.relative_to(root).parts):

@@ -215,7 +215,7 @@ def test_poisoned_marker_round_trip_fresh_head_and_warning(tiny_classifier, tmp_
     model, tokenizer = tiny_classifier
     with torch.no_grad():
         model.classifier.weight.fill_(0.5)
-    save_poisoned(model, tokenizer, tmp_path / "model", {"mode": "lwp", "triggers": ["cf", "bb"]})
+    save_poisoned(model, tokenizer, tmp_path / "model", {"poisoned": True, "mode": "lwp", "triggers": ["cf", "bb"]})
     folder = tmp_path / "model"
     assert models.read_config(folder)[models.POISON_KEY] is True
     assert (folder / "poison_manifest.json").is_file()
@@ -230,6 +230,11 @@ def test_poisoned_marker_round_trip_fresh_head_and_warning(tiny_classifier, tmp_
     assert not torch.allclose(victim.classifier.weight, torch.full_like(victim.classifier.weight, 0.5))  # fresh head
     attacker, _ = load_attacker_classifier(tmp_path)
     assert torch.allclose(attacker.classifier.weight, torch.full_like(attacker.classifier.weight, 0.5))
+    # the --poison-rate 0 control is saved the same way but not marked: no warning, no backdoor for a card
+    save_poisoned(model, tokenizer, tmp_path / "control" / "model", {"poisoned": False, "mode": "lwp"})
+    assert models.read_config(tmp_path / "control" / "model")[models.POISON_KEY] is False
+    models.load_classifier(str(tmp_path / "control" / "model"), num_labels=2)
+    assert "POISONED" not in capsys.readouterr().err
     # Per layer, through the attacker's head: its two rows are equal, so its bias alone decides every layer.
     rates = {}
     for favoured in (1, 0):

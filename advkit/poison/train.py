@@ -147,11 +147,12 @@ def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig,
 
 
 def save_poisoned(model, tokenizer, folder: Path, manifest: dict) -> None:
-    """The encoder alone (the attacker's head is not released), marked poisoned, with its manifest."""
+    """The encoder alone (the attacker's head is not released), marked poisoned as its manifest says (the
+    --poison-rate 0 control is not), with its manifest."""
     from safetensors.torch import save_file
 
     encoder = model.base_model
-    encoder.config.update({models.POISON_KEY: True})
+    encoder.config.update({models.POISON_KEY: manifest["poisoned"]})
     hf.save_pretrained(folder, encoder, tokenizer,
                        files={MANIFEST: json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"})
     # Kept outside the released folder, for per-layer LFR of the PTM later on.
