@@ -59,7 +59,6 @@ for source in $SOURCES; do
     read -r -a flags <<< "$flags"
     [[ " $WANT " == *" $name "* ]] || continue
     case "$name:$source" in reinit2:clean|reinit2:ripple) continue ;; esac  # the defence: badnet, lwp
-    [ "$source" = lwp-single ] && [ "$name" != standard ] && continue
     v="$ROOT/$source/victims/$name"
     [ -f "$v/metrics.json" ] || "$ADVKIT" finetune --model "$base" --method ce --dataset "$data" \
       --limit 500 "${flags[@]}" --out "$v" --overwrite "${COMMON[@]}"
