@@ -35,7 +35,10 @@ def test_table_from_run_directories(tmp_path):
            [{"index": i, "status": "failed" if i < 1 else "success"} for i in range(20)])
     _write(rich / "knn-cls-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.1, "examples": 20},
            [{"index": i, "status": "failed" if i < 2 else "success"} for i in range(20)])
-    _write(rich / "knn-transfer-pwws", {"accuracy": 0.1, "examples": 20})
+    # the head's attack succeeded on examples 2-19; its adversarial examples fool KNN combined on 3 and 4 (of
+    # KNN combined's own survivors 0-4) and on 10-19
+    _write(rich / "knn-transfer-pwws", {"accuracy": 6 / 18, "examples": 18},
+           [{"attack_index": i, "label": 1, "prediction": int(5 <= i < 10 or i == 2)} for i in range(2, 20)])
     seeds = {str(s): {"eval_accuracy": a} for s, a in zip((13, 21, 42, 87, 100), (0.5, 0.6, 0.6, 0.7, 0.6))}
     _write(tmp_path / "sst2" / "shots16" / "ce", {**base, "train_examples": 32, "eval_accuracy": 0.6,
                                                   "eval_accuracy_mean": 0.6, "eval_accuracy_std": 0.0707,
@@ -66,8 +69,18 @@ def test_table_from_run_directories(tmp_path):
     # the head alone: 2 survive; CE's 1 survivor among them (+5.0, p=1), KNN combined's 5 include them
     # (3 discordant, all for KNN combined: -15.0, p = 2 / 2^3)
     assert ("- sst2, PWWS: the KNN model's linear head alone 80 -> 10.0 [2.8, 30.1] (n=20); against CE +5.0, p=1, "
-            "against KNN combined -15.0, p=0.25 (McNemar, same examples). KNN combined on the head's 20 adversarial "
-            "examples: accuracy 10.0 [2.8, 30.1].") in table
+            "against KNN combined -15.0, p=0.25 (McNemar, same examples). KNN combined on the head's 18 adversarial "
+            "examples: accuracy 33.3 [16.3, 56.3]. KNN combined against the stronger of the two per example (its own "
+            "attack, the head's adversarial example): 15.0 [5.2, 36.0] (n=20).") in table
+    # The claims: KNN combined's survivors under the stronger attack are 0, 1, 2 against CE's 0: 2 discordant
+    # pairs, both for KNN, McNemar p = 2 / 2^2 = 0.5; 16-shot +3.0 ± 2.0 points, p = 0.0132
+    claims = next(line for line in table.splitlines() if line.startswith("- sst2: rich-source accuracy"))
+    assert "rich-source accuracy: undecided at this n (+2.0 [" in claims and "points, p=0.0987)" in claims
+    assert "16-shot accuracy: reproduced (+3.0 [+1.0, +5.0] points over 5 seeds, p=0.0132)" in claims
+    assert ("robustness under PWWS (the stronger of its own attack and the head's adversarial examples): "
+            "undecided at this n (+10.0 [") in claims and "points, p=0.5)" in claims
+    # DeepWordBug has no CE run: no claim
+    assert "DeepWordBug" not in claims
     main([str(tmp_path)])
     assert (tmp_path / "table.md").read_text() == table
 
@@ -84,3 +97,11 @@ def test_run_time_summed_from_provenance_without_counting_seeds_twice(tmp_path):
     run(tmp_path / "sst2" / "shots16" / "ce" / "seed-13", "10:00", "10:20")  # inside its parent's time
     run(tmp_path / "sst2" / "rich" / "ce-pwws", "12:00", "12:30")
     assert "(training, controls, attacks: 2 run directories) took 2.0 h summed" in build(tmp_path)
+
+
+def test_a_claim_where_ce_is_higher_is_contradicted_not_undecided():
+    from advkit.finetune.table import _verdict
+
+    assert _verdict(-0.05, -0.08, -0.02, 0.001, "points") == "contradicted: CE higher (-5.0 [-8.0, -2.0] points, p=0.001)"
+    assert _verdict(0.05, 0.02, 0.08, 0.001, "points").startswith("reproduced (+5.0")
+    assert _verdict(0.05, -0.01, 0.11, 0.06, "points").startswith("undecided at this n")

@@ -136,6 +136,7 @@ def build(root: Path) -> str:
     lines += ["", f"Training time summed over the runs: {seconds / 60:.1f} min. Every run of the table (training, "
               f"controls, attacks: {runs} run directories) took {hours:.1f} h summed, start to end (provenance)."]
     lines += _head_alone(root)
+    lines += _claims(root)
     return "\n".join(lines) + "\n"
 
 
@@ -161,6 +162,10 @@ def _head_alone(root: Path) -> list[str]:
                 low, high = stats.wilson(round(transfer["accuracy"] * n), n)
                 line += (f" KNN combined on the head's {n} adversarial examples: accuracy "
                          f"{100 * transfer['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}].")
+                worst = _worst_case(here, attack)
+                if worst:
+                    line += (f" KNN combined against the stronger of the two per example (its own attack, the "
+                             f"head's adversarial example): {stats.fmt_rate(sum(worst.values()), len(worst))}.")
             out.append(line)
     if out:
         out = ["", "The KNN model's linear head (KNN cls) attacked alone, on the same examples, and the adversarial "
@@ -168,6 +173,73 @@ def _head_alone(root: Path) -> list[str]:
                "attack blind to its vote? A uniform vote over k = 10 neighbours moves in steps of 0.1, so most "
                "single substitutions leave a score-based attack's scores unchanged; a vote that is fooled by the "
                "head's adversarial examples is not robust to them.", "", *out]
+    return out
+
+
+def _worst_case(here: Path, attack: str) -> dict[int, bool] | None:
+    """Per attacked example: KNN combined still right under its own attack (records of knn-<attack>) and on
+    the head's adversarial example where the head's attack found one (knn-transfer-<attack>, keyed by the
+    attack's example index): accuracy under the stronger of the two attacks, an adaptive attacker's view."""
+    own = _under_attack(here / f"knn-{attack}")
+    transfer = read_records(here / f"knn-transfer-{attack}")
+    if not own or not transfer:
+        return None
+    fooled = {r["attack_index"] for r in transfer if r["prediction"] != r["label"]}
+    return {i: ok and i not in fooled for i, ok in own.items()}
+
+
+def _verdict(difference: float, low: float, high: float, p: float, unit: str) -> str:
+    """The claim "KNN-BERT is higher" from a paired difference: reproduced (p < 0.05, KNN higher),
+    contradicted (p < 0.05, CE higher), else undecided at this n; with the difference's 95 % interval."""
+    word = ("reproduced" if p < 0.05 and difference > 0 else "contradicted: CE higher" if p < 0.05
+            else "undecided at this n")
+    return f"{word} ({100 * difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] {unit}, p={p:.3g})"
+
+
+def _paired(a: dict | None, b: dict | None, unit: str = "points") -> str | None:
+    """b vs a on the same examples: the verdict with McNemar's exact p and a paired bootstrap interval."""
+    if not a or not b or set(a) != set(b):
+        return None
+    keys = sorted(a)
+    boot = stats.paired_bootstrap([float(b[k]) for k in keys], [float(a[k]) for k in keys])
+    p = stats.mcnemar([a[k] for k in keys], [b[k] for k in keys])["p_value"]
+    return _verdict(boot["difference"], boot["low"], boot["high"], p, unit)
+
+
+def _claims(root: Path) -> list[str]:
+    """The paper's three claims per data set, each judged by a paired test on the runs above."""
+    out = []
+    for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        rich, few = root / dataset / "rich", root / dataset / "shots16"
+        parts = []
+        accuracy = _paired(_correct(rich / "ce"), _correct(rich / "knn"))
+        if accuracy:
+            parts.append(f"rich-source accuracy: {accuracy}")
+        ce, knn = ((_read(few / m) or {}).get("metrics") for m in ("ce", "knn"))
+        if ce and knn and "per_seed" in ce and "per_seed" in knn:
+            seeds = sorted(set(ce["per_seed"]) & set(knn["per_seed"]), key=int)
+            t = stats.paired_t([ce["per_seed"][s]["eval_accuracy"] for s in seeds],
+                               [knn["per_seed"][s]["accuracy_combined"] for s in seeds])
+            if t["half_width"] is not None:
+                parts.append("16-shot accuracy: " + _verdict(t["mean"], t["mean"] - t["half_width"],
+                                                             t["mean"] + t["half_width"], t["p_value"],
+                                                             f"points over {t['n']} seeds"))
+        for attack, label in ATTACKS:
+            ce_under = _under_attack(rich / f"ce-{attack}")
+            worst = _worst_case(rich, attack)
+            robust = _paired(ce_under, worst or _under_attack(rich / f"knn-{attack}"))
+            if robust:
+                parts.append(f"robustness under {label} ("
+                             + ("the stronger of its own attack and the head's adversarial examples" if worst
+                                else "its own attack only: the head's transfer was not run") + f"): {robust}")
+        if parts:
+            out.append(f"- {dataset}: " + "; ".join(parts) + ".")
+    if out:
+        out = ["", "## The paper's claims, per data set", "",
+               "KNN-BERT (KNN combined) against CE on the same examples or seeds: reproduced where KNN-BERT is "
+               "higher at p < 0.05, contradicted where CE is, otherwise undecided at this n; the difference in "
+               "points with its 95 % interval (paired bootstrap over examples, McNemar's exact p; 16-shot: "
+               "Student's t over seeds, paired t-test).", "", *out]
     return out
 
 
