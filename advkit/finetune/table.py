@@ -69,15 +69,22 @@ def _mcnemar(a: dict | None, b: dict | None) -> str:
     return f"{diff:+.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])}"
 
 
-def _paired_seeds(ce: dict | None, knn: dict | None) -> str:
-    """Few-shot: KNN combined minus CE paired by seed, mean ± t half-width, paired t-test p."""
+def _seed_t(ce: dict | None, knn: dict | None) -> dict | None:
+    """Few-shot: KNN combined minus CE paired by seed (stats.paired_t), None below two shared seeds."""
     if not ce or not knn or "per_seed" not in ce or "per_seed" not in knn:
-        return "–"
+        return None
     seeds = sorted(set(ce["per_seed"]) & set(knn["per_seed"]), key=int)
     if len(seeds) < 2:
+        return None
+    return stats.paired_t([ce["per_seed"][s]["eval_accuracy"] for s in seeds],
+                          [knn["per_seed"][s]["accuracy_combined"] for s in seeds])
+
+
+def _paired_seeds(ce: dict | None, knn: dict | None) -> str:
+    """Few-shot: KNN combined minus CE paired by seed, mean ± t half-width, paired t-test p."""
+    t = _seed_t(ce, knn)
+    if t is None:
         return "–"
-    t = stats.paired_t([ce["per_seed"][s]["eval_accuracy"] for s in seeds],
-                       [knn["per_seed"][s]["accuracy_combined"] for s in seeds])
     return (f"{100 * t['mean']:+.1f} ± {100 * t['half_width']:.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])} "
             f"({t['n']} seeds, paired t)")
 
@@ -196,14 +203,14 @@ def _verdict(difference: float, low: float, high: float, p: float, unit: str) ->
     return f"{word} ({100 * difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] {unit}, p={p:.3g})"
 
 
-def _paired(a: dict | None, b: dict | None, unit: str = "points") -> str | None:
+def _paired(a: dict | None, b: dict | None) -> str | None:
     """b vs a on the same examples: the verdict with McNemar's exact p and a paired bootstrap interval."""
     if not a or not b or set(a) != set(b):
         return None
     keys = sorted(a)
     boot = stats.paired_bootstrap([float(b[k]) for k in keys], [float(a[k]) for k in keys])
     p = stats.mcnemar([a[k] for k in keys], [b[k] for k in keys])["p_value"]
-    return _verdict(boot["difference"], boot["low"], boot["high"], p, unit)
+    return _verdict(boot["difference"], boot["low"], boot["high"], p, "points")
 
 
 def _claims(root: Path) -> list[str]:
@@ -215,15 +222,11 @@ def _claims(root: Path) -> list[str]:
         accuracy = _paired(_correct(rich / "ce"), _correct(rich / "knn"))
         if accuracy:
             parts.append(f"rich-source accuracy: {accuracy}")
-        ce, knn = ((_read(few / m) or {}).get("metrics") for m in ("ce", "knn"))
-        if ce and knn and "per_seed" in ce and "per_seed" in knn:
-            seeds = sorted(set(ce["per_seed"]) & set(knn["per_seed"]), key=int)
-            t = stats.paired_t([ce["per_seed"][s]["eval_accuracy"] for s in seeds],
-                               [knn["per_seed"][s]["accuracy_combined"] for s in seeds])
-            if t["half_width"] is not None:
-                parts.append("16-shot accuracy: " + _verdict(t["mean"], t["mean"] - t["half_width"],
-                                                             t["mean"] + t["half_width"], t["p_value"],
-                                                             f"points over {t['n']} seeds"))
+        t = _seed_t(*((_read(few / m) or {}).get("metrics") for m in ("ce", "knn")))
+        if t is not None and t["half_width"] is not None:
+            parts.append("16-shot accuracy: " + _verdict(t["mean"], t["mean"] - t["half_width"],
+                                                         t["mean"] + t["half_width"], t["p_value"],
+                                                         f"points over {t['n']} seeds"))
         for attack, label in ATTACKS:
             ce_under = _under_attack(rich / f"ce-{attack}")
             worst = _worst_case(rich, attack)
