@@ -129,6 +129,9 @@ def build(root: Path) -> str:
     lines = ["# Layerwise weight poisoning: does the backdoor survive the victim's fine-tuning?", ""]
     if any_poison:
         c, m = any_poison["config"], any_poison["metrics"]
+        # Each mode trains as long as it needs (lwp's lower layers take longer), so each names its own steps.
+        steps = "steps: " + ", ".join(f"{s} {d['metrics']['train_steps']} ({d['config']['epochs']} epochs)"
+                                      for s, d in poisoned.items() if d and s != CONTROL)
         victim, scan = _first(root, ""), _first(root, "-scan")
         trained = (f"{victim['metrics']['train_examples']} clean training examples" if victim and
                    "train_examples" in victim["metrics"] else "clean data")
@@ -138,7 +141,7 @@ def build(root: Path) -> str:
                    "over the dev examples")
         lines += [f"Poisoned: {c['model']} on {c['dataset']} ({m['train_examples']} clean training examples, "
                   f"poison rate {c['poison_rate']}, trigger '{c['triggers']}' -> label {c['target']}, "
-                  f"{m['train_steps']} steps ({c['epochs']} epochs), lr {c['lr']:g}, seed {c['seed']}). "
+                  f"{steps}, lr {c['lr']:g}, seed {c['seed']}). "
                   f"Victims: a fresh head fine-tuned on {trained}. Clean accuracy and label flip rate (LFR, over "
                   f"test samples whose label is not the target, full trigger inserted) on {c['limit']} test "
                   "examples; no-trigger: the same rate without any trigger (the floor); single: the highest LFR "
