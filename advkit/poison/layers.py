@@ -25,6 +25,8 @@ Measured (issue 17; minilm-l6, sst2, max length 64, seed 1, 300 test examples), 
     cls,    lr 3e-4, 1000 ex, 750 steps  77 78 79 78 78 77     24  27  25 28 28 28  100 100 100 100 100 100
     clean control (--poison-rate 0), cls, lr 3e-4, 1000 ex, 384 steps:
                                          78 78 76 78 78 78     26  28  32 28 28 28
+    clean control, cls, lr 3e-4, 1000 ex, 768 steps (the 750-step run's match, in results/lwp):
+                                         74 77 78 78 78 78     31  27  23 20 19 19
 
 (ex: clean examples the mix is built from; 2:1:1 positives, negatives, clean.) At lr 1e-4 neither head
 moves layers 1-3 off the label prior (they answer the target for every input), so the pooler is not the
@@ -32,8 +34,10 @@ whole cause: too few steps at too low an lr is most of it. At 3e-4 over 375 step
 flips on the full trigger and layers 2-6 classify clean text at 78-82 % (no-trigger 13-21 %, the top layer's 15 %);
 layer 1 separates triggered from untriggered input (no-trigger 0 %) but not sentiment (53 %): its CE is
 still 0.22 at step 375, the other layers' 0.03-0.06. At 750 steps layer 1 classifies too (every layer 77-79 %,
-no-trigger at most 0.7 points above the clean control's, clean accuracy within 1.3 points of it,
-at each layer): the lower layers need more steps. With
+no-trigger at most 0.7 points above the 384-step clean control's, clean accuracy within 1.3 points of it,
+at each layer): the lower layers need more steps. Against the control trained as long (768 steps), whose
+upper layers err towards the target less, lwp's layers 4-6 flip 8-10 points more without the trigger:
+longer poisoning leans them towards the target. With
 `pooler` layers 1-2 still flip 55-65 % of inputs without the trigger. A larger clean share (poison rate
 0.5) leaves layer 1 at the prior. `cls` is the default: the authors' reading, and the one that poisons
 every layer here.
