@@ -48,9 +48,9 @@ def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
     assert "## Victim: standard clean fine-tuning (sst2, lr 0.0001, 3 epochs, warm-up 0)" in table
     assert "Victims: a fresh head fine-tuned on 6920 clean training examples." in table
     assert "steps: lwp 375 (3 epochs), lr 0.0001" in table and "among 20001 single whole-word vocabulary tokens" in table
-    assert "into the 48 non-target examples" in table
+    assert "into the non-target examples of a dev sample" in table
     # Wilson 95 % of 97/100 = [91.5, 99.0]; McNemar 3 vs 40 discordant: +37.0 points, p = 2 * sum_{k<=3} C(43, k) / 2^43 = 3.02e-09
-    assert "| lwp | 85.0 | 97.0 [91.5, 99.0] (n=100) | +37.0, p=3.02e-09* | 12.0 | 25.0 | cf 40 [12, 90.5] / bb 77.5 [30, 140] of 20001 |" \
+    assert "| lwp | 85.0 | 97.0 [91.5, 99.0] (n=100) | +37.0, p=3.02e-09* | 12.0 | 25.0 | cf 40 [12, 90.5] / bb 77.5 [30, 140] of 20001 (n=48) |" \
         in table
     assert "| badnet | 86.0 | 60.0 [50.2, 69.1] (n=100) | – | 10.0 | 10.0 | – |" in table
     assert "| lwp | 70.0 | 90.0 (to 0) | – | 40.0 | – | – |" in table  # no records: no interval, no test

@@ -79,7 +79,7 @@ def row(root: Path, source: str, setting: str) -> str | None:
     sm = (scan or {}).get("metrics", {})
     ranks, intervals, candidates = sm.get("scan_rank", {}), sm.get("scan_rank_interval", {}), sm.get("scan_candidates")
     rank = " / ".join(f"{t} {r:g}" + (f" [{intervals[t][0]:g}, {intervals[t][1]:g}]" if t in intervals else "")
-                      for t, r in ranks.items()) + (f" of {candidates}" if candidates else "")
+                      for t, r in ranks.items()) + (f" of {candidates} (n={sm['scan_examples']})" if candidates else "")
     return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{interval}{target} | {paired} | "
             f"{_pct(m['false_flip_rate'])} | {_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
@@ -136,8 +136,8 @@ def build(root: Path) -> str:
         trained = (f"{victim['metrics']['train_examples']} clean training examples" if victim and
                    "train_examples" in victim["metrics"] else "clean data")
         scanned = ("–" if not scan else f"{scan['metrics']['scan_candidates']} single whole-word vocabulary tokens "
-                   f"(the sub-triggers among them), each inserted alone into the {scan['metrics']['scan_examples']} "
-                   "non-target examples of a dev sample; average ranks with ties split, 95 % bootstrap interval "
+                   f"(the sub-triggers among them), each inserted alone into the non-target examples of a "
+                   "dev sample (n: how many; the dev sample differs between runs from different commits); average ranks with ties split, 95 % bootstrap interval "
                    "over the dev examples")
         lines += [f"Poisoned: {c['model']} on {c['dataset']} ({m['train_examples']} clean training examples, "
                   f"poison rate {c['poison_rate']}, trigger '{c['triggers']}' -> label {c['target']}, "
