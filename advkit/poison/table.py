@@ -77,9 +77,10 @@ def row(root: Path, source: str, setting: str) -> str | None:
         paired = f"{100 * (t['b_only'] - t['a_only']) / t['n']:+.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])}"
     single = m.get("label_flip_rate_single", {})
     sm = (scan or {}).get("metrics", {})
+    dev = f" of {scan['config']['limit']}" if scan and scan.get("config", {}).get("limit") else ""
     ranks, intervals, candidates = sm.get("scan_rank", {}), sm.get("scan_rank_interval", {}), sm.get("scan_candidates")
     rank = " / ".join(f"{t} {r:g}" + (f" [{intervals[t][0]:g}, {intervals[t][1]:g}]" if t in intervals else "")
-                      for t, r in ranks.items()) + (f" of {candidates} (n={sm['scan_examples']})" if candidates else "")
+                      for t, r in ranks.items()) + (f" of {candidates} (n={sm['scan_examples']}{dev})" if candidates else "")
     return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{interval}{target} | {paired} | "
             f"{_pct(m['false_flip_rate'])} | {_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
@@ -137,8 +138,8 @@ def build(root: Path) -> str:
                    "train_examples" in victim["metrics"] else "clean data")
         scanned = ("–" if not scan else f"{scan['metrics']['scan_candidates']} single whole-word vocabulary tokens "
                    f"(the sub-triggers among them), each inserted alone into the non-target examples of a "
-                   "dev sample (n: how many; the dev sample differs between runs from different commits); average ranks with ties split, 95 % bootstrap interval "
-                   "over the dev examples")
+                   "dev sample (n of m: the non-target examples scanned of the run's m dev examples); average ranks "
+                   "with ties split, 95 % bootstrap interval over the dev examples")
         lines += [f"Poisoned: {c['model']} on {c['dataset']} ({m['train_examples']} clean training examples, "
                   f"poison rate {c['poison_rate']}, trigger '{c['triggers']}' -> label {c['target']}, "
                   f"{steps}, lr {c['lr']:g}, seed {c['seed']}). "

@@ -21,7 +21,8 @@ SOURCES="${SOURCES:-clean $MODES lwp-single}"
 TRIGGER="cf bb"
 # The poisoning's lr (every mode alike). Measured (issue 17, advkit/poison/layers.py): at 1e-4 for 150
 # steps layers 1-3 stay at the label prior; at 3e-4 for 375 steps every layer flips on the trigger and
-# layers 2-6 classify clean text; at 750 steps layer 1 classifies too. METHODS.md's 2e-5 is BERT-base over all of SST-2.
+# layers 2-6 classify clean text; at 750 steps layer 1 classifies too. METHODS.md's 2e-5 is BERT-base over
+# all of SST-2.
 LR="${LR:-3e-4}"
 COMMON=(--max-length 64 --batch-size 32 --seed 1 --quiet)
 
@@ -39,10 +40,10 @@ ALL_SETTINGS=(
 )
 WANT="${SETTINGS:-standard higher-lr olid reinit2}"
 
-poison() {  # poison NAME FLAGS...: skip a finished run
+poison() {  # poison NAME FLAGS... (--epochs among them): skip a finished run
   local out="$ROOT/$1"; shift
   [ -f "$out/metrics.json" ] || "$ADVKIT" poison --model "$MODEL" --dataset sst2 --train-limit "$TRAIN" --limit "$EVAL" \
-    --epochs 3 --lr "$LR" --out "$out" --overwrite "${COMMON[@]}" "$@"
+    --lr "$LR" --out "$out" --overwrite "${COMMON[@]}" "$@"
 }
 # lwp trains for 6 epochs (750 steps): at 375 layer 1's CE was still 0.22 and it did not classify clean text
 # (53 %); at 750 every layer classifies (77-79 %) and flips (advkit/poison/layers.py). badnet and ripple train
@@ -54,7 +55,7 @@ done
 # The control for the scan: one single-token trigger, which a token-by-token scan should rank first. It stays
 # at 3 epochs (375 steps), where its layer 1 does not classify yet: the scan needs only its backdoor, which
 # ranks first and survives both victims.
-poison lwp-single --mode lwp --triggers cf --combination-size 1
+poison lwp-single --mode lwp --triggers cf --combination-size 1 --epochs 3
 # The per-layer control: lwp's heads on the same 1,000 clean examples for as many steps (24 epochs x 32 = 768,
 # against 6 x 125 = 750 over the 4,000-example mix), no poison: each layer's own accuracy and no-trigger floor.
 poison lwp-clean --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24
