@@ -44,7 +44,7 @@ for ds in $DATASETS; do
   finetune "$ROOT/$ds/shots16/knn-pretrained" --recipe "recipes/knn/$ds.toml" --method knn --epochs 0 \
     --shots 16 --seeds 13,21,42,87,100 --limit "$fewshot_limit"
   if [ "$ATTACK_LIMIT" -gt 0 ]; then
-    n="$ATTACK_LIMIT"  # IMDb: about 19 s a review for PWWS and 4 s for DeepWordBug on one core
+    n="$ATTACK_LIMIT"  # IMDb, 200 reviews on one core: PWWS 39-42 min a model, DeepWordBug 7-8 min
     for attack in $ATTACKS; do
       # knn-cls: the KNN model's linear head alone (its model folder), on the same examples
       for m in ce knn knn-cls; do
