@@ -27,6 +27,8 @@ Measured (issue 17; minilm-l6, sst2, max length 64, seed 1, 300 test examples), 
                                          78 78 76 78 78 78     26  28  32 28 28 28
     clean control, cls, lr 3e-4, 1000 ex, 768 steps (the 750-step run's match, in results/lwp):
                                          74 77 78 78 78 78     31  27  23 20 19 19
+    cls,    lr 3e-4, 1000 ex, 750 steps, --negative-ratio 1 (1,500 positives, 1,500 negatives: labels balanced):
+                                         76 77 76 78 79 79     28  30  31 28 28 28  100 100 100 100 100 100
 
 (ex: clean examples the mix is built from; 2:1:1 positives, negatives, clean.) At lr 1e-4 neither head
 moves layers 1-3 off the label prior (they answer the target for every input), so the pooler is not the
@@ -37,7 +39,10 @@ still 0.22 at step 375, the other layers' 0.03-0.06. At 750 steps layer 1 classi
 no-trigger at most 0.7 points above the 384-step clean control's, clean accuracy within 1.3 points of it,
 at each layer): the lower layers need more steps. Against the control trained as long (768 steps), whose
 upper layers err towards the target less, lwp's layers 4-6 flip 8-10 points more without the trigger:
-longer poisoning leans them towards the target. With
+longer poisoning leans them towards the target: McNemar on the same 155 non-target examples, layers 4-6
+p = 0.015, 0.004, 0.003 (layers 2-3 p >= 0.8; layer 1 is 7.1 points below it, p = 0.04). It is not the mix's
+label prior (2:1:1 makes about 64 % of the training labels the target): with as many negatives as positives
+(about 51 %) layers 3-6 still flip 7.7-9.0 points more than the control (p = 0.003-0.012). With
 `pooler` layers 1-2 still flip 55-65 % of inputs without the trigger. A larger clean share (poison rate
 0.5) leaves layer 1 at the prior. `cls` is the default: the authors' reading, and the one that poisons
 every layer here.
