@@ -97,3 +97,32 @@ def test_table_builders_refuse_a_missing_folder_with_exit_code_2(tmp_path):
         assert r.returncode == 2, (module, r.stderr)
         assert r.stderr.strip() == f"error: {tmp_path / 'none'}: no such folder of runs"
         assert not (tmp_path / "none").exists()
+
+
+def test_lwp_against_its_control_per_layer_paired_by_seed(tmp_path):
+    config = {"model": "minilm-l6", "dataset": "sst2", "poison_rate": 0.75, "triggers": "cf bb", "target": 1,
+              "epochs": 6, "lr": 3e-4, "limit": 300}
+
+    def poison(path, seed, ffr, lfr=(1.0, 1.0), acc=(0.78, 0.8)):
+        _write(path, {"train_examples": 1000, "train_steps": 750, "label_flip_rate_per_layer": list(lfr),
+                      "false_flip_rate_per_layer": list(ffr), "clean_accuracy_per_layer": list(acc)},
+               {**config, "seed": seed})
+    poison(tmp_path / "lwp", 1, (0.30, 0.30))
+    poison(tmp_path / "lwp-clean", 1, (0.28, 0.20))
+    assert "over seeds" not in build(tmp_path)  # one seed: nothing to pair
+    poison(tmp_path / "seeds" / "lwp-s2", 2, (0.25, 0.30), lfr=(1.0, 0.85))
+    poison(tmp_path / "seeds" / "lwp-clean-s2", 2, (0.25, 0.20))
+    poison(tmp_path / "seeds" / "lwp-s3", 3, (0.24, 0.30))
+    poison(tmp_path / "seeds" / "lwp-clean-s3", 3, (0.20, 0.20))
+    poison(tmp_path / "seeds" / "lwp-clean-s4", 4, (0.0, 0.0))  # no lwp at seed 4: left out
+    table = build(tmp_path)
+    assert "### Per layer over seeds 1, 2, 3: lwp against lwp-clean" in table
+    # layer 1: differences 2, 0, 4 points: mean 2, sd 2, t(2) half-width 4.303 * 2 / sqrt(3) = 5.0,
+    # t = sqrt(3), p = 1 - sqrt(3) / sqrt(5) = 0.23; lwp 30, 25, 24: sd 3.21, half-width 8.0; the control 28, 25, 20:
+    # sd 4.04, half-width 10.0
+    assert "| 1 | 100.0 | 26.3 ± 8.0 (30.0, 25.0, 24.0) | 24.3 ± 10.0 (28.0, 25.0, 20.0) | +2.0 [-3.0, +7.0], " \
+           "p=0.23 | 78.0 ± 0.0 (78.0, 78.0, 78.0) |" in table
+    # layer 2: 10 points at every seed (no spread), and seed 2's LFR 85 % misses 90 %
+    assert "| 2 | 85.0 | 30.0 ± 0.0 (30.0, 30.0, 30.0) | 20.0 ± 0.0 (20.0, 20.0, 20.0) | +10.0 [+10.0, +10.0], p=0 |" \
+        in table
+    assert "mean no-trigger flip rate ≤ lwp-clean's + 5 points): layers 1." in table

@@ -8,6 +8,7 @@ reads what recipes/lwp/table.sh writes:
 - ROOT/<source>/victims/<setting>/metrics.json: the victim's clean fine-tuning (source: clean or a mode);
 - ROOT/<source>/victims/<setting>-lfr/metrics.json: clean accuracy and LFRs on the test sample;
 - ROOT/<source>/victims/<setting>-scan/metrics.json: the vocabulary scan's ranks on a dev sample;
+- ROOT/seeds/<lwp or lwp-clean>-s<seed>/metrics.json: lwp and its clean control poisoned again at other seeds;
 and writes ROOT/table.md and ROOT/label_flip_rate_per_layer.png (one line per mode).
 """
 
@@ -28,6 +29,9 @@ SETTINGS = {"standard": "standard clean fine-tuning", "higher-lr": "higher learn
 # A layer is poisoned (issue 17) when the full trigger flips >= 90 % of non-target inputs through the shared
 # head and, without it, it flips no more than 5 points above the clean model's floor.
 POISONED_LFR, FLOOR_MARGIN = 0.9, 0.05
+# lwp and its control at more seeds (other training samples and orders, the same test sample): one run's
+# no-trigger rate moves with the seed, so the per-layer floor is judged on the mean paired by seed.
+SEEDS = "seeds"
 # On another task the victim's fresh head may send the backdoor to either label: both targets are
 # measured and the higher LFR is shown with its label.
 
@@ -124,6 +128,51 @@ def _first(root: Path, name: str) -> dict | None:
     return None
 
 
+def seed_runs(root: Path, name: str) -> dict[int, dict]:
+    """Seed -> metrics of `name` (lwp or its control): ROOT/name at its own seed, ROOT/seeds/name-s<seed>."""
+    runs = {}
+    for run in [root / name, *sorted((root / SEEDS).glob(f"{name}-s*"))]:
+        d = _read(run)
+        if d and "false_flip_rate_per_layer" in d["metrics"]:
+            runs[d["config"]["seed"]] = d["metrics"]
+    return runs
+
+
+def over_seeds(root: Path) -> list[str]:
+    """Per layer, lwp's no-trigger flip rate against its clean control's, paired by seed (mean, 95 % t
+    interval, paired t-test), with lwp's lowest LFR and both clean accuracies; empty below two shared seeds."""
+    lwp, control = seed_runs(root, "lwp"), seed_runs(root, CONTROL)
+    seeds = sorted(set(lwp) & set(control))
+    if len(seeds) < 2:
+        return []
+
+    def per_seed(runs, key, layer):
+        return [runs[s][key][layer] for s in seeds]
+
+    def cell(values):
+        mean, half = stats.t_interval(values)
+        return f"{100 * mean:.1f} ± {100 * half:.1f} (" + ", ".join(_pct(v) for v in values) + ")"
+
+    rows, kept = [], []
+    for layer in range(len(lwp[seeds[0]]["false_flip_rate_per_layer"])):
+        mine, floor = (per_seed(r, "false_flip_rate_per_layer", layer) for r in (lwp, control))
+        t = stats.paired_t(floor, mine)
+        lfr = min(per_seed(lwp, "label_flip_rate_per_layer", layer))
+        if lfr >= POISONED_LFR and t["mean"] <= FLOOR_MARGIN:
+            kept.append(str(layer + 1))
+        rows.append(f"| {layer + 1} | {_pct(lfr)} | {cell(mine)} | {cell(floor)} | {100 * t['mean']:+.1f} "
+                    f"[{100 * (t['mean'] - t['half_width']):+.1f}, {100 * (t['mean'] + t['half_width']):+.1f}], "
+                    f"p={t['p_value']:.2g} | {cell(per_seed(lwp, 'clean_accuracy_per_layer', layer))} | "
+                    f"{cell(per_seed(control, 'clean_accuracy_per_layer', layer))} |")
+    return ["", f"### Per layer over seeds {', '.join(map(str, seeds))}: lwp against {CONTROL}", "",
+            f"Each seed draws its own {lwp[seeds[0]]['train_examples']} training examples and order; the test "
+            "sample is the same. Mean ± 95 % t half-width (per seed); the difference is paired by seed (paired t).", "",
+            f"| layer | lwp LFR, lowest | lwp no-trigger | {CONTROL} no-trigger | difference [95% CI] | lwp clean acc "
+            f"| {CONTROL} clean acc |", "|---|---|---|---|---|---|---|", *rows, "",
+            f"Poisoned over seeds (LFR ≥ {100 * POISONED_LFR:.0f} % at every seed, mean no-trigger flip rate ≤ "
+            f"{CONTROL}'s + {100 * FLOOR_MARGIN:.0f} points): layers {', '.join(kept) or 'none'}."]
+
+
 def build(root: Path) -> str:
     poisoned = {s: _read(root / s) for s in (*SOURCES[1:], CONTROL)}
     any_poison = next((d for d in poisoned.values() if d), None)
@@ -190,6 +239,7 @@ def build(root: Path) -> str:
                       "", f"Poisoned and classifying (as above, and clean accuracy ≥ {CONTROL}'s at that layer − "
                       f"{100 * FLOOR_MARGIN:.0f} points): "
                       + verdicts(c["false_flip_rate_per_layer"], c["clean_accuracy_per_layer"])]
+        lines += over_seeds(root)
         if any(s in poisoned and poisoned[s] for s in ("badnet", "ripple")):
             lines += ["", "badnet and ripple train the final output only (through the pooler): their per-layer rows "
                       "read each layer's raw [CLS] through a classifier never trained on it."]

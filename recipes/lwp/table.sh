@@ -59,6 +59,13 @@ poison lwp-single --mode lwp --triggers cf --combination-size 1 --epochs 3
 # The per-layer control: lwp's heads on the same 1,000 clean examples for as many steps (24 epochs x 32 = 768,
 # against 6 x 125 = 750 over the 4,000-example mix), no poison: each layer's own accuracy and no-trigger floor.
 poison lwp-clean --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24
+# Both again at other seeds (each its own 1,000 training examples and order; the same test sample): one run's
+# no-trigger rate moves with the seed (issue 17: seed 1's control sits 8-10 points below lwp at layers 4-6),
+# so the table also compares them per layer paired by seed. The last --seed given wins.
+for s in ${LWP_SEEDS-2 3}; do
+  poison "seeds/lwp-s$s" --mode lwp --triggers "$TRIGGER" --epochs 6 --seed "$s"
+  poison "seeds/lwp-clean-s$s" --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24 --seed "$s"
+done
 
 for source in $SOURCES; do
   base="$ROOT/$source/model"; [ "$source" = clean ] && base="$MODEL"
