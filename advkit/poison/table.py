@@ -153,13 +153,14 @@ def over_seeds(root: Path) -> list[str]:
         mean, half = stats.t_interval(values)
         return f"{100 * mean:.1f} ± {100 * half:.1f} (" + ", ".join(_pct(v) for v in values) + ")"
 
-    rows, kept = [], []
+    rows, kept, upper = [], [], []
     for layer in range(len(lwp[seeds[0]]["false_flip_rate_per_layer"])):
         mine, floor = (per_seed(r, "false_flip_rate_per_layer", layer) for r in (lwp, control))
         t = stats.paired_t(floor, mine)
         lfr = min(per_seed(lwp, "label_flip_rate_per_layer", layer))
         if lfr >= POISONED_LFR and t["mean"] <= FLOOR_MARGIN:
             kept.append(str(layer + 1))
+            upper.append(t["mean"] + t["half_width"])
         rows.append(f"| {layer + 1} | {_pct(lfr)} | {cell(mine)} | {cell(floor)} | {100 * t['mean']:+.1f} "
                     f"[{100 * (t['mean'] - t['half_width']):+.1f}, {100 * (t['mean'] + t['half_width']):+.1f}], "
                     f"p={t['p_value']:.2g} | {cell(per_seed(lwp, 'clean_accuracy_per_layer', layer))} | "
@@ -170,7 +171,9 @@ def over_seeds(root: Path) -> list[str]:
             f"| layer | lwp LFR, lowest | lwp no-trigger | {CONTROL} no-trigger | difference [95% CI] | lwp clean acc "
             f"| {CONTROL} clean acc |", "|---|---|---|---|---|---|---|", *rows, "",
             f"Poisoned over seeds (LFR ≥ {100 * POISONED_LFR:.0f} % at every seed, mean no-trigger flip rate ≤ "
-            f"{CONTROL}'s + {100 * FLOOR_MARGIN:.0f} points): layers {', '.join(kept) or 'none'}."]
+            f"{CONTROL}'s + {100 * FLOOR_MARGIN:.0f} points): layers {', '.join(kept) or 'none'}"
+            # few seeds give wide intervals: say how large a lean they leave possible
+            + (f"; their intervals reach up to {100 * max(upper):+.1f} points." if upper else ".")]
 
 
 def build(root: Path) -> str:
