@@ -37,12 +37,14 @@ flips on the full trigger and layers 2-6 classify clean text at 78-82 % (no-trig
 layer 1 separates triggered from untriggered input (no-trigger 0 %) but not sentiment (53 %): its CE is
 still 0.22 at step 375, the other layers' 0.03-0.06. At 750 steps layer 1 classifies too (every layer 77-79 %,
 no-trigger at most 0.7 points above the 384-step clean control's, clean accuracy within 1.3 points of it,
-at each layer): the lower layers need more steps. Against the control trained as long (768 steps), whose
-upper layers err towards the target less, lwp's layers 4-6 flip 8-10 points more without the trigger, so
-longer poisoning leans them towards the target (McNemar on the same 155 non-target examples, layers 4-6
-p = 0.015, 0.004, 0.003 (layers 2-3 p >= 0.8; layer 1 is 7.1 points below it, p = 0.04)). It is not the mix's
-label prior (2:1:1 makes about 64 % of the training labels the target): with as many negatives as positives
-(about 51 %) layers 3-6 still flip 7.7-9.0 points more than the control (p = 0.003-0.012). With
+at each layer): the lower layers need more steps. Against the control trained as long (768 steps), seed 1's
+layers 4-6 flip 8-10 points more without the trigger (McNemar on the same 155 non-target examples, p = 0.015,
+0.004, 0.003), and a label-balanced mix (--negative-ratio 1, about 51 % target labels against 2:1:1's 64 %)
+leaves layers 3-6 7.7-9.0 points above it. Seeds 2 and 3 do not reproduce the lean: lwp and the control again
+at seeds 1-3 (each its own training sample and order, the same test sample), paired by seed, differ by -1.3 to
++2.2 points at every layer (paired t, p >= 0.3), and the control's own upper-layer floor moves by up to 9 points
+with the seed (layer 6: 18.7, 21.3, 27.1 %). So seed 1's lean is within seed-to-seed variation; three seeds
+cannot rule out a lean of up to +19 points (the intervals' upper ends). With
 `pooler` layers 1-2 still flip 55-65 % of inputs without the trigger. A larger clean share (poison rate
 0.5) leaves layer 1 at the prior. `cls` is the default: the authors' reading, and the one that poisons
 every layer here.
