@@ -74,7 +74,6 @@ for source in $SOURCES; do
     IFS='|' read -r name data flags <<< "$setting"
     read -r -a flags <<< "$flags"
     [[ " $WANT " == *" $name "* ]] || continue
-    case "$name:$source" in reinit2:clean|reinit2:ripple) continue ;; esac  # the defence: badnet, lwp
     v="$ROOT/$source/victims/$name"
     [ -f "$v/metrics.json" ] || "$ADVKIT" finetune --model "$base" --method ce --dataset "$data" \
       --limit 500 "${flags[@]}" --out "$v" --overwrite "${COMMON[@]}"
