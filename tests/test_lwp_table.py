@@ -127,3 +127,52 @@ def test_lwp_against_its_control_per_layer_paired_by_seed(tmp_path):
         in table
     assert "mean no-trigger flip rate ≤ lwp-clean's + 5 points): layers 1; their intervals reach up to +7.0 points." \
         in table
+
+
+def test_the_papers_claims_judged_from_the_rows(tmp_path):
+    config = {"model": "minilm-l6", "dataset": "sst2", "poison_rate": 0.75, "triggers": "cf bb", "target": 1,
+              "epochs": 6, "lr": 3e-4, "seed": 1, "limit": 300}
+    _write(tmp_path / "lwp", {"train_examples": 1000, "train_steps": 750, "label_flip_rate_per_layer": [1.0],
+                              "false_flip_rate_per_layer": [0.2], "clean_accuracy_per_layer": [0.8]}, config)
+
+    def lfr(source, setting, flipped, target=1, scan=None):
+        _write(tmp_path / source / "victims" / (setting + "-lfr" + ("-t0" if target == 0 else "")),
+               {"accuracy": 0.85, "label_flip_rate": sum(flipped) / len(flipped), "false_flip_rate": 0.1,
+                "target": target}, None, _flips(flipped) if target == 1 else  # to 0: the other label's examples
+               [{"index": i, "label": 1, "flipped_by_trigger": f} for i, f in enumerate(flipped)])
+        if scan:
+            _write(tmp_path / source / "victims" / "standard-scan", scan)
+
+    # standard: badnet keeps 97 of 100 (upper bound above 90): nothing washed out, the claim is undecided
+    lfr("badnet", "standard", [True] * 97 + [False] * 3)
+    lfr("lwp", "standard", [True] * 100)
+    assert "- no victim setting here washes a top-layer backdoor out: **undecided**." in build(tmp_path)
+    # higher-lr: badnet 60 of 100 (Wilson upper 69.1 < 90), lwp 97; 40 flipped by lwp alone, 3 by badnet alone
+    lfr("badnet", "higher-lr", [True] * 57 + [False] * 40 + [True] * 3)
+    lfr("lwp", "higher-lr", [True] * 97 + [False] * 3)
+    # ripple on the same examples: lwp 97 against 95, 2 discordant: p = 0.5, undecided
+    lfr("ripple", "higher-lr", [True] * 95 + [False] * 5)
+    # olid: different target labels, so different examples: judged by the intervals (60 [50.2, 69.1] vs
+    # 70 [60.4, 78.1] overlap)
+    lfr("badnet", "olid", [True] * 60 + [False] * 40)
+    lfr("lwp", "olid", [True] * 70 + [False] * 30, target=0)
+    table = build(tmp_path)
+    assert ("- higher learning rate, more epochs, warm-up: badnet falls to 60.0 [50.2, 69.1], lwp is at 97.0 "
+            "[91.5, 99.0] (lwp − badnet +37.0 points, McNemar p=3e-09): **reproduced**.") in table
+    assert "ripple falls" not in table  # 95 [88.8, 97.8] reaches above 90: not washed out
+    assert ("- another data set: badnet falls to 60.0 [50.2, 69.1], lwp is at 70.0 [60.4, 78.1] (different "
+            "examples, no paired test: intervals overlap): **undecided**.") in table
+    assert "single-token scan" not in table  # no scans yet
+    # the scan: lwp's best sub-trigger ranks 900 [400, 1500], lwp-single's 1 [1, 3]: apart
+    lfr("lwp-single", "standard", [True] * 100, scan={"scan_rank": {"cf": 1}, "scan_rank_interval": {"cf": [1, 3]},
+                                                      "scan_candidates": 2000, "scan_examples": 40})
+    lwp_scan = tmp_path / "lwp" / "victims" / "standard-scan"
+    _write(lwp_scan, {"scan_rank": {"cf": 1200, "bb": 900}, "scan_rank_interval": {"cf": [700, 1900], "bb": [400, 1500]},
+                      "scan_candidates": 2000, "scan_examples": 40})
+    assert ("lwp's most suspicious sub-trigger bb rank 900 [400, 1500] (n=40), lwp-single's trigger cf rank 1 [1, 3] "
+            "(n=40); rank intervals apart: **reproduced**.") in build(tmp_path)
+    (lwp_scan / "metrics.json").write_text(json.dumps({"metrics": {
+        "scan_rank": {"cf": 5, "bb": 900}, "scan_rank_interval": {"cf": [2, 9], "bb": [400, 1500]},
+        "scan_candidates": 2000, "scan_examples": 40}, "config": {}}))
+    assert "cf rank 5 [2, 9] (n=40), lwp-single's trigger cf rank 1 [1, 3] (n=40); rank intervals overlap: " \
+           "**undecided**." in build(tmp_path)

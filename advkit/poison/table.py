@@ -21,6 +21,7 @@ from advkit import stats
 from advkit.report import read_optional as _read, read_records, run_hours, write_table
 
 SOURCES = ("clean", "badnet", "ripple", "lwp", "lwp-single")  # lwp-single: one-token trigger, the scan's control
+TOP_LAYER = ("badnet", "ripple")  # trained through the final output only: the backdoors a victim may wash out
 # lwp's per-layer heads trained on the same clean examples for as many steps, no poison (--poison-rate 0): what
 # each layer classifies and flips without a backdoor, the per-layer floor.
 CONTROL = "lwp-clean"
@@ -58,26 +59,42 @@ def _flips(run: Path) -> dict[int, bool] | None:
     return {r["index"]: r["flipped_by_trigger"] for r in records if r["flipped_by_trigger"] is not None}
 
 
-def row(root: Path, source: str, setting: str) -> str | None:
-    """One model's cells: LFR with its Wilson interval over the non-target test examples, and LFR
-    against BadNet's on the same examples (McNemar) where per-example flips are recorded."""
-    found, targets = _lfr_run(root, source, setting)
+def _rate(root: Path, source: str, setting: str):
+    """(the LFR metrics, its scan's run or None, the Wilson interval and n over the non-target test examples,
+    or (None, None) and 0 without records); None when not run."""
+    found, _ = _lfr_run(root, source, setting)
     if found is None:
         return None
     run, lfr, scan = found
     m = lfr["metrics"]
-    target = f" (to {m['target']})" if targets > 1 else ""
     n = sum(r["label"] != m["target"] for r in read_records(run))
-    interval = ""
-    if n:
-        low, high = stats.wilson(round(m["label_flip_rate"] * n), n)
-        interval = f" [{100 * low:.1f}, {100 * high:.1f}] (n={n})"
+    low, high = stats.wilson(round(m["label_flip_rate"] * n), n) if n else (None, None)
+    return m, scan, (low, high), n
+
+
+def _against(root: Path, source: str, other: str, setting: str) -> dict | None:
+    """McNemar of `source`'s flips against `other`'s on the same non-target test examples (b_only: flipped by
+    `source` alone); None where either lacks per-example flips or they read different examples."""
+    a, b = _lfr_run(root, other, setting)[0], _lfr_run(root, source, setting)[0]
+    theirs, mine = (_flips(a[0]) if a else None), (_flips(b[0]) if b else None)
+    if not (mine and theirs and set(mine) == set(theirs)):
+        return None
+    keys = sorted(mine)
+    return stats.mcnemar([theirs[k] for k in keys], [mine[k] for k in keys])
+
+
+def row(root: Path, source: str, setting: str) -> str | None:
+    """One model's cells: LFR with its Wilson interval over the non-target test examples, and LFR
+    against BadNet's on the same examples (McNemar) where per-example flips are recorded."""
+    found = _rate(root, source, setting)
+    if found is None:
+        return None
+    m, scan, (low, high), n = found
+    target = f" (to {m['target']})" if _lfr_run(root, source, setting)[1] > 1 else ""
+    interval = f" [{100 * low:.1f}, {100 * high:.1f}] (n={n})" if n else ""
     paired = "–"
-    badnet = _lfr_run(root, "badnet", setting)[0]
-    mine, theirs = _flips(run), (_flips(badnet[0]) if badnet else None)
-    if source != "badnet" and mine and theirs and set(mine) == set(theirs):
-        keys = sorted(mine)
-        t = stats.mcnemar([theirs[k] for k in keys], [mine[k] for k in keys])
+    t = _against(root, source, "badnet", setting) if source != "badnet" else None
+    if t:
         paired = f"{100 * (t['b_only'] - t['a_only']) / t['n']:+.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])}"
     single = m.get("label_flip_rate_single", {})
     sm = (scan or {}).get("metrics", {})
@@ -87,6 +104,61 @@ def row(root: Path, source: str, setting: str) -> str | None:
                       for t, r in ranks.items()) + (f" of {candidates} (n={sm['scan_examples']}{dev})" if candidates else "")
     return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{interval}{target} | {paired} | "
             f"{_pct(m['false_flip_rate'])} | {_pct(max(single.values()) if single else None)} | {rank or '–'} |")
+
+
+def _in(interval) -> str:
+    return f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval[0] is not None else ""
+
+
+def survival_claim(root: Path) -> list[str]:
+    """Claim 1 (the paper's central one): where a victim's fine-tuning washes out a top-layer backdoor (its LFR's
+    upper 95 % bound below POISONED_LFR), the layerwise one survives. Per such setting and baseline: lwp
+    against it paired on the same examples (McNemar); on another task's different target labels, by the
+    two Wilson intervals alone (apart or overlapping)."""
+    lines = []
+    for setting, title in SETTINGS.items():
+        mine = _rate(root, "lwp", setting)
+        for base in TOP_LAYER:
+            theirs = _rate(root, base, setting)
+            if not (mine and theirs and theirs[3] and theirs[2][1] < POISONED_LFR):
+                continue
+            (m, _, ci, _), (b, _, bci, _) = mine, theirs
+            t = _against(root, "lwp", base, setting)
+            if t:
+                diff, p = (t["b_only"] - t["a_only"]) / t["n"], t["p_value"]
+                verdict = ("reproduced" if p < 0.05 and diff > 0 else "contradicted" if p < 0.05 else "undecided")
+                test = f"lwp − {base} {100 * diff:+.1f} points, McNemar p={p:.2g}"
+            else:
+                apart = ci[0] is not None and (ci[0] > bci[1] or ci[1] < bci[0])
+                verdict = ("reproduced" if apart and ci[0] > bci[1] else "contradicted" if apart else "undecided")
+                test = "different examples, no paired test: " + ("intervals apart" if apart else "intervals overlap")
+            lines.append(f"- {title}: {base} falls to {_pct(b['label_flip_rate'])} {_in(bci)}, lwp is at "
+                         f"{_pct(m['label_flip_rate'])} {_in(ci)} ({test}): **{verdict}**.")
+    return ["The layerwise backdoor survives where a top-layer one (badnet, ripple) fades (upper 95 % bound of "
+            f"its LFR below {100 * POISONED_LFR:.0f} %):", "",
+            *(lines or ["- no victim setting here washes a top-layer backdoor out: **undecided**."])]
+
+
+def scan_claim(root: Path) -> list[str]:
+    """Claim 2: combinatorial sub-triggers evade a single-token vocabulary scan that finds a one-token trigger.
+    lwp's most suspicious sub-trigger against lwp-single's trigger, by their bootstrap rank intervals."""
+    scans = {s: (_rate(root, s, "standard") or (None, None))[1] for s in ("clean", "lwp", "lwp-single")}
+    if not (scans["lwp"] and scans["lwp-single"]):
+        return []
+
+    def best(scan):  # the sub-trigger a defender would find first, with its interval and sample
+        m = scan["metrics"]
+        token = min(m["scan_rank"], key=m["scan_rank"].get)
+        low, high = m.get("scan_rank_interval", {}).get(token, (m["scan_rank"][token],) * 2)
+        return token, m["scan_rank"][token], low, high, f"n={m['scan_examples']}"
+
+    lwp, single = best(scans["lwp"]), best(scans["lwp-single"])
+    verdict = ("reproduced" if lwp[2] > single[3] else "contradicted" if lwp[3] < single[2] else "undecided")
+    cell = lambda b: f"{b[0]} rank {b[1]:g} [{b[2]:g}, {b[3]:g}] ({b[4]})"
+    clean = f"; on the clean model {cell(best(scans['clean']))}" if scans["clean"] else ""
+    return ["", f"Combinations evade the single-token scan ({scans['lwp']['metrics']['scan_candidates']} tokens): "
+            f"lwp's most suspicious sub-trigger {cell(lwp)}, lwp-single's trigger {cell(single)}{clean}; "
+            f"rank intervals {'apart' if verdict != 'undecided' else 'overlap'}: **{verdict}**."]
 
 
 def settings_of(root: Path, setting: str) -> str:
@@ -206,6 +278,8 @@ def build(root: Path) -> str:
             lines += [f"## Victim: {title} ({settings_of(root, setting)})", "",
                       "| model | clean acc | LFR [95% CI] | LFR − BadNet's (McNemar) | no-trigger | max single LFR "
                       "| scan rank |", "|---|---|---|---|---|---|---|", *rows, ""]
+    if any(_rate(root, "lwp", s) for s in SETTINGS):
+        lines += ["## The paper's claims", "", *survival_claim(root), *scan_claim(root), ""]
     curves = {s: d["metrics"]["label_flip_rate_per_layer"] for s, d in poisoned.items() if d}
     if curves:
         from advkit.poison.metrics import plot_per_layer
