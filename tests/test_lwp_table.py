@@ -176,3 +176,32 @@ def test_the_papers_claims_judged_from_the_rows(tmp_path):
         "scan_candidates": 2000, "scan_examples": 40}, "config": {}}))
     assert "cf rank 5 [2, 9] (n=40), lwp-single's trigger cf rank 1 [1, 3] (n=40); rank intervals overlap: " \
            "**undecided**." in build(tmp_path)
+
+
+def test_a_retrained_poisoned_model_is_shown_beside_the_first_with_the_victims_from_it(tmp_path):
+    config = {"model": "minilm-l6", "dataset": "sst2", "poison_rate": 0.75, "triggers": "cf", "target": 1,
+              "epochs": 3, "lr": 3e-4, "seed": 1, "limit": 300}
+
+    def run(path, metrics, start, end, commit, cfg=config):
+        _write(path, metrics, cfg)
+        d = json.loads((path / "metrics.json").read_text())
+        d["provenance"] = {"git_commit": commit, "start": start, "end": end}
+        (path / "metrics.json").write_text(json.dumps(d))
+
+    poisoned = {"train_examples": 1000, "train_steps": 375, "clean_accuracy": 0.79,
+                "label_flip_rate_per_layer": [1.0, 1.0], "false_flip_rate_per_layer": [0.93, 0.25],
+                "clean_accuracy_per_layer": [0.49, 0.79]}
+    run(tmp_path / "lwp-single", poisoned, "2026-12-02T16:47:08+00:00", "2026-12-02T16:57:50+00:00", "7921801aaa")
+    victim = {"dataset": "sst2", "lr": 1e-4, "epochs": 3, "warmup_ratio": 0.06}
+    victims = tmp_path / "lwp-single" / "victims"
+    run(victims / "standard", {}, "2026-12-02T18:00:00+00:00", "2026-12-02T18:30:00+00:00", "7921801aaa", victim)
+    assert "trained again" not in build(tmp_path)
+    run(tmp_path / "retrained" / "lwp-single", {**poisoned, "clean_accuracy": 0.7933,
+                                                 "false_flip_rate_per_layer": [0.974, 0.258]},
+        "2026-12-03T15:09:32+00:00", "2026-12-03T15:33:29+00:00", "8df471abbb")
+    # started before the re-training ended: from the first run; after: from the re-trained one
+    run(victims / "reinit2", {}, "2026-12-03T15:33:30+00:00", "2026-12-03T16:00:00+00:00", "8df471abbb", victim)
+    table = build(tmp_path)
+    assert ("- lwp-single, poisoned again at 8df471a (the first run in brackets, 7921801): clean accuracy 79.3 (79.0); "
+            "per layer, LFR 100.0 (100.0), 100.0 (100.0); no-trigger 97.4 (93.0), 25.8 (25.0). Its victims: defence: "
+            "top 2 layers re-initialised.") in table

@@ -33,6 +33,10 @@ POISONED_LFR, FLOOR_MARGIN = 0.9, 0.05
 # lwp and its control at more seeds (other training samples and orders, the same test sample): one run's
 # no-trigger rate moves with the seed, so the per-layer floor is judged on the mean paired by seed.
 SEEDS = "seeds"
+# A poisoned model trained again (ROOT/retrained/<source>: the same flags and seed, when the first run's weights
+# were no longer at hand). CPU float sums are not bit-stable between runs, so it is a sibling, not a copy; the
+# victims fine-tuned after it ended (provenance) start from it.
+RETRAINED = "retrained"
 # On another task the victim's fresh head may send the backdoor to either label: both targets are
 # measured and the higher LFR is shown with its label.
 
@@ -161,6 +165,25 @@ def scan_claim(root: Path) -> list[str]:
             f"rank intervals {'apart' if verdict != 'undecided' else 'overlap'}: **{verdict}**."]
 
 
+def retrained(root: Path) -> list[str]:
+    """Per re-trained poisoned model: its figures next to the first run's, and the victim settings from it."""
+    lines = []
+    for run in sorted((root / RETRAINED).glob("*")):
+        again, first = _read(run), _read(root / run.name)
+        if not (again and first):
+            continue
+        settings = [SETTINGS[s] for s in SETTINGS if (v := _read(root / run.name / "victims" / s))
+                    and v["provenance"]["start"] >= again["provenance"]["end"]]
+        a, f = again["metrics"], first["metrics"]
+        per = lambda k: ", ".join(f"{_pct(x)} ({_pct(y)})" for x, y in zip(a[k], f[k]))
+        lines.append(f"- {run.name}, poisoned again at {again['provenance']['git_commit'][:7]} (the first run in "
+                     f"brackets, {first['provenance']['git_commit'][:7]}): clean accuracy {_pct(a['clean_accuracy'])} "
+                     f"({_pct(f['clean_accuracy'])}); per layer, LFR {per('label_flip_rate_per_layer')}; no-trigger "
+                     f"{per('false_flip_rate_per_layer')}. Its victims: {'; '.join(settings) or 'none'}.")
+    return ["Poisoned models trained again with the same flags and seed (CPU float sums differ between runs, "
+            "so the weights do too), and the victim settings that start from them:", "", *lines, ""] if lines else []
+
+
 def settings_of(root: Path, setting: str) -> str:
     """The victims' data set and hyper-parameters, read from the first victim run of `setting`."""
     for source in SOURCES:
@@ -278,6 +301,7 @@ def build(root: Path) -> str:
             lines += [f"## Victim: {title} ({settings_of(root, setting)})", "",
                       "| model | clean acc | LFR [95% CI] | LFR − BadNet's (McNemar) | no-trigger | max single LFR "
                       "| scan rank |", "|---|---|---|---|---|---|---|", *rows, ""]
+    lines += retrained(root)
     if any(_rate(root, "lwp", s) for s in SETTINGS):
         lines += ["## The paper's claims", "", *survival_claim(root), *scan_claim(root), ""]
     curves = {s: d["metrics"]["label_flip_rate_per_layer"] for s, d in poisoned.items() if d}
