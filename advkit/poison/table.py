@@ -124,9 +124,11 @@ def survival_claim(root: Path) -> list[str]:
         mine = _rate(root, "lwp", setting)
         for base in TOP_LAYER:
             theirs = _rate(root, base, setting)
-            if not (mine and theirs and theirs[3] and theirs[2][1] < POISONED_LFR):
+            if not (mine and theirs and theirs[3]):
                 continue
             (m, _, ci, _), (b, _, bci, _) = mine, theirs
+            if bci[1] >= POISONED_LFR:  # not washed out: nothing to survive
+                continue
             t = _against(root, "lwp", base, setting)
             if t:
                 diff, p = (t["b_only"] - t["a_only"]) / t["n"], t["p_value"]
