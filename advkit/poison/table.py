@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from advkit import stats
 from advkit.report import read_optional as _read, read_records, run_hours, write_table
@@ -63,28 +64,35 @@ def _flips(run: Path) -> dict[int, bool] | None:
     return {r["index"]: r["flipped_by_trigger"] for r in records if r["flipped_by_trigger"] is not None}
 
 
-def _rate(root: Path, source: str, setting: str):
-    """(the LFR metrics, its scan's run or None, the Wilson interval and n over the non-target test examples,
-    or (None, None) and 0 without records); None when not run."""
-    found, _ = _lfr_run(root, source, setting)
+class Rate(NamedTuple):
+    metrics: dict  # the LFR run's (the higher-LFR target's)
+    scan: dict | None  # its scan's run
+    interval: tuple  # Wilson 95 % over the non-target test examples; (None, None) without records
+    n: int
+    targets: int  # targets measured (2 on another task)
+    flips: dict | None  # per non-target example, flipped by the trigger (`_flips`)
+
+
+def _rate(root: Path, source: str, setting: str) -> Rate | None:
+    """A victim's LFR, read once for its row and the claims; None when not run."""
+    found, targets = _lfr_run(root, source, setting)
     if found is None:
         return None
     run, lfr, scan = found
     m = lfr["metrics"]
     n = sum(r["label"] != m["target"] for r in read_records(run))
-    low, high = stats.wilson(round(m["label_flip_rate"] * n), n) if n else (None, None)
-    return m, scan, (low, high), n
+    interval = stats.wilson(round(m["label_flip_rate"] * n), n) if n else (None, None)
+    return Rate(m, scan, interval, n, targets, _flips(run))
 
 
-def _against(root: Path, source: str, other: str, setting: str) -> dict | None:
-    """McNemar of `source`'s flips against `other`'s on the same non-target test examples (b_only: flipped by
-    `source` alone); None where either lacks per-example flips or they read different examples."""
-    a, b = _lfr_run(root, other, setting)[0], _lfr_run(root, source, setting)[0]
-    theirs, mine = (_flips(a[0]) if a else None), (_flips(b[0]) if b else None)
-    if not (mine and theirs and set(mine) == set(theirs)):
+def _against(mine: Rate, theirs: Rate | None) -> dict | None:
+    """McNemar of `mine`'s flips against `theirs` on the same non-target test examples (b_only: flipped by
+    `mine` alone); None where either lacks per-example flips or they read different examples."""
+    a, b = mine.flips, theirs.flips if theirs else None
+    if not (a and b and set(a) == set(b)):
         return None
-    keys = sorted(mine)
-    return stats.mcnemar([theirs[k] for k in keys], [mine[k] for k in keys])
+    keys = sorted(a)
+    return stats.mcnemar([b[k] for k in keys], [a[k] for k in keys])
 
 
 def row(root: Path, source: str, setting: str) -> str | None:
@@ -93,11 +101,11 @@ def row(root: Path, source: str, setting: str) -> str | None:
     found = _rate(root, source, setting)
     if found is None:
         return None
-    m, scan, (low, high), n = found
-    target = f" (to {m['target']})" if _lfr_run(root, source, setting)[1] > 1 else ""
+    m, scan, (low, high), n = found.metrics, found.scan, found.interval, found.n
+    target = f" (to {m['target']})" if found.targets > 1 else ""
     interval = f" [{100 * low:.1f}, {100 * high:.1f}] (n={n})" if n else ""
     paired = "–"
-    t = _against(root, source, "badnet", setting) if source != "badnet" else None
+    t = _against(found, _rate(root, "badnet", setting)) if source != "badnet" else None
     if t:
         paired = f"{100 * (t['b_only'] - t['a_only']) / t['n']:+.1f}, p={t['p_value']:.3g}{stats.mark(t['p_value'])}"
     single = m.get("label_flip_rate_single", {})
@@ -124,12 +132,12 @@ def survival_claim(root: Path) -> list[str]:
         mine = _rate(root, "lwp", setting)
         for base in TOP_LAYER:
             theirs = _rate(root, base, setting)
-            if not (mine and theirs and theirs[3]):
+            if not (mine and theirs and theirs.n):
                 continue
-            (m, _, ci, _), (b, _, bci, _) = mine, theirs
+            (m, ci), (b, bci) = (mine.metrics, mine.interval), (theirs.metrics, theirs.interval)
             if bci[1] >= POISONED_LFR:  # not washed out: nothing to survive
                 continue
-            t = _against(root, "lwp", base, setting)
+            t = _against(mine, theirs)
             if t:
                 diff, p = (t["b_only"] - t["a_only"]) / t["n"], t["p_value"]
                 verdict = ("reproduced" if p < 0.05 and diff > 0 else "contradicted" if p < 0.05 else "undecided")
@@ -148,7 +156,7 @@ def survival_claim(root: Path) -> list[str]:
 def scan_claim(root: Path) -> list[str]:
     """Claim 2: combinatorial sub-triggers evade a single-token vocabulary scan that finds a one-token trigger.
     lwp's most suspicious sub-trigger against lwp-single's trigger, by their bootstrap rank intervals."""
-    scans = {s: (_rate(root, s, "standard") or (None, None))[1] for s in ("clean", "lwp", "lwp-single")}
+    scans = {s: r.scan if (r := _rate(root, s, "standard")) else None for s in ("clean", "lwp", "lwp-single")}
     if not (scans["lwp"] and scans["lwp-single"]):
         return []
 
