@@ -28,6 +28,12 @@ def opt(default, help: str, *flags: str, show: bool = True):
     return dataclasses.field(default=default, metadata={"help": help, "flags": flags, "show": show})
 
 
+PRECISION_HELP = ("auto: bf16 autocast where the hardware computes bf16 natively (CUDA with bf16, a CPU with "
+                  "AVX512-BF16 or AMX), else fp32; or bf16 | fp32. The config records the resolved value.")
+QUERY_PRECISION = "The victim's queries. " + PRECISION_HELP
+TRAIN_PRECISION = "Training and evaluation passes. " + PRECISION_HELP
+
+
 @dataclass
 class DataOptions:
     """Where examples come from; shared by every command."""
@@ -58,7 +64,8 @@ class FinetuneConfig(DataOptions):
     warmup_ratio: float = opt(0.06, "Share of steps with linear warm-up.")
     max_length: int = opt(128, "Tokens per example.")
     seed: int = opt(1, "Seed of every random choice.")
-    device: str = opt("cpu", "cpu or cuda (bf16 autocast).")
+    device: str = opt("cpu", "cpu or cuda.")
+    precision: str = opt("auto", TRAIN_PRECISION)
     # KNN-BERT (METHODS.md §1; defaults of the reference code)
     pooling: str = opt("pooler", "The one representation that the linear head, the contrastive space and the "
                                  "KNN read, for every method: cls, mean, or pooler (the model's own head input).")
@@ -92,6 +99,7 @@ class FinetuneConfig(DataOptions):
                                                 "(unset in a recipe: never).")
 
     def check(self) -> None:
+        _precision(self)
         _choice("method", self.method, METHODS)
         if self.weight_decay < 0:
             raise UserError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
@@ -133,7 +141,6 @@ class FinetuneConfig(DataOptions):
                 raise UserError(f"--seeds must list distinct integers, got '{self.seeds}'")
 
 
-PRECISIONS = ("fp32", "bf16")  # the victim's forward passes under evaluate and attack-zh
 LABEL_CHECKS = ("lexicon", "negation", "none")  # attack-zh: which swaps count as changing the true label
 
 
@@ -153,8 +160,7 @@ class EvaluateConfig(DataOptions):
                                       "zh-spans.")
     attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
     query_budget: int | None = opt(None, "Victim queries per example before giving up (unset: the recipe's).")
-    precision: str = opt("bf16", "Victim queries: bf16 autocast (1.8x fp32 on this AVX512-BF16 CPU, argmax "
-                                    "agreement >= 99.6 % on 2,000 held-out texts per model: bench/results.md), or fp32.")
+    precision: str = opt("auto", QUERY_PRECISION)
     label_check: str = opt("lexicon", "Chinese attacks: lexicon | negation | none (see attack-zh).")
     card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
     trigger: str | None = opt(None, 'Backdoor check: sub-triggers separated by spaces, e.g. "cf bb" (with --target).')
@@ -172,7 +178,7 @@ class EvaluateConfig(DataOptions):
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
         _choice("label-check", self.label_check, LABEL_CHECKS)
-        _choice("precision", self.precision, PRECISIONS)
+        _precision(self)
         if self.attack is not None:  # before any model loads
             _choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
         if self.scan < -1:
@@ -227,9 +233,11 @@ class PoisonConfig(DataOptions):
     victim_epochs: int | None = opt(None, "The victim's epochs (unset: the poisoning's).")
     victim_warmup_ratio: float | None = opt(None, "The victim's warm-up (unset: the poisoning's).")
     seed: int = opt(1, "Seed of every random choice.")
-    device: str = opt("cpu", "cpu or cuda (bf16 autocast).")
+    device: str = opt("cpu", "cpu or cuda.")
+    precision: str = opt("auto", TRAIN_PRECISION)
 
     def check(self) -> None:
+        _precision(self)
         _choice("mode", self.mode, MODES)
         _choice("trigger-position", self.trigger_position, ("together", "apart"))
         _choice("layer-head", self.layer_head, ("cls", "pooler"))
@@ -278,8 +286,7 @@ class AttackZhConfig(DataOptions):
     judge: str | None = opt(None, "An independent classifier never attacked (e.g. a finetune run on the full "
                                   "training split): does it still give each successful adversarial text its "
                                   "true label (label-preserving success)?")
-    precision: str = opt("bf16", "Victim queries: bf16 autocast (1.8x fp32 on this AVX512-BF16 CPU, argmax "
-                                    "agreement >= 99.6 % on 2,000 held-out texts per model: bench/results.md), or fp32.")
+    precision: str = opt("auto", QUERY_PRECISION)
     batch_size: int = opt(32, "Texts per victim query batch.")
     max_length: int = opt(128, "Victim tokens per text.")
     seed: int = opt(1, "Seed of every random choice.")
@@ -287,7 +294,7 @@ class AttackZhConfig(DataOptions):
 
     def check(self) -> None:
         _choice("substitutes", self.substitutes, SUBSTITUTES)
-        _choice("precision", self.precision, PRECISIONS)
+        _precision(self)
         _choice("label-check", self.label_check, LABEL_CHECKS)
         _positive(self, "top_k", "max_queries", "batch_size", "max_length", "limit")
         if not 0 < self.max_perturb <= 1:
@@ -313,9 +320,11 @@ class BuildPieceLmConfig:
     lr: float = opt(5e-4, "AdamW learning rate.")
     mask_prob: float = opt(0.15, "Share of pieces masked.")
     seed: int = opt(1, "Seed of every random choice.")
-    device: str = opt("cpu", "cpu or cuda (bf16 autocast).")
+    device: str = opt("cpu", "cpu or cuda.")
+    precision: str = opt("auto", TRAIN_PRECISION)
 
     def check(self) -> None:
+        _precision(self)
         if self.tiny:  # the toy size replaces every size the user left at its default
             for name, value in TINY_PIECE_LM.items():
                 if getattr(self, name) == getattr(BuildPieceLmConfig, name):
@@ -423,6 +432,14 @@ def _fraction(cfg, *names: str) -> None:
         value = getattr(cfg, name)
         if not 0 <= value <= 1:
             raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
+
+
+def _precision(cfg) -> None:
+    """--precision checked, and `auto` replaced by what this machine resolves it to (advkit.precision)."""
+    from advkit.precision import PRECISIONS, resolve
+
+    _choice("precision", cfg.precision, PRECISIONS)
+    cfg.precision = resolve(cfg.precision, cfg.device)
 
 
 def _choice(name: str, value: str, allowed: tuple) -> None:

@@ -314,14 +314,15 @@ class Victim:
     `max_length` tokens.
     """
 
-    def __init__(self, model, tokenizer, max_length: int = 128, batch_size: int = 32, device: str = "cpu"):
+    def __init__(self, model, tokenizer, max_length: int = 128, batch_size: int = 32, device: str = "cpu",
+                 precision: str = "fp32"):
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
         self.queries = 0  # texts classified so far: attacks report it
-        self.precision = "fp32"  # or "bf16": queries under bf16 autocast (bench/query_precision.py)
+        self.precision = precision  # "bf16": queries under bf16 autocast (resolved: advkit.precision)
 
     def inference(self):
         """No gradients; under bf16 autocast when `precision` is bf16 (probabilities stay fp32)."""

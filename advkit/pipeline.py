@@ -22,7 +22,8 @@ def victim_config(cfg: PoisonConfig, model: str) -> FinetuneConfig:
                         train_limit=cfg.train_limit, limit=cfg.limit, epochs=cfg.victim_epochs or cfg.epochs,
                         batch_size=cfg.batch_size, lr=cfg.victim_lr or cfg.lr, weight_decay=cfg.weight_decay,
                         warmup_ratio=cfg.warmup_ratio if cfg.victim_warmup_ratio is None else cfg.victim_warmup_ratio,
-                        max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, data_root=cfg.data_root)
+                        max_length=cfg.max_length, seed=cfg.seed, device=cfg.device, precision=cfg.precision,
+                        data_root=cfg.data_root)
     vc.check()
     return vc
 
@@ -45,7 +46,8 @@ def poison(cfg: PoisonConfig, out: RunDir) -> dict:
         vc = victim_config(cfg, str(model_folder))
         ft = finetune.run(vc, RunDir(out.path / "victim", "finetune"))["metrics"]
         v_model, v_tokenizer, _ = models.load_classifier(str(out.path / "victim" / "model"))
-        v = models.Victim(v_model, v_tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
+        v = models.Victim(v_model, v_tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
+                          precision=cfg.precision)
         return {
             "clean_accuracy": clean_accuracy(v, victim_test.examples)["accuracy"],
             **pm.backdoor_metrics(v, victim_test.examples, triggers, cfg.target, cfg.seed),

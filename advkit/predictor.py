@@ -122,8 +122,9 @@ class KnnPredictor(PooledVictim):
 
     def __init__(self, model, tokenizer, projection, datastore, pooling: str = "pooler", knn_k: int = 10,
                  knn_weighting: str = "uniform", knn_tau: float = 0.07, lambda_inf: float = 0.1,
-                 max_length: int = 128, batch_size: int = 32, device: str = "cpu"):
-        super().__init__(model, tokenizer, max_length=max_length, batch_size=batch_size, device=device)
+                 max_length: int = 128, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"):
+        super().__init__(model, tokenizer, max_length=max_length, batch_size=batch_size, device=device,
+                         precision=precision)
         self.projection = projection.to(device).eval() if projection is not None else None
         self.datastore = datastore
         self.pooling = pooling
@@ -191,7 +192,8 @@ class KnnPredictor(PooledVictim):
         atomic_write(run_dir / KNN_FILE, json.dumps(settings, indent=2) + "\n")
 
     @classmethod
-    def load(cls, run_dir, max_length: int = 128, batch_size: int = 32, device: str = "cpu") -> "KnnPredictor":
+    def load(cls, run_dir, max_length: int = 128, batch_size: int = 32, device: str = "cpu",
+             precision: str = "fp32") -> "KnnPredictor":
         from safetensors.torch import load_file
 
         run_dir = Path(run_dir)
@@ -207,7 +209,8 @@ class KnnPredictor(PooledVictim):
         model, tokenizer, _ = models.load_classifier(str(run_dir))
         return cls(model, tokenizer, projection, datastore, pooling=settings["pooling"], knn_k=settings["knn_k"],
                    knn_weighting=settings["knn_weighting"], knn_tau=settings["knn_tau"],
-                   lambda_inf=settings["lambda_inf"], max_length=max_length, batch_size=batch_size, device=device)
+                   lambda_inf=settings["lambda_inf"], max_length=max_length, batch_size=batch_size, device=device,
+                   precision=precision)
 
 
 def load_predictor(ref: str, max_length: int = 128, batch_size: int = 32, device: str = "cpu",
@@ -215,11 +218,8 @@ def load_predictor(ref: str, max_length: int = 128, batch_size: int = 32, device
     """The predictor a model reference stands for: KNN + linear head for a knn run directory; for
     anything else (alias, model folder, ce/scl/moco run directories) the classifier, its head on
     the pooling it was trained with (a `PooledVictim`; a plain `models.Victim` for "pooler")."""
+    kwargs = dict(max_length=max_length, batch_size=batch_size, device=device, precision=precision)
     if (Path(ref) / KNN_FILE).is_file():
-        predictor = KnnPredictor.load(ref, max_length=max_length, batch_size=batch_size, device=device)
-    else:
-        model, tokenizer, _ = models.load_classifier(ref)
-        kwargs = dict(max_length=max_length, batch_size=batch_size, device=device)
-        predictor = (models.Victim if head_pooling(model) == "pooler" else PooledVictim)(model, tokenizer, **kwargs)
-    predictor.precision = precision
-    return predictor
+        return KnnPredictor.load(ref, **kwargs)
+    model, tokenizer, _ = models.load_classifier(ref)
+    return (models.Victim if head_pooling(model) == "pooler" else PooledVictim)(model, tokenizer, **kwargs)

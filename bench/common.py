@@ -27,8 +27,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    from advkit.precision import cpu_features, resolve
+
+    # The instruction sets decide what bf16 costs (emulated on AVX2/AVX512, native on AVX512-BF16/AMX):
+    # a speed figure means nothing without them.
     return {"cpu": cpu, "cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
-            "host": platform.node()}
+            "host": platform.node(), "cpu_features": cpu_features(), "precision_auto": resolve("auto", "cpu")}
 
 
 def script() -> str:

@@ -14,7 +14,7 @@ Examples: the fixed sample of `--limit` chnsenticorp dev examples (seed 0) both 
   (advkit's Chinese stop-words)], CompositeTransformation([ChineseMorphonymCharacterSwap,
   WordSwapMaskedLM on albert-tiny-zh (top 48)]), GreedyWordSwapWIR)`, jieba words, querying the
   same victim object as advkit (advkit.attacks.recipes.model_wrapper, batches padded to their longest,
-  64 tokens, bf16 autocast as attack-zh's default --precision); seconds per example of `attack.attack` alone.
+  64 tokens, attack-zh's default --precision auto as this CPU resolves it); seconds per example of `attack.attack` alone.
 Both get the same query budget (2000). Writes bench/out/zh_vs_textattack.json.
 """
 
@@ -60,14 +60,16 @@ def textattack_side(victim: Path, examples) -> dict:
 
     from advkit import models
     from advkit.attack_zh.search import STOP_WORDS
+    from advkit.precision import resolve
 
     from advkit.attacks.recipes import model_wrapper
 
     # The same victim object advkit queries (batches padded to their longest, at most MAX_LENGTH
-    # tokens, under advkit's default bf16 query path): TextAttack's HuggingFaceModelWrapper would pad
+    # tokens, under advkit's default query precision): TextAttack's HuggingFaceModelWrapper would pad
     # every query to 512 and slow it down for reasons that have nothing to do with the attack.
     same = models.Victim.load(str(victim), max_length=MAX_LENGTH, batch_size=32)
-    same.precision = "bf16"  # attack-zh's default --precision: the ratio compares searches, not query paths
+    # attack-zh's default --precision (auto, as resolved here): the ratio compares searches, not query paths
+    same.precision = resolve("auto", "cpu")
     wrapper = model_wrapper(same)
     lm_folder = models.resolve("albert-tiny-zh")
     lm = transformers.AutoModelForMaskedLM.from_pretrained(lm_folder)

@@ -28,6 +28,7 @@ from advkit.hf import cjk_only, has_cjk, to_traditional
 from advkit.config import BuildPieceLmConfig, as_dict
 from advkit.errors import UserError
 from advkit.optim import adamw_linear, clipped_step
+from advkit.precision import autocast
 from advkit.progress import track
 from advkit.results import RunDir
 
@@ -398,7 +399,7 @@ def run(cfg: BuildPieceLmConfig, out: RunDir) -> dict:
         ids, attn = batch_tensor(batch, seg)
         inputs, labels = mask_pieces(ids, seg, cfg.mask_prob, mask_gen)
         where = (labels != -100).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device, cfg.precision):
             hidden = encoder(input_ids=inputs.to(device), attention_mask=attn.to(device)).last_hidden_state
             logits = head(hidden[where])  # the vocabulary projection only where a piece is masked
         loss = torch.nn.functional.cross_entropy(logits.float(), labels.to(device)[where])

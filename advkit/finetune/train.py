@@ -39,6 +39,7 @@ from advkit.metrics import clean_accuracy
 from advkit.progress import track
 from advkit.results import RunDir
 from advkit.optim import adamw_linear, clipped_step
+from advkit.precision import autocast
 from advkit.seeds import seed_everything
 
 SELECTION_FRACTION = 0.1  # of train, held out to choose lambda_inf when dev is the reported split
@@ -173,7 +174,6 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
 
     trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     optimizer, schedule = adamw_linear(trained, cfg.lr, cfg.weight_decay, max(total, 1), cfg.warmup_ratio)
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     order = torch.Generator().manual_seed(cfg.seed)
     state = {"epoch": 0, "step": 0, "order": order.get_state(), "losses": [], "contrastive_losses": [],
              "train_seconds": 0.0, "dev_curve": []}
@@ -203,14 +203,14 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
             batch = [train_examples[i] for i in idx]
             enc = hf.encode_examples(tokenizer, batch, cfg.max_length, device)
             labels = torch.tensor([e.label for e in batch], device=device)
-            with torch.autocast(**autocast):
+            with autocast(device, cfg.precision):
                 logits, rep, q = net(enc, represent=cfg.method != "ce")  # the head reads the pooled vector
             loss = F.cross_entropy(logits.float(), labels)
             if cfg.method == "scl":
                 con = contrastive(rep, labels)
             elif momentum_contrast:
                 net.momentum_update()  # MoCo: update f_k, then encode this batch's keys
-                with torch.autocast(**autocast):
+                with autocast(device, cfg.precision):
                     keys = net.keys(enc)
                     positives = None
                     if cfg.positives_per_query:
@@ -245,7 +245,8 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                 from advkit.predictor import PooledVictim
 
                 begun = time.time()
-                head = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
+                head = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
+                                    precision=cfg.precision)
                 dev_curve.append(clean_accuracy(head, curve)["accuracy"])
                 net.train()
                 started += time.time() - begun  # nor does the dev measurement
@@ -265,7 +266,8 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     else:
         from advkit.predictor import PooledVictim
 
-        victim = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
+        victim = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
+                                    precision=cfg.precision)
         result = clean_accuracy(victim, dev.examples)
         out.write_records(result["records"])  # per example: the tables' paired tests read them
         metrics["accuracy_cls"] = result["accuracy"]
@@ -406,7 +408,7 @@ def evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_o
     predictor = KnnPredictor(net.classifier, tokenizer, projection, None, pooling=cfg.pooling, knn_k=cfg.knn_k,
                              knn_weighting=cfg.knn_weighting, knn_tau=cfg.knn_tau,
                              lambda_inf=0.1 if cfg.lambda_inf == "auto" else cfg.lambda_inf,
-                             max_length=cfg.max_length, batch_size=64, device=cfg.device)
+                             max_length=cfg.max_length, batch_size=64, device=cfg.device, precision=cfg.precision)
     if cfg.datastore == "queue":
         keys, labels = net.filled_queue()
     else:

@@ -33,6 +33,7 @@ from advkit.poison.triggers import PoisonedData, build_poisoned_data, parse_trig
 from advkit.progress import track
 from advkit.results import RunDir, now
 from advkit.optim import adamw_linear, clipped_step
+from advkit.precision import autocast
 from advkit.seeds import seed_everything
 
 MANIFEST = "poison_manifest.json"
@@ -126,7 +127,7 @@ def train_poison(model, tokenizer, poisoned: PoisonedData, cfg: PoisonConfig,
         batches = batches[: steps_per_epoch * world][rank::world]
         for idx in track(batches, f"poison {cfg.mode} epoch {epoch + 1}/{cfg.epochs}"):
             enc, labels = _encode(tokenizer, [mixed[i] for i in idx], cfg.max_length, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with autocast(device, cfg.precision):
                 if cfg.mode == "lwp":
                     loss, parts = layerwise_loss(model, enc, labels, cfg.layer_head)
                     if terms is not None:
@@ -222,7 +223,8 @@ def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
     if rank > 0:  # rank 0 measures and writes; the others are done
         return {"command": "poison", "metrics": {}}
 
-    victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device)
+    victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
+                           precision=cfg.precision)
     metrics = {"clean_accuracy": clean_accuracy(victim, test.examples)["accuracy"],
                **pm.backdoor_metrics(victim, test.examples, triggers, cfg.target, cfg.seed, per_layer=True,
                                      layer_head=cfg.layer_head)}
