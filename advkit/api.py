@@ -49,12 +49,12 @@ def _config(cls: type, config, recipe, settings: dict):
             raise UserError(f"unknown setting '{name}'{closest(name, hints)}")
         if isinstance(value, os.PathLike):  # a Path for a folder, a file or a model reference
             value = os.fspath(value)
-        if isinstance(value, str) and typing.get_origin(hints[name]) is list:
+        kinds = typing.get_args(hints[name]) or (hints[name],)
+        if isinstance(value, str) and any(typing.get_origin(t) is list for t in kinds):
             value = [value]  # attack's text="..." for one text
         # the command line's parser checks types; here the recipe check does, with its messages
         if value is not None and not configs._type_ok(value, hints[name]):
             raise UserError(f"{name} must be {configs._type_name(hints[name])}, got {value!r}")
-        kinds = typing.get_args(hints[name]) or (hints[name],)
         if type(value) is int and float in kinds and int not in kinds:
             value = float(value)  # lr=1 is 1.0, as the recipe reader has it
         values[name] = value

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from advkit import data, models
 from advkit.attack_zh import ZH_ATTACKS
+from advkit.attacks import ATTACKS
 from advkit.config import AttackConfig, AttackZhConfig, as_dict
 from advkit.errors import UserError, closest
 from advkit.hf import is_cjk
@@ -49,6 +50,16 @@ class Item:
     label: int | str | None
     where: str
     label_from: str | None
+
+
+def require(cfg: AttackConfig) -> None:
+    """The settings without a default (config's defaults stay valid, as attack-zh's --model)."""
+    if cfg.model is None:
+        raise UserError("--model is required: the classifier to attack")
+    if cfg.attack is None:
+        raise UserError(f"--attack is required: one of {', '.join(ATTACKS + ZH_ATTACKS)}")
+    if not cfg.text and cfg.file is None:
+        raise UserError('give the texts to attack: --text "..." (repeatable) or --file FILE')
 
 
 def read_inputs(cfg: AttackConfig) -> list[Item]:
@@ -238,6 +249,7 @@ def main(cfg: AttackConfig, out: str | Path | None, overwrite: bool = False) -> 
     from advkit.predictor import load_predictor
     from advkit.seeds import seed_everything
 
+    require(cfg)
     items = read_inputs(cfg)
     check_language(cfg.attack, items)
     export = check_export(cfg, overwrite)

@@ -369,14 +369,9 @@ class AttackConfig:
     seed: int = opt(1, "Seed of the attack's random choices (per text: seed + its index).")
     device: str = opt("cpu", "cpu or cuda.")
 
-    def check(self) -> None:
-        if self.model is None:
-            raise UserError("--model is required: the classifier to attack")
-        if self.attack is None:
-            raise UserError(f"--attack is required: one of {', '.join(ATTACKS + ZH_ATTACKS)}")
-        _choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
-        if not self.text and self.file is None:
-            raise UserError('give the texts to attack: --text "..." (repeatable) or --file FILE')
+    def check(self) -> None:  # what is required (model, attack, texts) is asked for by the command itself
+        if self.attack is not None:
+            _choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
         if self.text and self.file is not None:
             raise UserError("give --text or --file, not both")
         for n, text in enumerate(self.text or [], 1):
