@@ -217,6 +217,26 @@ def build_piece_lm(cfg, out, overwrite):
                f"masked-piece accuracy {_num(m['heldout_masked_piece_accuracy'])}; model in {out}")
 
 
+@run_command("attack", configs.AttackConfig)
+def attack(cfg, out, overwrite):
+    r"""Attack the texts given here (or listed in a file) and show each adversarial text, its changes
+    marked \[\[old->new]], with the model's label before and after.
+
+    Example: advkit attack --model runs/ce --attack pwws --text "a gorgeous, witty, seductive movie."
+    """
+    from advkit import attack_texts
+
+    result = attack_texts.main(cfg, out, overwrite=overwrite)
+    m = result["metrics"]
+    where = f"; results in {out}" if out else ""
+    if cfg.export:
+        where += (f"; {result['exported']} adversarial example(s) with their true labels in {cfg.export}"
+                  if result["exported"] else f"; no success, so {cfg.export} was not written")
+    typer.echo("\n".join(attack_texts.describe(result)))
+    typer.echo(f"{cfg.attack} on {m['examples']} text(s): {m['successes']} success, {m['failures']} failed, "
+               f"{m['skipped']} skipped{where}")
+
+
 @app.command()
 def table(
     runs: list[Path] = typer.Argument(..., help="Run directories (or metrics.json files)."),
