@@ -246,16 +246,24 @@ def export_text(records: list[dict], suffix: str) -> str:
 def main(cfg: AttackConfig, out: str | Path | None, overwrite: bool = False) -> dict:
     """Attack every text; returns {records, metrics, labels (the model's names), run (the run
     directory or None), export (the file written or None), exported (its rows)}."""
-    from advkit.predictor import load_predictor
-    from advkit.seeds import seed_everything
-
     require(cfg)
     items = read_inputs(cfg)
     check_language(cfg.attack, items)
     export = check_export(cfg, overwrite)
-    run = RunDir(out, "attack", overwrite=overwrite) if out is not None else None
+    run = RunDir(out, "attack", overwrite=overwrite, lock=True) if out is not None else None
     if run is not None:
         run.check_writable()
+    try:
+        return attack(cfg, items, export, run)
+    finally:
+        if run is not None:
+            run.release()
+
+
+def attack(cfg: AttackConfig, items: list, export: Path | None, run: RunDir | None) -> dict:
+    from advkit.predictor import load_predictor
+    from advkit.seeds import seed_everything
+
     seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
     predictor = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
                                precision=cfg.precision)

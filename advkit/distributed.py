@@ -82,11 +82,13 @@ def main(command: str, out, overwrite: bool, resume: bool, run) -> dict | None:
     from advkit.results import RunDir
 
     rank = world()[0]
-    run_dir = RunDir(out, command, overwrite=overwrite or rank > 0, resume=resume)
+    # rank 0 holds the lock; the other ranks join its folder
+    run_dir = RunDir(out, command, overwrite=overwrite or rank > 0, resume=resume, lock=rank == 0)
     run_dir.check_writable()
     try:
         doc = run(run_dir)
     finally:
+        run_dir.release()
         teardown()
     return doc if rank == 0 else None
 

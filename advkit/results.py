@@ -74,14 +74,42 @@ def versions() -> dict:
     return found
 
 
+LOCK_FILE = ".advkit.lock"  # in a live run's --out: the pid and host of the process writing there
+
+
+def alive(holder: dict) -> bool:
+    """Whether a lock's process still runs. On another host this cannot be known: taken as running."""
+    if holder.get("host") != platform.node():
+        return True
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child not yet reaped by its parent is a zombie: dead, though its pid exists
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class RunDir:
     """The output folder of one command run."""
 
-    def __init__(self, path: str | Path, command: str, *, overwrite: bool = False, resume: bool = False):
+    def __init__(self, path: str | Path, command: str, *, overwrite: bool = False, resume: bool = False,
+                 lock: bool = False):
+        """`lock`: this is a command's own --out (not a folder inside another run): a live run holds it
+        (LOCK_FILE), and a second run into it is refused, before any work and again when it creates it."""
         self.path = Path(path)
         self.command = command
         self.resume = resume
+        self.lock, self.locked = lock, False
         self.start = now()
+        if lock:
+            self._refuse_if_in_use()
         metrics = self.path / "metrics.json"
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out {path}: exists and is not a directory")
@@ -95,7 +123,7 @@ class RunDir:
         elif started and not overwrite:
             what = "a finished run" if metrics.is_file() else "files"
             raise UserError(f"--out {path}: already holds {what}; pass --overwrite or choose another --out")
-        self.overwrite = overwrite and started and not resume
+        self.overwrite = overwrite and not resume  # whatever is there when the run starts is replaced
 
     def owner(self) -> str | None:
         """The command that made this run (from metrics.json or the run marker)."""
@@ -112,9 +140,17 @@ class RunDir:
         """Make the folder (after all inputs were validated) and mark whose run it is. A resumed run
         must have the same config, except `resume_free` settings (those that do not change records)."""
         try:
-            if self.overwrite:
-                shutil.rmtree(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
+            if self.lock:
+                self._acquire()
+            leftover = [p for p in self.path.iterdir() if p.name != LOCK_FILE]
+            if self.overwrite:
+                for p in leftover:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            elif leftover and not self.resume:  # another run wrote here after this one checked the folder
+                self.release()
+                raise UserError(f"--out {self.path}: another run wrote there while this one was starting; pass "
+                                "--overwrite or choose another --out")
             if self.resume and (self.path / "run.json").is_file():
                 self._check_same_config(config, resume_free)
             else:
@@ -126,6 +162,46 @@ class RunDir:
             raise UserError(f"--out {self.path}: permission denied") from None
         except OSError as e:
             raise UserError(f"--out {self.path}: cannot write: {e.strerror}") from None
+
+    def holder(self) -> dict | None:
+        """Who holds the lock: {pid, host, command, start}, or None."""
+        try:
+            return json.loads((self.path / LOCK_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _refuse_if_in_use(self) -> None:
+        holder = self.holder()
+        if holder is not None and holder.get("pid") != os.getpid() and alive(holder):
+            raise UserError(f"--out {self.path}: in use by a running '{holder.get('command')}' (pid {holder.get('pid')} "
+                            f"on {holder.get('host')}, since {holder.get('start')}); wait for it or choose another "
+                            f"--out")
+
+    def _acquire(self) -> None:
+        """Create LOCK_FILE exclusively; a dead holder's lock (a killed run) is taken over."""
+        path = self.path / LOCK_FILE
+        text = json.dumps({"pid": os.getpid(), "host": platform.node(), "command": self.command, "start": self.start})
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._refuse_if_in_use()
+                path.unlink(missing_ok=True)  # a stale lock; one retry, so two takers cannot both win
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+            self.locked = True
+            return
+        self._refuse_if_in_use()
+        raise UserError(f"--out {self.path}: another run took it while this one was starting; choose another --out")
+
+    def release(self) -> None:
+        """Remove the lock if this process holds it (the run ended, well or badly)."""
+        if self.locked:
+            holder = self.holder()
+            if holder is not None and holder.get("pid") == os.getpid():
+                (self.path / LOCK_FILE).unlink(missing_ok=True)
+            self.locked = False
 
     def _check_same_config(self, config: dict, resume_free: tuple[str, ...]) -> None:
         """--resume must continue the same experiment, or the records would mix two."""
