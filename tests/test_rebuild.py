@@ -23,6 +23,9 @@ import pytest
 from conftest import REPO
 
 TABLES = sorted(p.parent.name for p in (REPO / "results").glob("*/table.md"))
+# The tables `make tables` writes (its table-NAME targets), each committed as results/NAME/table.md:
+# the list the rebuild runs over, so that a table missing from the checkout is named, not dropped.
+MADE = sorted(re.findall(r"^table-([\w-]+):", (REPO / "Makefile").read_text(encoding="utf-8"), re.M))
 
 
 def tracked(folder: Path) -> list[Path]:
@@ -63,15 +66,17 @@ def builder_of(name: str) -> str:
 
 
 def test_every_table_has_a_recipe():
-    # a new table gets a recipe, and a place in this test (results/knn has none while it is re-run: issue 16)
-    assert TABLES and set(TABLES) <= {"knn", "lwp", "zh"}
-    for name in TABLES:
+    # a new table gets a make target (and so a place in the rebuild) and a recipe
+    assert MADE and set(TABLES) <= set(MADE), (TABLES, MADE)
+    for name in MADE:
         builder_of(name)
 
 
-@pytest.mark.parametrize("name", TABLES)
+@pytest.mark.parametrize("name", MADE)
 def test_results_table_rebuilds_byte_for_byte(name, tmp_path):
     source = REPO / "results" / name
+    if name not in TABLES:  # a skip that names it; a failure under CI=true (conftest)
+        pytest.skip(f"results/{name}/table.md is not in this checkout (make table-{name} writes it)")
     root = tmp_path / name
     # The run directories only: the files at the top of results/<name>/ are what the builder writes.
     copy_tracked(source, root, keep=lambda rel: len(rel.parts) > 1)
@@ -111,7 +116,9 @@ BEFORE_SCRIPT_FIELD = {"gpu_check.json", "knn_epoch.json", "knn_inference.json",
 
 
 def test_every_benchmark_file_names_the_script_that_wrote_it():
-    for path in sorted((REPO / "bench" / "out").glob("*")):
+    files = sorted((REPO / "bench" / "out").glob("*"))
+    assert files, "no benchmark files in bench/out: nothing to check"  # bench/results.md is built from them
+    for path in files:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if path.name in BEFORE_SCRIPT_FIELD and "script" not in doc:
             continue
