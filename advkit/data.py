@@ -166,7 +166,9 @@ def load(dataset: str, split: str, *, root: str | None = None, text_column: str 
 
 
 def _columns(path: Path, rows, text_column, label_column) -> tuple[str, str]:
-    columns = list(rows[0][1].keys()) if rows else []
+    if not rows:  # a header alone names its columns, but there is nothing to read
+        raise UserError(f"{path}: no examples")
+    columns = list(rows[0][1].keys())
     text = text_column or next((c for c in ("sentence", "text", "premise", "content") if c in columns),
                                None)
     if text is None:

@@ -124,10 +124,6 @@ MALFORMED = {
     "no-such-text-column": ("rows.tsv", b"text\tlabel\na\t1\n", {"text_column": "txt"}, 2, "missing column 'txt'"),
     "header-only": ("rows.tsv", b"sentence\tlabel\n", {}, None, "no examples"),
 }
-# Known bugs, each a strict xfail so that its fix turns the test into a failure until this list
-# loses it: a header without rows is reported as "no text column among []" (data._columns reads
-# the columns from the first row), though the header names its columns.
-MALFORMED_BUGS = {"header-only": "a header-only file says 'no text column among []', not that it has no rows"}
 
 
 def _write(tmp_path, case) -> Path:
@@ -137,8 +133,7 @@ def _write(tmp_path, case) -> Path:
     return f
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=MALFORMED_BUGS[c]))
-                                  if c in MALFORMED_BUGS else c for c in MALFORMED])
+@pytest.mark.parametrize("case", list(MALFORMED))
 def test_malformed_local_file_names_file_and_line(tmp_path, case):
     f = _write(tmp_path, case)
     _, _, options, line, what = MALFORMED[case]
