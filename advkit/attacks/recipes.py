@@ -110,13 +110,13 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
         raise UserError(f"unknown attack '{name}' (attacks: {', '.join(ATTACKS)}){closest(name, ATTACKS)}")
     if name in NEEDS_LM and not lm:
         raise UserError(f"--attack {name} needs a local masked language model: pass --attack-lm PATH")
-    from advkit.assets import nltk_dir, use_project_nltk
+    from advkit.assets import require_wordnet, use_project_nltk
 
     use_project_nltk()
-    # checked before TextAttack's slow import, which needs only the stop words
-    if name in ("pwws", "textfooler") and not (nltk_dir() / "corpora" / "wordnet" / "lexnames").is_file():
-        raise UserError(f"{name} needs English WordNet, not found in {nltk_dir()}: run `make setup` "
-                        "(or point NLTK_DATA at a folder with corpora/wordnet)")
+    # every file checked before TextAttack's slow import (which needs only the stop words): a copy
+    # without index.sense otherwise fails deep inside an attack with a traceback
+    if name in ("pwws", "textfooler"):
+        require_wordnet(name)
     _textattack()
     from textattack import Attack
     from textattack.constraints.overlap import LevenshteinEditDistance, MaxWordsPerturbed
