@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from advkit.attack_zh import SUBSTITUTES, ZH_ATTACKS
-from advkit.attacks import ATTACKS
+from advkit.attacks import ATTACKS, GOALS
 from advkit.errors import UserError, closest
 from advkit.finetune import METHODS, POOLINGS
 from advkit.poison import MODES
@@ -160,6 +160,10 @@ class EvaluateConfig(DataOptions):
                                       "zh-spans.")
     attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
     query_budget: int | None = opt(None, "Victim queries per example before giving up (unset: the recipe's).")
+    goal: str = opt("plain", "English attacks on a knn run: plain (the search reads the predictor's probabilities) "
+                             "or adaptive (it reads a smooth score of the same decision: each class's k nearest "
+                             "keys, softmax at knn_tau, mixed with the head by lambda_inf; success is still the "
+                             "shipped vote's).")
     precision: str = opt("auto", QUERY_PRECISION)
     label_check: str = opt("lexicon", "Chinese attacks: lexicon | negation | none (see attack-zh).")
     card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
@@ -181,6 +185,9 @@ class EvaluateConfig(DataOptions):
         _precision(self)
         if self.attack is not None:  # before any model loads
             _choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
+        _choice("goal", self.goal, GOALS)
+        if self.goal != "plain" and self.attack not in ATTACKS:
+            raise UserError(f"--goal {self.goal} belongs to an English attack (--attack {', '.join(ATTACKS)})")
         if self.scan < -1:
             raise UserError(f"--scan must be -1 (every token), 0 (off) or a count, got {self.scan}")
         if self.card and self.attack:

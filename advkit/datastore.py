@@ -58,6 +58,25 @@ class Datastore:
         votes.scatter_add_(1, self.labels[idx], weights)
         return votes / votes.sum(1, keepdim=True)
 
+    def class_proximity(self, queries: torch.Tensor, k: int, tau: float, chunk: int = 256) -> torch.Tensor:
+        """A smooth stand-in for the vote, for an attacker who sees it (the adaptive goal): softmax over
+        classes of s_c / tau, s_c the mean similarity of the k keys of class c nearest the query. Unlike
+        the uniform vote, which moves in steps of 1/k, it rises as soon as a query moves toward another
+        class's keys, long before one of them enters the top k."""
+        queries = F.normalize(queries.detach().float().cpu(), dim=1)
+        out = []
+        for q in queries.split(chunk):
+            sims = q @ self.keys.T
+            scores = []
+            for c in range(self.num_labels):
+                own = self.labels == c
+                if not own.any():  # a class without keys can never be voted for
+                    scores.append(torch.full((len(q),), float("-inf")))
+                    continue
+                scores.append(sims[:, own].topk(min(k, int(own.sum())), dim=1).values.mean(1))
+            out.append(torch.softmax(torch.stack(scores, 1) / tau, dim=1))
+        return torch.cat(out) if out else torch.zeros(0, self.num_labels)
+
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
 

@@ -173,7 +173,8 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         from advkit.attacks import recipes as attacks
 
         attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
-                                     query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device)
+                                     query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device,
+                                     goal=cfg.goal)
     rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks (or scans) its share
     if out is not None and rank == 0:
         out.create(as_dict(cfg), resume_free=RESUME_FREE if attack else ())

@@ -172,6 +172,15 @@ class KnnPredictor(PooledVictim):
         p_cls, p_knn, _ = self.parts(texts, texts_b)
         return combine(p_cls, p_knn, self.lambda_inf)
 
+    def adaptive_proba(self, texts, texts_b=None):
+        """(the shipped prediction, its smooth twin) from one forward pass: the same mix with the head,
+        the vote replaced by `Datastore.class_proximity` (k = knn_k, tau = knn_tau). The adaptive attack
+        ranks and accepts swaps by the second and succeeds only when the first changes its mind."""
+        p_cls, p_knn, q = self.parts(texts, texts_b)
+        near = self.datastore.class_proximity(torch.from_numpy(q), self.knn_k, self.knn_tau).numpy() if len(q) \
+            else p_knn
+        return combine(p_cls, p_knn, self.lambda_inf), combine(p_cls, near, self.lambda_inf)
+
     def save(self, run_dir: Path) -> None:
         """projection.safetensors, datastore.safetensors and knn.json beside model/ (saved apart)."""
         from safetensors.torch import save_file

@@ -101,9 +101,56 @@ def sentence_encoder_constraint(encoder_ref: str, threshold: float, metric: str,
                                 skip_text_shorter_than_window=skip_short)
 
 
+def adaptive_goal(predictor, batch_size: int, query_budget):
+    """An untargeted goal on a KNN predictor that ranks and accepts swaps by the smooth score of its
+    decision (`KnnPredictor.adaptive_proba`) and succeeds only when the shipped prediction changes.
+
+    The wrapped model returns [p_shipped | p_smooth] side by side (2C columns), so each text costs one
+    query; the shipped half decides success and the reported predictions, the smooth half the score."""
+    from textattack.goal_functions import UntargetedClassification
+    from textattack.models.wrappers import ModelWrapper
+
+    c = predictor.num_labels
+
+    class Both(ModelWrapper):
+        def __init__(self, model):
+            self.model = model
+
+        def __call__(self, text_input_list, **kwargs):
+            import numpy as np
+
+            if text_input_list and isinstance(text_input_list[0], tuple):
+                shipped, smooth = self.model.adaptive_proba([t[0] for t in text_input_list],
+                                                            [t[1] for t in text_input_list])
+            else:
+                shipped, smooth = self.model.adaptive_proba(list(text_input_list))
+            return np.concatenate([shipped, smooth], axis=1)
+
+    class AdaptiveKnnGoal(UntargetedClassification):
+        def _process_model_outputs(self, inputs, scores):
+            import torch
+
+            scores = torch.as_tensor(scores)
+            return scores.unsqueeze(0) if scores.ndim == 1 else scores.cpu()
+
+        def _is_goal_complete(self, model_output, _):
+            return int(model_output[:c].argmax()) != self.ground_truth_output
+
+        def _get_score(self, model_output, _):
+            return 1 - float(model_output[c + self.ground_truth_output])
+
+        def _get_displayed_output(self, raw_output):
+            return int(raw_output[:c].argmax())
+
+    return AdaptiveKnnGoal(Both(predictor), model_batch_size=batch_size, query_budget=query_budget or float("inf"))
+
+
 def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm-l6", query_budget: int | None = None,
-          batch_size: int = 32, device: str = "cpu"):
-    """(attack, description) for a recipe name; raises UserError for unknown names or a missing LM."""
+          batch_size: int = 32, device: str = "cpu", goal: str = "plain"):
+    """(attack, description) for a recipe name; raises UserError for unknown names or a missing LM.
+    goal "adaptive": the search reads a smooth score of a KNN predictor's vote (`adaptive_goal`)."""
+    if goal == "adaptive" and not hasattr(predictor, "adaptive_proba"):
+        raise UserError("--goal adaptive attacks a knn run's vote; this model has no datastore (use --goal plain)")
     if name not in ATTACKS:
         from advkit.errors import closest
 
@@ -132,8 +179,9 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
         def __init__(self):
             self.language = "eng"
 
-    goal = UntargetedClassification(model_wrapper(predictor), model_batch_size=batch_size,
-                                    query_budget=query_budget or float("inf"))
+    goal_function = adaptive_goal(predictor, batch_size, query_budget) if goal == "adaptive" else \
+        UntargetedClassification(model_wrapper(predictor), model_batch_size=batch_size,
+                                 query_budget=query_budget or float("inf"))
     if name == "pwws":
         parts = (OfflineWordNetSwap(), [RepeatModification(), StopwordModification()],
                  GreedyWordSwapWIR("weighted-saliency"))
@@ -174,7 +222,11 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
             parts = (swap, [RepeatModification(), StopwordModification(), sim], GreedyWordSwapWIR(wir_method="delete"))
             note = f"BAE-R (Garg & Ramakrishnan 2019) with masked LM {lm}; {encoder} instead of USE; no POS constraint"
     transformation, constraints, search = parts
-    return Attack(goal, [*constraints, within_window(predictor)], transformation, search), note
+    if goal == "adaptive":
+        note += (f"; adaptive goal: swaps ranked by each class's {predictor.knn_k} nearest keys (softmax at "
+                 f"tau {predictor.knn_tau}) mixed with the head by lambda_inf {predictor.lambda_inf}, success by "
+                 f"the shipped {predictor.knn_weighting} vote")
+    return Attack(goal_function, [*constraints, within_window(predictor)], transformation, search), note
 
 
 def attack_one(attack, example, index: int) -> dict:
