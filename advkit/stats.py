@@ -13,11 +13,19 @@ Statistical Significance in NLP"):
 - `paired_bootstrap`: any per-example metric on the same examples (success indicators,
   perturbation ratios, query counts) where no closed-form test fits (Efron & Tibshirani
   1993, "An Introduction to the Bootstrap").
-- `mark`: the asterisk that flags a significant difference in a table.
+- `mark`: the asterisk that flags a difference at p < 0.05 in a table cell (before correction).
+- `holm`, `verdict`, `interval_verdict`, `Claim`, `Family`: the claims one table judges. A table
+  that tests many claims at p < 0.05 finds some by chance, so the claims' p-values are adjusted
+  together by Holm's step-down procedure (Holm 1979, "A simple sequentially rejective multiple test
+  procedure"), which controls the family-wise error rate with no assumption on how the tests
+  depend on each other (two attacks on the same examples are not independent). Every table says
+  "reproduced", "contradicted" or "undecided" through `Family` and nowhere else.
+- `fmt_interval`: every interval a table prints, "[low, high]".
 """
 
 import math
 import random
+from typing import NamedTuple
 
 Z95 = 1.959963984540054  # standard normal quantile at 0.975
 
@@ -149,9 +157,123 @@ def mark(p_value, alpha: float = 0.05) -> str:
     return "*" if p_value is not None and p_value < alpha else ""
 
 
+def fmt_interval(low, high, scale: float = 100, spec: str = ".1f") -> str:
+    """An interval as every table prints it, "[low, high]": each bound times `scale` (100: a rate in
+    percent; 1: as it is) in the format `spec` (".1f"; "+.1f" for a signed difference; "g" for ranks).
+    "" when a bound is missing."""
+    if low is None or high is None:
+        return ""
+    return f"[{format(scale * low, spec)}, {format(scale * high, spec)}]"
+
+
 def fmt_rate(successes: int, n: int, digits: int = 1) -> str:
     """A rate in percent with its Wilson interval, e.g. "81.0 [75.0, 85.8] (n=200)"."""
     if n == 0:
         return "n/a (n=0)"
-    low, high = wilson(successes, n)
-    return f"{100 * successes / n:.{digits}f} [{100 * low:.{digits}f}, {100 * high:.{digits}f}] (n={n})"
+    return f"{100 * successes / n:.{digits}f} {fmt_interval(*wilson(successes, n), spec=f'.{digits}f')} (n={n})"
+
+
+# --- the claims of one table -------------------------------------------------------------
+
+REPRODUCED, CONTRADICTED, UNDECIDED = "reproduced", "contradicted", "undecided"
+
+
+def holm(p_values: list) -> list:
+    """Holm's step-down adjusted p-values (Holm 1979), in the order given.
+
+    With the m p-values sorted p_(1) <= ... <= p_(m), the adjusted p_(i) is
+    max_{j <= i} min(1, (m - j + 1) p_(j)): monotone in the raw p (ties get the same value) and
+    capped at 1. Rejecting where the adjusted p < alpha is Holm's procedure at family-wise level
+    alpha. None entries (a claim without a p-value) pass through as None and do not count in m."""
+    for p in p_values:
+        if p is not None and not 0 <= p <= 1:  # also NaN
+            raise ValueError(f"p-values must lie in [0, 1], got {p}")
+    ranked = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(ranked)
+    adjusted = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(ranked):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(p_adjusted, effect, alpha: float = 0.05) -> str:
+    """A claim judged by its (multiplicity-adjusted) p-value and its effect, signed so that > 0 is
+    the direction the paper claims: reproduced (p < alpha, effect > 0), contradicted (p < alpha,
+    effect < 0), otherwise undecided (at this n), also without a p-value or an effect."""
+    if p_adjusted is None or effect is None or not p_adjusted < alpha or effect == 0:
+        return UNDECIDED
+    return REPRODUCED if effect > 0 else CONTRADICTED
+
+
+def interval_verdict(mine: tuple, theirs: tuple) -> str:
+    """A claim "mine is higher than theirs" judged by two 95 % intervals alone, where no test pairs
+    them (different examples): reproduced when mine lies wholly above theirs, contradicted when wholly
+    below, undecided when they overlap or a bound is missing. Weaker than a test (two intervals can
+    overlap while the difference is significant), and outside any Holm family: use a p-value wherever
+    one exists."""
+    if None in (*mine, *theirs):
+        return UNDECIDED
+    if mine[0] > theirs[1]:
+        return REPRODUCED
+    return CONTRADICTED if mine[1] < theirs[0] else UNDECIDED
+
+
+class Claim(NamedTuple):
+    """One claim a table judges. p: its raw two-sided p-value (None: no test; then `intervals`, if
+    given, judges it by `interval_verdict`); effect: the estimate, signed so that > 0 is the claimed
+    direction; evidence: the estimate with its interval as the table words it (`fmt_interval`);
+    intervals: (mine, theirs), the two 95 % intervals of a claim without a p-value."""
+    name: str
+    p: float | None
+    effect: float | None = None
+    evidence: str = ""
+    intervals: tuple | None = None
+
+
+class Family:
+    """The claims of one table, judged together: Holm (`holm`) over those with a p-value, then
+    `verdict` on each adjusted p; a claim without one is judged by its two intervals, outside the
+    family, and says so."""
+
+    def __init__(self, claims: list, alpha: float = 0.05):
+        self.claims, self.alpha = list(claims), alpha
+        self.adjusted = holm([c.p for c in self.claims])
+        self.verdicts = [verdict(adj, c.effect, alpha) if c.p is not None
+                         else interval_verdict(*c.intervals) if c.intervals else UNDECIDED
+                         for c, adj in zip(self.claims, self.adjusted)]
+
+    def __len__(self) -> int:
+        return sum(c.p is not None for c in self.claims)
+
+    def line(self, i: int) -> str:
+        """Claim i as a list item: name, verdict, evidence, raw p and Holm-adjusted p."""
+        c, adj, v = self.claims[i], self.adjusted[i], self.verdicts[i]
+        if c.p is not None:
+            test = f"p={c.p:.3g}, Holm-adjusted p={adj:.3g}"
+        elif c.intervals:
+            apart = "overlap" if v == UNDECIDED else "lie apart"
+            test = f"no p-value: judged by the two 95 % intervals alone, which {apart}; not in the Holm family"
+        else:
+            test = "nothing to test"
+        return f"- {c.name}: **{v}** ({c.evidence + '; ' if c.evidence else ''}{test})."
+
+    def lines(self) -> list[str]:
+        return [self.line(i) for i in range(len(self.claims))]
+
+    def note(self) -> str:
+        """What the family is and how its verdicts are reached, for the table's text."""
+        without = len(self.claims) - len(self)
+        return (f"Multiplicity: the family is the {len(self)} claim{'s' if len(self) != 1 else ''} below with a "
+                f"p-value; Holm's step-down procedure (Holm 1979) adjusts their p-values together, and each line "
+                f"gives its raw p and its Holm-adjusted p. Reproduced: adjusted p < {self.alpha:g} with the effect "
+                f"in the claimed direction; contradicted: adjusted p < {self.alpha:g} the other way; otherwise "
+                "undecided at this n."
+                + (f" {without} claim{'s' if without != 1 else ''} without a p-value (no test pairs the two samples) "
+                   f"{'are' if without != 1 else 'is'} judged by two 95 % intervals, apart or overlapping, listed "
+                   "but outside the family." if without else ""))
+
+    def count(self, verdict_: str, indices=None) -> int:
+        """How many claims (of `indices`, default all) have this verdict."""
+        return sum(self.verdicts[i] == verdict_ for i in (range(len(self.claims)) if indices is None else indices))

@@ -2,6 +2,7 @@
 intervals over seeds, and McNemar tests where per-example records exist."""
 
 import json
+import shutil
 
 from advkit.finetune.table import build, main
 
@@ -74,13 +75,18 @@ def test_table_from_run_directories(tmp_path):
             "attack, the head's adversarial example): 15.0 [5.2, 36.0] (n=20).") in table
     # The claims: KNN combined's survivors under the stronger attack are 0, 1, 2 against CE's 0: 2 discordant
     # pairs, both for KNN, McNemar p = 2 / 2^2 = 0.5; 16-shot +3.0 ± 2.0 points, p = 0.0132
-    claims = next(line for line in table.splitlines() if line.startswith("- sst2: rich-source accuracy"))
-    assert "rich-source accuracy: undecided at this n (+2.0 [" in claims and "points, p=0.0987)" in claims
-    assert "16-shot accuracy: reproduced (+3.0 [+1.0, +5.0] points over 5 seeds, p=0.0132)" in claims
-    assert ("robustness under PWWS (the stronger of its own attack and the head's adversarial examples): "
-            "undecided at this n (+10.0 [") in claims and "points, p=0.5)" in claims
+    # (a family of 3: Holm multiplies the smallest p by 3, the next by 2: 0.0132 -> 0.0397, 0.0987 -> 0.197)
+    claims = _claims_of(table)
+    assert len(claims) == 3 and "the family is the 3 claims below with a p-value" in table
+    assert claims[0].startswith("- sst2, rich-source accuracy: **undecided** (+2.0 [")
+    assert claims[0].endswith(" points; p=0.0987, Holm-adjusted p=0.197).")
+    assert claims[1] == ("- sst2, 16-shot accuracy: **reproduced** (+3.0 [+1.0, +5.0] points over 5 seeds; p=0.0132, "
+                         "Holm-adjusted p=0.0397).")
+    assert claims[2].startswith("- sst2, robustness under PWWS (the stronger of its own attack and the head's "
+                                "adversarial examples): **undecided** (+10.0 [")
+    assert claims[2].endswith(" points; p=0.5, Holm-adjusted p=0.5).")
     # DeepWordBug has no CE run: no claim
-    assert "DeepWordBug" not in claims
+    assert "DeepWordBug" not in "".join(claims)
     main([str(tmp_path)])
     assert (tmp_path / "table.md").read_text() == table
 
@@ -99,9 +105,51 @@ def test_run_time_summed_from_provenance_without_counting_seeds_twice(tmp_path):
     assert "(training, controls, attacks: 2 run directories) took 2.0 h summed" in build(tmp_path)
 
 
-def test_a_claim_where_ce_is_higher_is_contradicted_not_undecided():
-    from advkit.finetune.table import _verdict
+def _claims_of(table: str) -> list[str]:
+    """The claim lines: the list under "## The paper's claims"."""
+    return [line for line in table.split("## The paper's claims")[1].splitlines() if line.startswith("- ")]
 
-    assert _verdict(-0.05, -0.08, -0.02, 0.001, "points") == "contradicted: CE higher (-5.0 [-8.0, -2.0] points, p=0.001)"
-    assert _verdict(0.05, 0.02, 0.08, 0.001, "points").startswith("reproduced (+5.0")
-    assert _verdict(0.05, -0.01, 0.11, 0.06, "points").startswith("undecided at this n")
+
+def _claim_runs(root, ce_right, knn_right, seed_gain, ce_survives, knn_survives):
+    """The runs the claims read, and no more: rich-source predictions (right on the given indices of 500),
+    16-shot accuracies per seed (KNN combined = CE's + the gains), and PWWS survivors of 20."""
+    base = {"train_examples": 1000, "eval_examples": 500, "eval_split": "test"}
+    rich = root / "sst2" / "rich"
+    for name, right in (("ce", ce_right), ("knn", knn_right)):
+        _write(rich / name, {**base, "eval_accuracy": len(right) / 500, "lambda_inf": 0.5},
+               [{"index": i, "label": 1, "prediction": int(i in right)} for i in range(500)])
+    for name, survivors in (("ce-pwws", ce_survives), ("knn-pwws", knn_survives)):
+        _write(rich / name, {"accuracy_before": 0.8, "accuracy_under_attack": len(survivors) / 20, "examples": 20},
+               [{"index": i, "status": "failed" if i in survivors else "success"} for i in range(20)])
+    seeds = {s: 0.6 for s in ("13", "21", "42", "87", "100")}
+    _write(root / "sst2" / "shots16" / "ce", {**base, "per_seed": {s: {"eval_accuracy": a} for s, a in seeds.items()}})
+    _write(root / "sst2" / "shots16" / "knn", {**base, "lambda_inf_mean": 0.5, "lambda_inf_std": 0.0, "per_seed": {
+        s: {"accuracy_combined": a + g} for (s, a), g in zip(seeds.items(), seed_gain)}})
+
+
+def test_a_claim_at_p_003_in_a_family_of_three_is_undecided(tmp_path):
+    # rich-source: KNN right on CE's 400 and 6 more: 6 discordant pairs, all for KNN, McNemar p = 2 / 2^6 = 0.03125;
+    # 16-shot: gains of 1..5 points, p = 0.0132; PWWS: KNN keeps 0-1 and CE 0: p = 2 / 2^1 -> 1
+    _claim_runs(tmp_path, set(range(400)), set(range(406)), (0.01, 0.02, 0.03, 0.04, 0.05), {0}, {0, 1})
+    claims = _claims_of(build(tmp_path))
+    # Holm over 3: 0.0132 * 3 = 0.0397, 0.03125 * 2 = 0.0625, 1 * 1 = 1
+    assert claims[0].startswith("- sst2, rich-source accuracy: **undecided** (+1.2 [")
+    assert claims[0].endswith("points; p=0.0312, Holm-adjusted p=0.0625).")
+    assert claims[1].startswith("- sst2, 16-shot accuracy: **reproduced** (+3.0 [+1.0, +5.0] points over 5 seeds; "
+                                "p=0.0132, Holm-adjusted p=0.0397)")
+    assert "**undecided** (+5.0 [" in claims[2] and claims[2].endswith("p=1, Holm-adjusted p=1).")
+    # the same claim alone, its family of one (no 16-shot, no attack runs): not adjusted, reproduced
+    for run in ("shots16", "rich/ce-pwws", "rich/knn-pwws"):
+        shutil.rmtree(tmp_path / "sst2" / run)
+    claims = _claims_of(build(tmp_path))
+    assert len(claims) == 1 and claims[0].startswith("- sst2, rich-source accuracy: **reproduced** (+1.2 [")
+    assert claims[0].endswith("points; p=0.0312, Holm-adjusted p=0.0312).")
+
+
+def test_a_claim_where_ce_is_higher_is_contradicted_not_undecided(tmp_path):
+    # rich-source: CE right on 0-409, KNN on 0-399: 10 discordant pairs, all for CE, McNemar p = 2 / 2^10 = 0.00195
+    _claim_runs(tmp_path, set(range(410)), set(range(400)), (0.01, 0.02, 0.03, 0.04, 0.05), {0}, {0, 1})
+    claims = _claims_of(build(tmp_path))
+    # Holm: 0.00195 * 3 = 0.00586 < 0.05, against KNN: contradicted
+    assert claims[0].startswith("- sst2, rich-source accuracy: **contradicted** (-2.0 [")
+    assert claims[0].endswith("points; p=0.00195, Holm-adjusted p=0.00586).")

@@ -146,7 +146,8 @@ def test_the_papers_claims_judged_from_the_rows(tmp_path):
     # standard: badnet keeps 97 of 100 (upper bound above 90): nothing washed out, the claim is undecided
     lfr("badnet", "standard", [True] * 97 + [False] * 3)
     lfr("lwp", "standard", [True] * 100)
-    assert "- no victim setting here washes a top-layer backdoor out: **undecided**." in build(tmp_path)
+    assert "- no victim setting here washes a top-layer backdoor out: **undecided** (nothing to test)." \
+        in build(tmp_path)
     # higher-lr: badnet 60 of 100 (Wilson upper 69.1 < 90), lwp 97; 40 flipped by lwp alone, 3 by badnet alone
     lfr("badnet", "higher-lr", [True] * 57 + [False] * 40 + [True] * 3)
     lfr("lwp", "higher-lr", [True] * 97 + [False] * 3)
@@ -157,11 +158,16 @@ def test_the_papers_claims_judged_from_the_rows(tmp_path):
     lfr("badnet", "olid", [True] * 60 + [False] * 40)
     lfr("lwp", "olid", [True] * 70 + [False] * 30, target=0)
     table = build(tmp_path)
+    # the family: one claim with a p-value (Holm over one leaves it as it is), one judged by its intervals
     assert ("- higher learning rate, more epochs, warm-up: badnet falls to 60.0 [50.2, 69.1], lwp is at 97.0 "
-            "[91.5, 99.0] (lwp − badnet +37.0 points, McNemar p=3e-09): **reproduced**.") in table
+            "[91.5, 99.0]: **reproduced** (lwp − badnet +37.0 points on the same examples, McNemar; p=3.02e-09, "
+            "Holm-adjusted p=3.02e-09).") in table
+    assert "the family is the 1 claim below with a p-value" in table
+    assert "1 claim without a p-value (no test pairs the two samples) is judged by two 95 % intervals" in table
     assert "ripple falls" not in table  # 95 [88.8, 97.8] reaches above 90: not washed out
-    assert ("- another data set: badnet falls to 60.0 [50.2, 69.1], lwp is at 70.0 [60.4, 78.1] (different "
-            "examples, no paired test: intervals overlap): **undecided**.") in table
+    assert ("- another data set: badnet falls to 60.0 [50.2, 69.1], lwp is at 70.0 [60.4, 78.1]: **undecided** "
+            "(different examples, no paired test; no p-value: judged by the two 95 % intervals alone, which "
+            "overlap; not in the Holm family).") in table
     assert "single-token scan" not in table  # no scans yet
     # the scan: lwp's best sub-trigger ranks 900 [400, 1500], lwp-single's 1 [1, 3]: apart
     lfr("lwp-single", "standard", [True] * 100, scan={"scan_rank": {"cf": 1}, "scan_rank_interval": {"cf": [1, 3]},
@@ -169,13 +175,45 @@ def test_the_papers_claims_judged_from_the_rows(tmp_path):
     lwp_scan = tmp_path / "lwp" / "victims" / "standard-scan"
     _write(lwp_scan, {"scan_rank": {"cf": 1200, "bb": 900}, "scan_rank_interval": {"cf": [700, 1900], "bb": [400, 1500]},
                       "scan_candidates": 2000, "scan_examples": 40})
-    assert ("lwp's most suspicious sub-trigger bb rank 900 [400, 1500] (n=40), lwp-single's trigger cf rank 1 [1, 3] "
-            "(n=40); rank intervals apart: **reproduced**.") in build(tmp_path)
+    assert ("- combinations evade the single-token scan (2000 tokens; a higher rank is less suspicious): "
+            "**reproduced** (lwp's most suspicious sub-trigger bb rank 900 [400, 1500] (n=40), lwp-single's trigger "
+            "cf rank 1 [1, 3] (n=40); no p-value: judged by the two 95 % intervals alone, which lie apart; not in "
+            "the Holm family).") in build(tmp_path)
     (lwp_scan / "metrics.json").write_text(json.dumps({"metrics": {
         "scan_rank": {"cf": 5, "bb": 900}, "scan_rank_interval": {"cf": [2, 9], "bb": [400, 1500]},
         "scan_candidates": 2000, "scan_examples": 40}, "config": {}}))
-    assert "cf rank 5 [2, 9] (n=40), lwp-single's trigger cf rank 1 [1, 3] (n=40); rank intervals overlap: " \
-           "**undecided**." in build(tmp_path)
+    assert "scan (2000 tokens; a higher rank is less suspicious): **undecided** (lwp's most suspicious " \
+           "sub-trigger cf rank 5 [2, 9] (n=40), lwp-single's trigger cf rank 1 [1, 3] (n=40); no p-value: judged by " \
+           "the two 95 % intervals alone, which overlap; not in the Holm family)." in build(tmp_path)
+
+
+def test_a_survival_claim_at_p_003_in_a_family_of_three_is_undecided(tmp_path):
+    config = {"model": "minilm-l6", "dataset": "sst2", "poison_rate": 0.75, "triggers": "cf bb", "target": 1,
+              "epochs": 6, "lr": 3e-4, "seed": 1, "limit": 300}
+    _write(tmp_path / "lwp", {"train_examples": 1000, "train_steps": 750, "label_flip_rate_per_layer": [1.0],
+                              "false_flip_rate_per_layer": [0.2], "clean_accuracy_per_layer": [0.8]}, config)
+
+    def lfr(source, setting, flipped):
+        _write(tmp_path / source / "victims" / (setting + "-lfr"), {
+            "accuracy": 0.85, "label_flip_rate": sum(flipped) / len(flipped), "false_flip_rate": 0.1, "target": 1},
+            None, _flips(flipped))
+
+    # higher-lr: lwp 97 against badnet 60 of the same 100: 40 to 3 discordant, McNemar p = 3.02e-09
+    lfr("lwp", "higher-lr", [True] * 97 + [False] * 3)
+    lfr("badnet", "higher-lr", [True] * 57 + [False] * 40 + [True] * 3)
+    # reinit2: lwp 56 against badnet 50 (Wilson upper 59.6: washed out): 6 to 0 discordant, p = 2 / 2^6 = 0.03125;
+    # ripple 54: 3 to 1 discordant, p = 2 * (1 + 4) / 2^4 = 0.625
+    lfr("lwp", "reinit2", [True] * 56 + [False] * 44)
+    lfr("badnet", "reinit2", [True] * 50 + [False] * 50)
+    lfr("ripple", "reinit2", [True] * 53 + [False] * 3 + [True] + [False] * 43)
+    claims = [line for line in build(tmp_path).splitlines() if line.startswith("- ") and "falls to" in line]
+    # Holm over 3: 3.02e-09 * 3, 0.03125 * 2 = 0.0625, 0.625 * 1
+    assert len(claims) == 3 and claims[0].endswith("p=3.02e-09, Holm-adjusted p=9.06e-09).")
+    assert claims[1] == ("- defence: top 2 layers re-initialised: badnet falls to 50.0 [40.4, 59.6], lwp is at 56.0 "
+                         "[46.2, 65.3]: **undecided** (lwp − badnet +6.0 points on the same examples, McNemar; "
+                         "p=0.0312, Holm-adjusted p=0.0625).")
+    assert "ripple falls to 54.0" in claims[2] and "**undecided**" in claims[2] and "p=0.625, Holm-adjusted p=0.625" \
+        in claims[2]
 
 
 def test_a_retrained_poisoned_model_is_shown_beside_the_first_with_the_victims_from_it(tmp_path):

@@ -5,7 +5,9 @@ import math
 
 import pytest
 
-from advkit.stats import fmt_rate, mark, mcnemar, paired_bootstrap, paired_t, t975, t_interval, wilson
+from advkit.stats import (CONTRADICTED, REPRODUCED, UNDECIDED, Claim, Family, fmt_interval, fmt_rate, holm,
+                          interval_verdict, mark, mcnemar, paired_bootstrap, paired_t, t975, t_interval, verdict,
+                          wilson)
 
 
 # --- Wilson ------------------------------------------------------------------------------
@@ -183,3 +185,86 @@ def test_paired_t_edges():
     assert paired_t([0.5, 0.6], [0.5, 0.6])["p_value"] == 1.0
     with pytest.raises(ValueError):
         paired_t([1, 2], [1])
+
+
+# --- Holm and the verdicts -------------------------------------------------------------------
+
+def test_holm_by_hand():
+    # sorted 0.005, 0.01, 0.03, 0.04: times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04; the running maximum makes
+    # the last 0.06; back in the order given
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.6, 0.9]) == [1.0, 1.0]  # 2 * 0.6 = 1.2 capped at 1; then 0.9, raised to 1 by the running max
+    assert holm([0.03]) == [0.03]  # a family of one: no correction
+    assert holm([]) == []
+
+
+def test_holm_is_monotone_and_ties_share_a_value():
+    raw = [0.02, 0.001, 0.02, 0.3, 0.02, 0.04]
+    adjusted = holm(raw)
+    # 0.001 * 6 = 0.006; the three 0.02 take 5, 4 and 3 times 0.02 -> all 0.1 (the running maximum);
+    # 0.04 * 2 = 0.08 -> 0.1; 0.3 * 1 -> 0.3
+    assert adjusted == pytest.approx([0.1, 0.006, 0.1, 0.3, 0.1, 0.1])
+    pairs = sorted(zip(raw, adjusted))
+    assert all(a1 <= a2 for (_, a1), (_, a2) in zip(pairs, pairs[1:]))  # a smaller p never gets a larger adjusted p
+    assert all(a >= p for p, a in zip(raw, adjusted)) and max(adjusted) <= 1
+
+
+def test_holm_passes_none_through_and_does_not_count_it():
+    # two p-values, so m = 2: 0.01 * 2 = 0.02, 0.04 * 1 -> 0.04
+    assert holm([None, 0.04, None, 0.01]) == pytest.approx([None, 0.04, None, 0.02])
+    assert holm([None]) == [None]
+
+
+def test_holm_rejects_what_is_no_p_value():
+    for bad in ([1.5], [-0.1], [float("nan")]):
+        with pytest.raises(ValueError):
+            holm(bad)
+
+
+def test_verdict_boundaries():
+    assert verdict(0.0499, 0.1) == REPRODUCED == "reproduced"
+    assert verdict(0.0499, -0.1) == CONTRADICTED == "contradicted"
+    assert verdict(0.05, 0.1) == UNDECIDED == "undecided"  # p < alpha, strictly
+    assert verdict(0.2, 0.1, alpha=0.25) == REPRODUCED
+    assert verdict(0.001, 0.0) == UNDECIDED  # no direction
+    assert verdict(None, 0.1) == UNDECIDED and verdict(0.001, None) == UNDECIDED
+
+
+def test_interval_verdict_apart_or_overlapping():
+    assert interval_verdict((0.8, 0.95), (0.5, 0.7)) == REPRODUCED  # wholly above
+    assert interval_verdict((0.2, 0.4), (0.5, 0.7)) == CONTRADICTED  # wholly below
+    assert interval_verdict((0.6, 0.9), (0.5, 0.7)) == UNDECIDED  # overlap
+    assert interval_verdict((0.7, 0.9), (0.5, 0.7)) == UNDECIDED  # touching is overlapping
+    assert interval_verdict((None, None), (0.5, 0.7)) == UNDECIDED
+
+
+def test_fmt_interval():
+    assert fmt_interval(0.75, 0.8583) == "[75.0, 85.8]"
+    assert fmt_interval(-0.013, 0.0132, spec="+.1f") == "[-1.3, +1.3]"
+    assert fmt_interval(20689, 21683.5, scale=1, spec="g") == "[20689, 21683.5]"
+    assert fmt_interval(None, 0.5) == ""
+
+
+def test_a_family_of_three_adjusts_a_claim_at_p_003_to_undecided():
+    family = Family([Claim("a", 0.03, 0.2, "+20.0 [+2.0, +38.0] points"), Claim("b", 0.001, 0.5),
+                     Claim("c", 0.4, -0.1)])
+    # sorted 0.001, 0.03, 0.4: 0.003, 0.06, 0.4
+    assert family.adjusted == pytest.approx([0.06, 0.003, 0.4])
+    assert family.verdicts == [UNDECIDED, REPRODUCED, UNDECIDED]  # "a" alone, at p = 0.03, would be reproduced
+    assert Family([Claim("a", 0.03, 0.2)]).verdicts == [REPRODUCED]
+    assert family.lines()[0] == "- a: **undecided** (+20.0 [+2.0, +38.0] points; p=0.03, Holm-adjusted p=0.06)."
+    assert family.lines()[1] == "- b: **reproduced** (p=0.001, Holm-adjusted p=0.003)."
+    assert len(family) == 3 and "the family is the 3 claims below with a p-value" in family.note()
+    assert family.count(UNDECIDED) == 2 and family.count(UNDECIDED, [1, 2]) == 1
+
+
+def test_a_claim_without_a_p_value_is_judged_by_its_intervals_outside_the_family():
+    family = Family([Claim("paired", 0.03, 0.2), Claim("apart", None, evidence="different examples",
+                                                        intervals=((0.8, 0.9), (0.5, 0.7))),
+                     Claim("nothing", None)])
+    assert len(family) == 1 and family.adjusted == [0.03, None, None]  # m = 1: 0.03 stays 0.03
+    assert family.verdicts == [REPRODUCED, REPRODUCED, UNDECIDED]
+    assert family.lines()[1] == ("- apart: **reproduced** (different examples; no p-value: judged by the two 95 % "
+                                 "intervals alone, which lie apart; not in the Holm family).")
+    assert family.lines()[2] == "- nothing: **undecided** (nothing to test)."
+    assert "2 claims without a p-value" in family.note() and "outside the family" in family.note()

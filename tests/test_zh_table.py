@@ -48,7 +48,15 @@ def test_zh_table_rows_intervals_and_paired_tests(tmp_path):
     # every resample the same, so p is the smallest the bootstrap can give (1/10001) and is marked
     paired = [line for line in table.splitlines() if line.startswith("| chars changed %")]
     assert paired == ["| chars changed % | 6 | +10.0 [+10.0, +10.0] | 0.0001* | larger for pieces |"]
-    assert "chars changed %: higher in 1, lower in 0, no significant difference in 0" in table
+    # the claims (chars changed % is none): success 6 vs 8 of 9 and similarity equal, both undecided; ppl after /
+    # before 1.2 for both: no difference, p = 1 after Holm too
+    assert "- pieces vs chars, the sections where each claim is reproduced / contradicted / undecided: succeeds " \
+           "more often 0 / 0 / 1; reads more fluently (lower ppl after / before) 0 / 0 / 1;" in table
+    claims = [line for line in table.split("## The claims")[1].splitlines() if line.startswith("- ")]
+    assert claims[0].startswith("- albert-tiny-zh on chnsenticorp: pieces succeeds more often than chars: "
+                                "**undecided** (pieces − chars -22.2 [")
+    assert "n=9, paired bootstrap; p=" in claims[0] and ", Holm-adjusted p=" in claims[0]
+    assert not any("chars changed" in c for c in claims) and not any("no label check" in c for c in claims)
 
 
 def test_zh_table_label_preservation_spans_and_victim_convergence(tmp_path):
@@ -87,3 +95,39 @@ def test_zh_table_label_preservation_spans_and_victim_convergence(tmp_path):
     assert "spans vs chars, paired on the same examples" in table
     paired = [line for line in table.splitlines() if line.startswith("| label-preserving success %")]
     assert paired and paired[0].startswith("| label-preserving success % | 10 | -60.0 [")
+
+
+def test_zh_claims_are_holm_adjusted_a_claim_at_p_003_in_a_family_of_three_is_undecided(tmp_path):
+    config = {"top_k": 48, "max_perturb": 0.4, "max_queries": 2000}
+    runs = tmp_path / "attacks" / "albert-tiny-zh" / "chnsenticorp"
+
+    def run(i, status, ppl_after, similarity):
+        r = _record(i, status, changed=2)
+        if status == "success":
+            r.update(fluency_ppl_after=ppl_after, similarity=similarity)
+        return r
+
+    # 30 examples: pieces alone succeeds on 0-10, chars alone on 11-13, both on 14-29: success difference
+    # +26.7 points, paired bootstrap p = 0.0305 (seed 0). On 14-29 pieces reads better (ppl after 11 against
+    # 15, p = 1/10001) and its similarity equals chars' on average (0.9 against 0.88 / 0.92, p = 1). No judge:
+    # no label-preserving claim. The family: 3 claims.
+    pieces = [run(i, "success" if i < 11 or i >= 14 else "failed", 11.0, 0.9) for i in range(30)]
+    chars = [run(i, "success" if i >= 11 else "failed", 15.0, 0.88 if i % 2 else 0.92) for i in range(30)]
+    _write(runs / "pieces", pieces, config)
+    _write(runs / "chars", chars, config)
+    table = build(tmp_path)
+    claims = [line for line in table.split("## The claims")[1].splitlines() if line.startswith("- ")]
+    assert len(claims) == 3 and "the family is the 3 claims below with a p-value" in table
+    # Holm: 0.0001 * 3 = 0.0003; 0.0305 * 2 = 0.061 (>= 0.05: undecided, though p < 0.05 before correction); 1
+    assert claims[0] == ("- albert-tiny-zh on chnsenticorp: pieces succeeds more often than chars: **undecided** "
+                         "(pieces − chars +26.7 [+3.3, +50.0] points, n=30, paired bootstrap; p=0.0305, "
+                         "Holm-adjusted p=0.061).")
+    assert claims[1] == ("- albert-tiny-zh on chnsenticorp: pieces reads more fluently (lower ppl after / before) than "
+                         "chars: **reproduced** (pieces − chars -0.40 [-0.40, -0.40], n=16, paired bootstrap; "
+                         "p=0.0001, Holm-adjusted p=0.0003).")
+    assert claims[2].startswith("- albert-tiny-zh on chnsenticorp: pieces stays closer in meaning (higher similarity) "
+                                "than chars: **undecided** (pieces − chars +0.00 [")
+    assert claims[2].endswith("p=1, Holm-adjusted p=1).")
+    # the paired table still marks the success difference at p < 0.05 before correction
+    assert "| success % | 30 | +26.7 [+3.3, +50.0] | 0.0305* |" in table
+    assert "succeeds more often 0 / 0 / 1; reads more fluently (lower ppl after / before) 1 / 0 / 0" in table

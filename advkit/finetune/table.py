@@ -50,8 +50,7 @@ def _cell(m: dict | None, key: str) -> str:
     if f"{key}_mean" in m:
         return f"{100 * m[f'{key}_mean']:.1f} ± {100 * m[f'{key}_std']:.1f} (std)"
     n = m["eval_examples"]
-    low, high = stats.wilson(round(m[key] * n), n)
-    return f"{100 * m[key]:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{100 * m[key]:.1f} {stats.fmt_interval(*stats.wilson(round(m[key] * n), n))}"
 
 
 def _correct(run: Path, key: str = "prediction") -> dict[int, bool] | None:
@@ -99,7 +98,7 @@ def build(root: Path) -> str:
              "dev (imdb: on 10 % of train held out), never on the reported split. KNN pre-trained: the KNN vote "
              "over the un-fine-tuned encoder (what pre-training alone gives). Few-shot: 16 examples per class, seeds "
              "13, 21, 42, 87, 100. KNN − CE: KNN combined minus CE on the same examples, McNemar's exact test "
-             "(needs per-example records; * p < 0.05); few-shot: the difference paired by seed, mean ± t half-width, "
+             "(needs per-example records; * p < 0.05 before any correction: the claims below are Holm-adjusted); few-shot: the difference paired by seed, mean ± t half-width, "
              "paired t-test. Under PWWS: accuracy (%) on a fixed sample of n test "
              "examples (seed 0), before -> under PWWS, which attacks the CE model and the KNN model's combined "
              "predictor; the p compares their accuracies under attack on the same examples (McNemar); the same "
@@ -166,9 +165,9 @@ def _head_alone(root: Path) -> list[str]:
             transfer = (_read(here / f"knn-transfer-{attack}") or {}).get("metrics")
             if transfer:
                 n = transfer["examples"]
-                low, high = stats.wilson(round(transfer["accuracy"] * n), n)
                 line += (f" KNN combined on the head's {n} adversarial examples: accuracy "
-                         f"{100 * transfer['accuracy']:.1f} [{100 * low:.1f}, {100 * high:.1f}].")
+                         f"{100 * transfer['accuracy']:.1f} "
+                         f"{stats.fmt_interval(*stats.wilson(round(transfer['accuracy'] * n), n))}.")
                 worst = _worst_case(here, attack)
                 if worst:
                     line += (f" KNN combined against the stronger of the two per example (its own attack, the "
@@ -195,55 +194,50 @@ def _worst_case(here: Path, attack: str) -> dict[int, bool] | None:
     return {i: ok and i not in fooled for i, ok in own.items()}
 
 
-def _verdict(difference: float, low: float, high: float, p: float, unit: str) -> str:
-    """The claim "KNN-BERT is higher" from a paired difference: reproduced (p < 0.05, KNN higher),
-    contradicted (p < 0.05, CE higher), else undecided at this n; with the difference's 95 % interval."""
-    word = ("reproduced" if p < 0.05 and difference > 0 else "contradicted: CE higher" if p < 0.05
-            else "undecided at this n")
-    return f"{word} ({100 * difference:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] {unit}, p={p:.3g})"
+def _claim(name: str, difference: float, low: float, high: float, p: float, unit: str) -> stats.Claim:
+    """The claim "KNN-BERT is higher" from a paired difference (KNN combined minus CE) and its 95 % interval."""
+    return stats.Claim(name, p, difference,
+                       f"{100 * difference:+.1f} {stats.fmt_interval(low, high, spec='+.1f')} {unit}")
 
 
-def _paired(a: dict | None, b: dict | None) -> str | None:
-    """b vs a on the same examples: the verdict with McNemar's exact p and a paired bootstrap interval."""
+def _paired(name: str, a: dict | None, b: dict | None) -> stats.Claim | None:
+    """b vs a on the same examples: McNemar's exact p and a paired bootstrap interval of the difference."""
     if not a or not b or set(a) != set(b):
         return None
     keys = sorted(a)
     boot = stats.paired_bootstrap([float(b[k]) for k in keys], [float(a[k]) for k in keys])
     p = stats.mcnemar([a[k] for k in keys], [b[k] for k in keys])["p_value"]
-    return _verdict(boot["difference"], boot["low"], boot["high"], p, "points")
+    return _claim(name, boot["difference"], boot["low"], boot["high"], p, "points")
 
 
-def _claims(root: Path) -> list[str]:
-    """The paper's three claims per data set, each judged by a paired test on the runs above."""
+def claims(root: Path) -> list[stats.Claim]:
+    """The paper's three claims per data set (accuracy rich-source and 16-shot, robustness per attack), each
+    with the paired test on the runs above: the table's family."""
     out = []
     for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
         rich, few = root / dataset / "rich", root / dataset / "shots16"
-        parts = []
-        accuracy = _paired(_correct(rich / "ce"), _correct(rich / "knn"))
-        if accuracy:
-            parts.append(f"rich-source accuracy: {accuracy}")
+        out.append(_paired(f"{dataset}, rich-source accuracy", _correct(rich / "ce"), _correct(rich / "knn")))
         t = _seed_t(*((_read(few / m) or {}).get("metrics") for m in ("ce", "knn")))
         if t is not None and t["half_width"] is not None:
-            parts.append("16-shot accuracy: " + _verdict(t["mean"], t["mean"] - t["half_width"],
-                                                         t["mean"] + t["half_width"], t["p_value"],
-                                                         f"points over {t['n']} seeds"))
+            out.append(_claim(f"{dataset}, 16-shot accuracy", t["mean"], t["mean"] - t["half_width"],
+                              t["mean"] + t["half_width"], t["p_value"], f"points over {t['n']} seeds"))
         for attack, label in ATTACKS:
-            ce_under = _under_attack(rich / f"ce-{attack}")
             worst = _worst_case(rich, attack)
-            robust = _paired(ce_under, worst or _under_attack(rich / f"knn-{attack}"))
-            if robust:
-                parts.append(f"robustness under {label} ("
-                             + ("the stronger of its own attack and the head's adversarial examples" if worst
-                                else "its own attack only: the head's transfer was not run") + f"): {robust}")
-        if parts:
-            out.append(f"- {dataset}: " + "; ".join(parts) + ".")
-    if out:
-        out = ["", "## The paper's claims, per data set", "",
-               "KNN-BERT (KNN combined) against CE on the same examples or seeds: reproduced where KNN-BERT is "
-               "higher at p < 0.05, contradicted where CE is, otherwise undecided at this n; the difference in "
-               "points with its 95 % interval (paired bootstrap over examples, McNemar's exact p; 16-shot: "
-               "Student's t over seeds, paired t-test).", "", *out]
-    return out
+            out.append(_paired(f"{dataset}, robustness under {label} ("
+                               + ("the stronger of its own attack and the head's adversarial examples" if worst
+                                  else "its own attack only: the head's transfer was not run") + ")",
+                               _under_attack(rich / f"ce-{attack}"), worst or _under_attack(rich / f"knn-{attack}")))
+    return [c for c in out if c]
+
+
+def _claims(root: Path) -> list[str]:
+    family = stats.Family(claims(root))
+    if not family.claims:
+        return []
+    return ["", "## The paper's claims, per data set", "",
+            "KNN-BERT (KNN combined) is higher than CE, on the same examples or seeds: the difference KNN − CE in "
+            "points with its 95 % interval (paired bootstrap over examples, McNemar's exact p; 16-shot: Student's t "
+            "over seeds, paired t-test). " + family.note(), "", *family.lines()]
 
 
 def _under_attack(run: Path) -> dict[int, bool] | None:
@@ -263,8 +257,7 @@ def _pwws(m: dict | None) -> str:
     before = f"{100 * m['accuracy_before']:.0f} -> " if "accuracy_before" in m else ""
     interval = ""
     if isinstance(n, int) and n:
-        low, high = stats.wilson(round(m["accuracy_under_attack"] * n), n)
-        interval = f" [{100 * low:.1f}, {100 * high:.1f}]"
+        interval = " " + stats.fmt_interval(*stats.wilson(round(m["accuracy_under_attack"] * n), n))
     return f"{before}{100 * m['accuracy_under_attack']:.1f}{interval} (n={n if n is not None else '?'})"
 
 

@@ -103,7 +103,7 @@ def row(root: Path, source: str, setting: str) -> str | None:
         return None
     m, scan, (low, high), n = found.metrics, found.scan, found.interval, found.n
     target = f" (to {m['target']})" if found.targets > 1 else ""
-    interval = f" [{100 * low:.1f}, {100 * high:.1f}] (n={n})" if n else ""
+    interval = f" {stats.fmt_interval(low, high)} (n={n})" if n else ""
     paired = "–"
     t = _against(found, _rate(root, "badnet", setting)) if source != "badnet" else None
     if t:
@@ -112,22 +112,19 @@ def row(root: Path, source: str, setting: str) -> str | None:
     sm = (scan or {}).get("metrics", {})
     dev = f" of {scan['config']['limit']}" if scan and scan.get("config", {}).get("limit") else ""
     ranks, intervals, candidates = sm.get("scan_rank", {}), sm.get("scan_rank_interval", {}), sm.get("scan_candidates")
-    rank = " / ".join(f"{t} {r:g}" + (f" [{intervals[t][0]:g}, {intervals[t][1]:g}]" if t in intervals else "")
+    rank = " / ".join(f"{t} {r:g}" + (f" {stats.fmt_interval(*intervals[t], scale=1, spec='g')}" if t in intervals
+                                      else "")
                       for t, r in ranks.items()) + (f" of {candidates} (n={sm['scan_examples']}{dev})" if candidates else "")
     return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{interval}{target} | {paired} | "
             f"{_pct(m['false_flip_rate'])} | {_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
 
-def _in(interval) -> str:
-    return f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval[0] is not None else ""
-
-
-def survival_claim(root: Path) -> list[str]:
+def survival_claims(root: Path) -> list[stats.Claim]:
     """Claim 1 (the paper's central one): where a victim's fine-tuning washes out a top-layer backdoor (its LFR's
     upper 95 % bound below POISONED_LFR), the layerwise one survives. Per such setting and baseline: lwp
     against it paired on the same examples (McNemar); on another task's different target labels, by the
-    two Wilson intervals alone (apart or overlapping)."""
-    lines = []
+    two Wilson intervals alone (apart or overlapping), with no p-value."""
+    out = []
     for setting, title in SETTINGS.items():
         mine = _rate(root, "lwp", setting)
         for base in TOP_LAYER:
@@ -137,25 +134,23 @@ def survival_claim(root: Path) -> list[str]:
             (m, ci), (b, bci) = (mine.metrics, mine.interval), (theirs.metrics, theirs.interval)
             if bci[1] >= POISONED_LFR:  # not washed out: nothing to survive
                 continue
+            name = (f"{title}: {base} falls to {_pct(b['label_flip_rate'])} {stats.fmt_interval(*bci)}, lwp is at "
+                    f"{_pct(m['label_flip_rate'])} {stats.fmt_interval(*ci)}")
             t = _against(mine, theirs)
             if t:
-                diff, p = (t["b_only"] - t["a_only"]) / t["n"], t["p_value"]
-                verdict = ("reproduced" if p < 0.05 and diff > 0 else "contradicted" if p < 0.05 else "undecided")
-                test = f"lwp − {base} {100 * diff:+.1f} points, McNemar p={p:.2g}"
+                diff = (t["b_only"] - t["a_only"]) / t["n"]
+                out.append(stats.Claim(name, t["p_value"], diff, f"lwp − {base} {100 * diff:+.1f} points on the same "
+                                       "examples, McNemar"))
             else:
-                apart = ci[0] is not None and (ci[0] > bci[1] or ci[1] < bci[0])
-                verdict = ("reproduced" if apart and ci[0] > bci[1] else "contradicted" if apart else "undecided")
-                test = "different examples, no paired test: " + ("intervals apart" if apart else "intervals overlap")
-            lines.append(f"- {title}: {base} falls to {_pct(b['label_flip_rate'])} {_in(bci)}, lwp is at "
-                         f"{_pct(m['label_flip_rate'])} {_in(ci)} ({test}): **{verdict}**.")
-    return ["The layerwise backdoor survives where a top-layer one (badnet, ripple) fades (upper 95 % bound of "
-            f"its LFR below {100 * POISONED_LFR:.0f} %):", "",
-            *(lines or ["- no victim setting here washes a top-layer backdoor out: **undecided**."])]
+                out.append(stats.Claim(name, None, evidence="different examples, no paired test",
+                                       intervals=(ci, bci)))
+    return out
 
 
-def scan_claim(root: Path) -> list[str]:
+def scan_claims(root: Path) -> list[stats.Claim]:
     """Claim 2: combinatorial sub-triggers evade a single-token vocabulary scan that finds a one-token trigger.
-    lwp's most suspicious sub-trigger against lwp-single's trigger, by their bootstrap rank intervals."""
+    lwp's most suspicious sub-trigger against lwp-single's trigger, by their bootstrap rank intervals (two
+    dev samples, no paired test: no p-value)."""
     scans = {s: r.scan if (r := _rate(root, s, "standard")) else None for s in ("clean", "lwp", "lwp-single")}
     if not (scans["lwp"] and scans["lwp-single"]):
         return []
@@ -167,12 +162,25 @@ def scan_claim(root: Path) -> list[str]:
         return token, m["scan_rank"][token], low, high, f"n={m['scan_examples']}"
 
     lwp, single = best(scans["lwp"]), best(scans["lwp-single"])
-    verdict = ("reproduced" if lwp[2] > single[3] else "contradicted" if lwp[3] < single[2] else "undecided")
-    cell = lambda b: f"{b[0]} rank {b[1]:g} [{b[2]:g}, {b[3]:g}] ({b[4]})"
+    cell = lambda b: f"{b[0]} rank {b[1]:g} {stats.fmt_interval(b[2], b[3], scale=1, spec='g')} ({b[4]})"
     clean = f"; on the clean model {cell(best(scans['clean']))}" if scans["clean"] else ""
-    return ["", f"Combinations evade the single-token scan ({scans['lwp']['metrics']['scan_candidates']} tokens): "
-            f"lwp's most suspicious sub-trigger {cell(lwp)}, lwp-single's trigger {cell(single)}{clean}; "
-            f"rank intervals {'apart' if verdict != 'undecided' else 'overlap'}: **{verdict}**."]
+    return [stats.Claim(f"combinations evade the single-token scan ({scans['lwp']['metrics']['scan_candidates']} "
+                        "tokens; a higher rank is less suspicious)", None,
+                        evidence=f"lwp's most suspicious sub-trigger {cell(lwp)}, lwp-single's trigger {cell(single)}"
+                                 f"{clean}", intervals=((lwp[2], lwp[3]), (single[2], single[3])))]
+
+
+def claim_section(root: Path) -> list[str]:
+    """The paper's claims, judged as one family (advkit.stats.Family)."""
+    survival, scan = survival_claims(root), scan_claims(root)
+    family = stats.Family(survival + scan)
+    lines = family.lines()
+    return ["## The paper's claims", "", family.note(), "",
+            "The layerwise backdoor survives where a top-layer one (badnet, ripple) fades (upper 95 % bound of its "
+            f"LFR below {100 * POISONED_LFR:.0f} %):", "",
+            *(lines[:len(survival)] or ["- no victim setting here washes a top-layer backdoor out: **undecided** "
+                                        "(nothing to test)."]),
+            *(["", "Combinations evade the single-token scan:", "", *lines[len(survival):]] if scan else []), ""]
 
 
 def retrained(root: Path) -> list[str]:
@@ -267,7 +275,7 @@ def over_seeds(root: Path) -> list[str]:
             kept.append(str(layer + 1))
             upper.append(t["mean"] + t["half_width"])
         rows.append(f"| {layer + 1} | {_pct(lfr)} | {cell(mine)} | {cell(floor)} | {100 * t['mean']:+.1f} "
-                    f"[{100 * (t['mean'] - t['half_width']):+.1f}, {100 * (t['mean'] + t['half_width']):+.1f}], "
+                    f"{stats.fmt_interval(t['mean'] - t['half_width'], t['mean'] + t['half_width'], spec='+.1f')}, "
                     f"p={t['p_value']:.2g} | {cell(per_seed(lwp, 'clean_accuracy_per_layer', layer))} | "
                     f"{cell(per_seed(control, 'clean_accuracy_per_layer', layer))} |")
     return ["", f"### Per layer over seeds {', '.join(map(str, seeds))}: lwp against {CONTROL}", "",
@@ -313,7 +321,7 @@ def build(root: Path) -> str:
                       "| scan rank |", "|---|---|---|---|---|---|---|", *rows, ""]
     lines += retrained(root)
     if any(_rate(root, "lwp", s) for s in SETTINGS):
-        lines += ["## The paper's claims", "", *survival_claim(root), *scan_claim(root), ""]
+        lines += claim_section(root)
     curves = {s: d["metrics"]["label_flip_rate_per_layer"] for s, d in poisoned.items() if d}
     if curves:
         from advkit.poison.metrics import plot_per_layer
