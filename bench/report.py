@@ -15,7 +15,11 @@ ORDER = ("pwws_vs_textattack", "zh_vs_textattack", "knn_epoch", "knn_inference",
 def machine(m: dict) -> str:
     load = "/".join(f"{x:.1f}" for x in m.get("load_average", [])) or m.get("note", "?")
     gpu = f"{m['gpu']}, " if m.get("gpu") else ""  # a device run (bench/gpu_run.sh) names its GPU
-    return f"{gpu}{m.get('cpu', '?')}, {m.get('cores', '?')} cores, load {load}"
+    f = m.get("cpu_features")  # what bf16 costs there: native with AVX512-BF16 or AMX, emulated otherwise
+    isa = (f"{f['capability']}{', AVX512-BF16' if f.get('avx512_bf16') else ''}{', AMX' if f.get('amx') else ''} "
+           f"(bf16 {'native' if f.get('avx512_bf16') or f.get('amx') else 'emulated'})") if f else \
+        "instruction sets not recorded"
+    return f"{gpu}{m.get('cpu', '?')}, {isa}, {m.get('cores', '?')} cores, load {load}"
 
 
 def gpu_rows(doc: dict) -> list[str]:
