@@ -140,12 +140,16 @@ def numbers(run) -> dict:
 
 
 def test_two_processes_and_a_killed_rank_resumed_write_the_records_of_one(tmp_path, victim_and_data, small_root,
-                                                                           tiny_zh):
+                                                                           tiny_zh, monkeypatch):
     """One process (attack-zh, run in this process through the CLI's app), then on two processes:
     attack-zh whole, and `evaluate --attack zh-chars` killed in rank 1 and resumed. evaluate's Chinese
     attacks are attack-zh's search, so all three write the same records."""
+    from advkit import progress, results
     from advkit.cli import app
 
+    # the in-process run's globals (--quiet, the data notes) do not outlive this test
+    monkeypatch.setattr(progress, "QUIET", progress.QUIET)
+    monkeypatch.setattr(results, "DATA_NOTES", {})
     victim, dataset = victim_and_data
     one, two, cut = tmp_path / "one", tmp_path / "two", tmp_path / "cut"
     app([*map(str, command("attack-zh", victim, dataset, small_root, tiny_zh)), "--out", str(one)],
