@@ -88,9 +88,9 @@ def sentence_encoder_constraint(encoder_ref: str, threshold: float, metric: str,
     """TextAttack's SentenceEncoder constraint backed by a local encoder instead of USE."""
     from textattack.constraints.semantics.sentence_encoders import SentenceEncoder
 
-    from advkit.models import SentenceEncoderModel
+    from advkit.attacks.quality import encoder as shared_encoder
 
-    encoder = SentenceEncoderModel(encoder_ref, device=device)
+    encoder = shared_encoder(encoder_ref, device)  # the one --min-similarity and the records' scores use
 
     class LocalSentenceEncoder(SentenceEncoder):
         def encode(self, sentences):
@@ -102,8 +102,9 @@ def sentence_encoder_constraint(encoder_ref: str, threshold: float, metric: str,
 
 
 def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm-l6", query_budget: int | None = None,
-          batch_size: int = 32, device: str = "cpu"):
-    """(attack, description) for a recipe name; raises UserError for unknown names or a missing LM."""
+          batch_size: int = 32, device: str = "cpu", min_similarity: float | None = None):
+    """(attack, description) for a recipe name; raises UserError for unknown names or a missing LM.
+    `min_similarity`: also keep every candidate's `encoder` cosine with the original at or above it."""
     if name not in ATTACKS:
         from advkit.errors import closest
 
@@ -174,6 +175,11 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
             parts = (swap, [RepeatModification(), StopwordModification(), sim], GreedyWordSwapWIR(wir_method="delete"))
             note = f"BAE-R (Garg & Ramakrishnan 2019) with masked LM {lm}; {encoder} instead of USE; no POS constraint"
     transformation, constraints, search = parts
+    if min_similarity is not None:
+        from advkit.attacks.quality import min_similarity as similarity_floor
+
+        constraints = [*constraints, similarity_floor(encoder, min_similarity, device)]
+        note += f"; --min-similarity {min_similarity} ({encoder} cosine with the original)"
     return Attack(goal, [*constraints, within_window(predictor)], transformation, search), note
 
 
