@@ -157,7 +157,7 @@ def test_names_known_before_an_attack_are_those_it_writes(unconstrained):
 
 @pytest.mark.parametrize("value", ["1.5", "-1.01"])
 def test_min_similarity_outside_a_cosine_is_a_usage_error(cli, value, tmp_path):
-    r = cli("evaluate", "--model", "tiny-random-en", "--attack", "pwws", "--min-similarity", value, "--out",
-            tmp_path / "x")
+    r = cli("evaluate", "--model", "tiny-random-en", "--limit", "2", "--attack", "pwws", "--min-similarity", value,
+            "--out", tmp_path / "x")
     assert r.code == 2 and r.stderr.strip() == f"error: --min-similarity must be between -1 and 1, got {float(value)}"
     assert not (tmp_path / "x").exists()
