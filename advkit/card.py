@@ -124,8 +124,8 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
     if cfg.require:
         gate.check_known(cfg.require, names)
     rank, world = distributed.setup(cfg.device)[:2]
-    if rank == 0:
-        out.create(as_dict(cfg))
+    if rank == 0:  # --resume may judge a finished card again under other requirements
+        out.create(as_dict(cfg), resume_free=("require",))
     runs: dict[str, Path] = {}
     for name in ["clean"] + attacks_for:
         sub = RunDir(out.path / name, "evaluate", overwrite=True, resume=out.resume and (out.path / name).is_dir())
