@@ -145,3 +145,18 @@ def test_a_card_with_intervals_and_a_missed_gate(cli, victim, tmp_path):
         assert re.search(rf"\| {name} \| {a['successes']} \| .* \(n={a['similarity_n']}\) \|", text)
     rates = re.findall(r"\d+\.\d \[\d+\.\d, \d+\.\d\] \(n=\d+\)", text)
     assert len(rates) >= 4 and not re.search(r"\| 0\.\d{4} \|", text)  # no bare rate left
+
+
+def test_requirements_in_a_recipe(tmp_path):
+    """A CI recipe can carry its thresholds: a TOML list of strings, each checked as on the command line."""
+    from advkit.config import EvaluateConfig, build
+
+    path = tmp_path / "gate.toml"
+    path.write_text('card = true\nrequire = ["clean_accuracy>=0.85", "pwws.accuracy_under_attack >= 0.3"]\n')
+    assert build(EvaluateConfig, path, {}).require == ["clean_accuracy>=0.85", "pwws.accuracy_under_attack >= 0.3"]
+    assert build(EvaluateConfig, path, {"require": ["examples==40"]}).require == ["examples==40"]  # flags win
+    for text, message in (('require = "clean_accuracy>=0.85"\n', "must be a list of strings"),
+                          ('require = ["clean_accuracy=>0.85"]\n', "expected METRIC OP NUMBER")):
+        path.write_text(text)
+        with pytest.raises(UserError, match=message):
+            build(EvaluateConfig, path, {})
