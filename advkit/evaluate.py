@@ -175,7 +175,6 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     attack = None
     if cfg.attack:
         from advkit.attacks import recipes as attacks
-
         from advkit.attacks.quality import Scorer
 
         attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
