@@ -133,15 +133,21 @@ def evaluate(cfg, out, overwrite, resume):
     """Clean accuracy of a model on a split, its robustness under an attack, backdoor checks, or all in a --card.
 
     Example: advkit evaluate --model runs/ce --dataset sst2 --split test --limit 200 --attack pwws --out runs/pwws
+
+    CI gate: advkit evaluate --card --model runs/ce --dataset sst2 --limit 40 --out runs/card
+    --require "clean_accuracy>=0.85" --require "pwws.accuracy_under_attack>=0.30" (exit 1 when one is missed)
     """
-    from advkit import card, evaluate as ev
+    from advkit import card, evaluate as ev, gate
 
     doc = (card.main if cfg.card else ev.main)(cfg, out, overwrite=overwrite, resume=resume)
     if doc is None:  # not rank 0
         return
+    code, lines = gate.exit_status(doc["metrics"].get("gate"))  # --require: judged, written; now the exit code
+    for line in lines:
+        typer.echo(line, err=code != 0)
     if cfg.card:
         typer.echo(f"report card in {out}/card.md")
-        return
+        raise typer.Exit(code)
     m = doc["metrics"]
     where = f"; results in {out}" if out else ""
     if cfg.attack:
@@ -153,6 +159,7 @@ def evaluate(cfg, out, overwrite, resume):
         on = f"the adversarial examples of {cfg.transfer_from}" if cfg.transfer_from else f"{cfg.dataset}/{m['split']}"
         typer.echo(f"{cfg.model} on {on}: accuracy {m['accuracy']:.4f} on {m['examples']} "
                    f"examples{lfr}{where}")
+    raise typer.Exit(code)  # 1: a --require missed (0 without one)
 
 
 @run_command("poison", configs.PoisonConfig)

@@ -158,7 +158,11 @@ class EvaluateConfig(DataOptions):
                                    "search).")
     attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces and "
                                       "zh-spans.")
-    attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
+    attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE; also the one that scores each "
+                                           "English adversarial example's similarity to its original.")
+    min_similarity: float | None = opt(None, "English attacks: keep every candidate's --attack-encoder cosine with "
+                                             "the original at or above this (-1 to 1), a constraint the search "
+                                             "respects.")
     query_budget: int | None = opt(None, "Victim queries per example before giving up (unset: the recipe's).")
     goal: str = opt("plain", "English attacks on a knn run: plain (the search reads the predictor's probabilities) "
                              "or adaptive (it reads a smooth score of the same decision: each class's k nearest "
@@ -178,6 +182,9 @@ class EvaluateConfig(DataOptions):
                                      "before the model sees them.")
     onion_threshold: float = opt(0.0, "ONION: remove a word when dropping it lowers the perplexity by more "
                                       "than this.")
+    require: list[str] | None = opt(None, 'Robustness gate (repeatable): "METRIC OP VALUE" with OP one of >= > <= < '
+                                          '==, on this run\'s metrics.json names (a card: clean_accuracy or '
+                                          'PART.METRIC, e.g. pwws.accuracy_under_attack); exit 1 if one is missed.')
 
     def check(self) -> None:
         _positive(self, "batch_size", "max_length", "limit", "query_budget")
@@ -200,6 +207,17 @@ class EvaluateConfig(DataOptions):
                             "--attack, --trigger, --scan or --card")
         if (self.trigger is None) != (self.target is None) and not self.card:
             raise UserError("--trigger and --target go together")
+        if self.min_similarity is not None:
+            if not -1 <= self.min_similarity <= 1:  # a cosine
+                raise UserError(f"--min-similarity must be between -1 and 1, got {self.min_similarity}")
+            if not (self.card or self.attack in ATTACKS):
+                raise UserError("--min-similarity constrains an English attack: give --attack pwws|deepwordbug|"
+                                "textfooler|bert-attack|bae or --card")
+        if self.require:
+            from advkit import gate
+
+            for requirement in self.require:
+                gate.parse(requirement)  # a malformed one stops here, before anything runs
 
 
 @dataclass
@@ -480,7 +498,8 @@ def _type_ok(value, hint) -> bool:
 
 def _type_name(hint) -> str:
     names = [t.__name__ for t in (typing.get_args(hint) or (hint,)) if t is not type(None)]
-    return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}.get(
+    return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+            "list": "a list of strings"}.get(
         names[0], names[0]
     )
 

@@ -6,7 +6,7 @@ combined predictor, else the classifier); the numbers are advkit.metrics' functi
 
 from __future__ import annotations
 
-from advkit import data, distributed, models
+from advkit import data, distributed, gate, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.config import EvaluateConfig, as_dict
 from advkit.errors import UserError
@@ -137,8 +137,12 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     """Under torchrun an attack or a scan is sharded; clean accuracy (cheap) runs in every process and
     rank 0 writes it (the card's clean run)."""
     split_name = cfg.split or data.default_split(cfg.dataset)
+    if cfg.require and cfg.attack and cfg.attack not in ZH_ATTACKS:  # the names known before any model loads
+        from advkit.attacks import quality
+
+        gate.check_known(cfg.require, quality.metric_names())
     if cfg.attack in ZH_ATTACKS:
-        return run_zh(cfg, out, split_name)
+        return with_gate(cfg, out, run_zh(cfg, out, split_name))
     sources = None
     if cfg.transfer_from:
         examples, sources = transferred(cfg.transfer_from)
@@ -171,13 +175,15 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     attack = None
     if cfg.attack:
         from advkit.attacks import recipes as attacks
+        from advkit.attacks.quality import Scorer
 
         attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
                                      query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device,
-                                     goal=cfg.goal)
+                                     goal=cfg.goal, min_similarity=cfg.min_similarity)
+        scorer = Scorer(cfg.attack_encoder, cfg.device, cfg.data_root)  # similarity and fluency of each success
     rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks (or scans) its share
     if out is not None and rank == 0:
-        out.create(as_dict(cfg), resume_free=RESUME_FREE if attack else ())
+        out.create(as_dict(cfg), resume_free=(*RESUME_FREE, "require") if attack else ("require",))
     base = {"split": split_name, "dataset": cfg.dataset, "model": str(folder)}
     if attack is None:
         result = clean_accuracy(predictor, examples)
@@ -207,6 +213,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         for i in track(todo, f"attack {cfg.attack}", total=len(todo)):
             seed_everything(cfg.seed + i)  # per example: any process, any resume gives the same record
             record = attacks.attack_one(attack, examples[i], i)
+            record.update(scorer.score(record))
             records.append(record)
             if shards is not None:
                 shards.append(record)
@@ -214,7 +221,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}
         records = shards.merge() if shards is not None else records
-        metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **base}
+        metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **scorer.describe(), **base}
     if cfg.onion_lm:
         from advkit.poison.onion import count_words
 
@@ -222,6 +229,18 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         removed = [count_words(e.text) - count_words(predictor.filter(e.text)) for e in examples]
         metrics.update(onion_lm=cfg.onion_lm, onion_threshold=cfg.onion_threshold,
                        onion_words_removed_mean=sum(removed) / len(removed) if removed else 0.0)
+    if cfg.require:
+        metrics["gate"] = gate.judge(cfg.require, metrics)
     if out is None:
         return {"command": "evaluate", "metrics": metrics}
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+
+
+def with_gate(cfg: EvaluateConfig, out: RunDir | None, doc: dict) -> dict:
+    """A run whose metrics another command wrote (attack-zh's), judged and written again with its gate."""
+    if not cfg.require or not doc.get("metrics"):  # under torchrun only rank 0 has metrics
+        return doc
+    doc["metrics"]["gate"] = gate.judge(cfg.require, doc["metrics"])
+    if out is not None:
+        doc = out.write_metrics(doc["metrics"], doc["config"], seed=cfg.seed, device=cfg.device)
+    return doc

@@ -61,9 +61,11 @@ def attack_metrics(records: list[dict]) -> dict:
     - perturbed_word_ratio (English) or perturbed_piece_ratio / perturbed_char_ratio (Chinese):
       changed words (of those inside the victim's window), units, characters (edit distance) over
       the text's, mean over successes; words_outside_window: words past the window, mean per example.
-    - attack-zh also: fluency_ppl_before / after (pseudo-perplexity), similarity and
-      rejected_per_example (label check), means over successes (rejected: over attacked);
-      seconds_per_example over all examples.
+    - quality, English attacks and attack-zh alike: similarity (sentence-encoder cosine with the
+      original) and fluency_ppl_before / after (perplexity under a judge that proposes nothing),
+      means over the successes scored, counted in similarity_n and fluency_n (attacks.quality).
+    - attack-zh also: rejected_per_example (label check), over attacked; seconds_per_example over
+      all examples.
     - with an independent judge classifier (attack-zh --judge): label_preserved_share, the
       successes whose adversarial text the judge still gives the true label; and
       label_preserving_success_rate, those successes over the attacked examples.
@@ -84,15 +86,14 @@ def attack_metrics(records: list[dict]) -> dict:
     }
     if any("perturbed_word_ratio" in r for r in records):
         m["perturbed_word_ratio"] = mean(r["perturbed_word_ratio"] for r in success)
+        m.update(quality(success))
     if any("words_outside_window" in r for r in records):  # English attacks: words the victim never sees
         m["words_outside_window"] = mean(r["words_outside_window"] for r in records)
     if any("n_units" in r for r in records):  # attack-zh's records
         m.update({
             "perturbed_piece_ratio": mean(r["changed_units"] / r["n_units"] for r in success if r["n_units"]),
             "perturbed_char_ratio": mean(r["changed_chars"] / r["chars"] for r in success if r["chars"]),
-            "fluency_ppl_before": mean(r.get("fluency_ppl_before") for r in success),
-            "fluency_ppl_after": mean(r.get("fluency_ppl_after") for r in success),
-            "similarity": mean(r.get("similarity") for r in success),
+            **quality(success),
             "rejected_per_example": mean(r.get("rejected") for r in attacked),
             "seconds_per_example": mean(r["seconds"] for r in records),
         })
@@ -102,6 +103,17 @@ def attack_metrics(records: list[dict]) -> dict:
         m["label_preserving_success_rate"] = kept / len(attacked)
         m["judge_accuracy_before"] = mean(float(r["judge_before"] == r["label"]) for r in success)
     return m
+
+
+def quality(success: list[dict]) -> dict:
+    """Means over successful records of their quality scores; n: the records each mean counts
+    (a record without a score, e.g. no similarity model, is left out rather than counted as 0)."""
+    scored = [r for r in success if r.get("fluency_ppl_before") is not None and r.get("fluency_ppl_after") is not None]
+    return {"similarity": mean(r.get("similarity") for r in success),
+            "similarity_n": sum(r.get("similarity") is not None for r in success),
+            "fluency_ppl_before": mean(r["fluency_ppl_before"] for r in scored),
+            "fluency_ppl_after": mean(r["fluency_ppl_after"] for r in scored),
+            "fluency_n": len(scored)}
 
 
 def perturbation(record: dict) -> float:

@@ -124,25 +124,40 @@ def _plt():
     return plt
 
 
-def robustness_bars(rows: list[tuple[str, float, float]], path: Path, title: str) -> Path:
-    """Accuracy before and under each attack, one pair of bars per attack."""
+def robustness_bars(rows: list[tuple[str, float, float, int]], path: Path, title: str) -> Path:
+    """Accuracy before and under each attack, one pair of bars per attack: rows of (attack, accuracy
+    before, accuracy under attack, examples), each bar with its Wilson 95 % interval."""
+    fig = robustness_figure(rows, title)
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    return path
+
+
+def robustness_figure(rows: list[tuple[str, float, float, int]], title: str):
+    """The figure of robustness_bars, left open (tests read its error bars)."""
+    from advkit.stats import wilson
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(rows) + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(rows) + 2), 3.6))
     xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], [r[1] for r in rows], 0.4, label="clean accuracy", color="#4c72b0")
-    ax.bar([x + 0.2 for x in xs], [r[2] for r in rows], 0.4, label="accuracy under attack", color="#dd8452")
-    for x, r in zip(xs, rows):
-        ax.text(x - 0.2, r[1] + 0.01, f"{r[1]:.2f}", ha="center", fontsize=8)
-        ax.text(x + 0.2, r[2] + 0.01, f"{r[2]:.2f}", ha="center", fontsize=8)
-    ax.set_xticks(list(xs), [r[0] for r in rows])
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("accuracy")
+    for shift, column, label, color in ((-0.2, 1, "clean accuracy", "#4c72b0"),
+                                        (0.2, 2, "accuracy under attack", "#dd8452")):
+        rates = [r[column] for r in rows]
+        # the counts behind each rate: both are shares of the same n examples
+        bounds = [wilson(round(rate * r[3]), r[3]) if r[3] else (rate, rate) for rate, r in zip(rates, rows)]
+        errors = [[rate - low for rate, (low, _) in zip(rates, bounds)],
+                  [high - rate for rate, (_, high) in zip(rates, bounds)]]
+        ax.bar([x + shift for x in xs], rates, 0.4, label=label, color=color, yerr=errors, capsize=3,
+               error_kw={"elinewidth": 1, "ecolor": "#333333"})
+        for x, rate, (_, high) in zip(xs, rates, bounds):
+            ax.text(x + shift, high + 0.015, f"{rate:.2f}", ha="center", fontsize=8)
+    ax.set_xticks(list(xs), [f"{r[0]}\n(n={r[3]})" if r[3] else r[0] for r in rows])
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("accuracy (Wilson 95 % interval)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def perturbation_histogram(series: dict[str, list[float]], path: Path, title: str, unit: str = "words") -> Path:
@@ -181,12 +196,13 @@ def read_records(run: Path) -> list[dict]:
     return results.read_records(Path(run) / "records.jsonl")[0]
 
 
-def attack_rows(runs: list[Path]) -> list[tuple[str, float, float]]:
+def attack_rows(runs: list[Path]) -> list[tuple[str, float, float, int]]:
+    """(attack, accuracy before, accuracy under attack, examples) per run that measured them."""
     rows = []
     for run in runs:
         m = read_metrics(run)["metrics"]
         if under_attack(m) is not None:
-            rows.append((attack_name(run, m), m["accuracy_before"], under_attack(m)))
+            rows.append((attack_name(run, m), m["accuracy_before"], under_attack(m), m.get("examples")))
     return rows
 
 

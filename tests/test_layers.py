@@ -1,7 +1,7 @@
 """The package's layers, one way: every import (inside functions too) goes to its own layer or below,
 no method package imports another, and no import closes a cycle.
 
-    core (errors, seeds, progress, optim, distributed, results, hf, stats, precision; the packages' light names)
+    core (errors, seeds, progress, optim, distributed, results, hf, stats, precision, gate; the packages' light names)
     < data, models, metrics, predictor, report, fluency, assets
     < config
     < methods (finetune, poison, attack_zh, attacks)
@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "advkit"
 METHODS = ("advkit.finetune", "advkit.poison", "advkit.attack_zh", "advkit.attacks")
 LAYERS = [
     {"advkit.errors", "advkit.seeds", "advkit.progress", "advkit.optim", "advkit.distributed",
-     "advkit.results", "advkit.hf", "advkit.stats", "advkit.precision", *METHODS},  # a method package's __init__: its names only
+     "advkit.results", "advkit.hf", "advkit.stats", "advkit.precision", "advkit.gate", *METHODS},  # a method package's __init__: its names only
     {"advkit.data", "advkit.models", "advkit.metrics", "advkit.datastore", "advkit.predictor", "advkit.report",
      "advkit.fluency", "advkit.assets"},
     {"advkit.config"},

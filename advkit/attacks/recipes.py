@@ -88,9 +88,9 @@ def sentence_encoder_constraint(encoder_ref: str, threshold: float, metric: str,
     """TextAttack's SentenceEncoder constraint backed by a local encoder instead of USE."""
     from textattack.constraints.semantics.sentence_encoders import SentenceEncoder
 
-    from advkit.models import SentenceEncoderModel
+    from advkit.attacks.quality import encoder as shared_encoder
 
-    encoder = SentenceEncoderModel(encoder_ref, device=device)
+    encoder = shared_encoder(encoder_ref, device)  # the one --min-similarity and the records' scores use
 
     class LocalSentenceEncoder(SentenceEncoder):
         def encode(self, sentences):
@@ -146,9 +146,10 @@ def adaptive_goal(predictor, batch_size: int, query_budget):
 
 
 def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm-l6", query_budget: int | None = None,
-          batch_size: int = 32, device: str = "cpu", goal: str = "plain"):
+          batch_size: int = 32, device: str = "cpu", goal: str = "plain", min_similarity: float | None = None):
     """(attack, description) for a recipe name; raises UserError for unknown names or a missing LM.
-    goal "adaptive": the search reads a smooth score of a KNN predictor's vote (`adaptive_goal`)."""
+    goal "adaptive": the search reads a smooth score of a KNN predictor's vote (`adaptive_goal`).
+    `min_similarity`: also keep every candidate's `encoder` cosine with the original at or above it."""
     if goal == "adaptive" and not hasattr(predictor, "adaptive_proba"):
         raise UserError("--goal adaptive attacks a knn run's vote; this model has no datastore (use --goal plain)")
     if name not in ATTACKS:
@@ -226,6 +227,11 @@ def build(name: str, predictor, *, lm: str | None = None, encoder: str = "minilm
         note += (f"; adaptive goal: swaps ranked by each class's {predictor.knn_k} nearest keys (softmax at "
                  f"tau {predictor.knn_tau}) mixed with the head by lambda_inf {predictor.lambda_inf}, success by "
                  f"the shipped {predictor.knn_weighting} vote")
+    if min_similarity is not None:
+        from advkit.attacks.quality import min_similarity as similarity_floor
+
+        constraints = [*constraints, similarity_floor(encoder, min_similarity, device)]
+        note += f"; --min-similarity {min_similarity} ({encoder} cosine with the original)"
     return Attack(goal_function, [*constraints, within_window(predictor)], transformation, search), note
 
 
