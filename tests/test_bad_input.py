@@ -230,6 +230,8 @@ CASES = [
     ("report-out-under-file", ["report", "{out}", "--out", "{a_file}/report"], "a_file", "evaluate"),
     ("report-no-new-folder-for-bad-runs", ["report", "/no/such/run", "--out", "{out}/new"], "/no/such/run",
      "evaluate"),
+    ("attack-unknown-attack", ["attack", *EN, "--attack", "pwwz", "--text", "a fine film", *OUT], "pwwz", "evaluate"),
+    ("attack-empty-text", ["attack", *EN, "--attack", "pwws", "--text", " ", *OUT], "--text", "evaluate"),
     ("list-unknown-what", ["list", "modelz"], "modelz", None),
     ("list-datasets-bad-root", ["list", "datasets", "--data-root", "/no/such/root"], "--data-root", None),
 ]
@@ -284,7 +286,7 @@ def test_missing_wordnet_is_one_error_line_and_stop_words_are_written(tmp_path):
     r = advkit("evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--limit", "4", "--attack", "pwws",
                "--out", tmp_path / "out", "--quiet", env={"NLTK_DATA": str(nltk)})
     assert r.code == 2 and r.stderr.strip() == (
-        f"error: pwws needs English WordNet, not found in {nltk}: run `make setup` (or point NLTK_DATA at a "
-        "folder with corpora/wordnet)")
+        f"error: pwws needs English WordNet: {nltk / 'corpora' / 'wordnet' / 'lexnames'} is missing (14 file(s) in "
+        "all): run `make setup` (or point NLTK_DATA at a complete nltk_data folder)")
     assert not (tmp_path / "out").exists()
     assert len((nltk / "corpora" / "stopwords" / "english").read_text().split()) == 179
