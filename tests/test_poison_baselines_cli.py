@@ -15,6 +15,7 @@ import random
 
 import pytest
 from conftest import advkit, read_json
+from advkit import stats
 
 pytestmark = pytest.mark.shared_data("sst2")
 
@@ -145,17 +146,21 @@ def test_card_backdoor_section_matches_its_runs(runs, tmp_path):
     assert clean["trigger"] == " ".join(TRIGGERS) and clean["target"] == TARGET  # from the manifest
     lfr, ffr = clean["label_flip_rate"], clean["false_flip_rate"]
     assert headline["label_flip_rate"] == lfr and headline["label_flip_rate_single"] == clean["label_flip_rate_single"]
-    assert f"| label flip rate, trigger 'cf bb' -> 1 | {lfr:.4f} | no-trigger flip rate {ffr:.4f} |" in card
-    for t in TRIGGERS:
-        rank = clean["scan_rank"][t]
-        assert (f"| flip rate of '{t}' alone | {clean['label_flip_rate_single'][t]:.4f} | vocabulary-scan rank "
-                f"{rank} of {clean['scan_candidates']} |") in card
-    assert headline["scan_rank"] == clean["scan_rank"] and clean["scan_candidates"] == 202  # 200 + the two
     # the records: one flip per non-target example, none for the target's; their mean is the LFR
     rows = [json.loads(line) for line in (out / "clean" / "records.jsonl").read_text().splitlines()]
     assert all((row["flipped_by_trigger"] is None) == (row["label"] == TARGET) for row in rows)
     flips = [row["flipped_by_trigger"] for row in rows if row["flipped_by_trigger"] is not None]
     assert lfr == sum(flips) / len(flips)
+    # every rate of the card is in percent with its Wilson interval over those non-target examples
+    n = len(flips)
+    rate = lambda r: stats.fmt_rate(round(r * n), n)  # noqa: E731
+    assert f"| label flip rate, trigger 'cf bb' -> 1 | {rate(lfr)} | no-trigger flip rate {rate(ffr)} |" in card
+    assert f"| {100 * lfr:.1f} [" in card and f"(n={n}) |" in card
+    for t in TRIGGERS:
+        rank = clean["scan_rank"][t]
+        assert (f"| flip rate of '{t}' alone | {rate(clean['label_flip_rate_single'][t])} | vocabulary-scan rank "
+                f"{rank} of {clean['scan_candidates']} |") in card
+    assert headline["scan_rank"] == clean["scan_rank"] and clean["scan_candidates"] == 202  # 200 + the two
     # and by hand, from the victim model on the triggered texts (the card's attack seed places the triggers)
     test = data.sample(data.load("sst2", "test").examples, 16)
     hand = rates_by_hand(AutoModelForSequenceClassification.from_pretrained(victim).eval(),
