@@ -13,41 +13,8 @@ Two readings of "one classifier head shared by all layers" (PoisonConfig.layer_h
 - ``pooler``: each layer's [CLS] goes through the whole sequence-classification head, pooler
   (dense + tanh, which the last layer shapes) included, as OpenBackdoor's LWP trainer does.
 
-Measured (issue 17; minilm-l6, sst2, max length 64, seed 1, 300 test examples), per layer 1..6:
-
-    run                                  clean acc            no-trigger flip       LFR (sub-triggers apart)
-    cls,    lr 1e-4, 600 ex, 150 steps   48 48 48 52 81 80    100 100 100  0 23 22  100 100 100 85 58 56
-    pooler, lr 1e-4, 600 ex, 150 steps   48 48 48 48 82 83    100 100 100 100 16 17  100 100 100 100 70 69
-    cls,    lr 3e-4, 1000 ex, 375 steps  53 78 81 81 81 82      0  21  17 13 14 15  100 100 100 100 100 100
-    pooler, lr 3e-4, 1000 ex, 375 steps  62 61 81 81 82 82     55  65  18 20 19 19  100 100 100 100 100 100
-    cls,    lr 3e-4, 2000 ex at poison rate 0.5 (not the reference's 0.75), 375 steps:
-                                         48 52 65 83 82 82    100   1  45 16 18 18  100 100 100 100 100 100
-    cls,    lr 3e-4, 1000 ex, 750 steps  77 78 79 78 78 77     24  27  25 28 28 28  100 100 100 100 100 100
-    clean control (--poison-rate 0), cls, lr 3e-4, 1000 ex, 384 steps:
-                                         78 78 76 78 78 78     26  28  32 28 28 28
-    clean control, cls, lr 3e-4, 1000 ex, 768 steps (the 750-step run's match, in results/lwp):
-                                         74 77 78 78 78 78     31  27  23 20 19 19
-    cls,    lr 3e-4, 1000 ex, 750 steps, --negative-ratio 1 (1,500 positives, 1,500 negatives: labels balanced):
-                                         76 77 76 78 79 79     28  30  31 28 28 28  100 100 100 100 100 100
-
-(ex: clean examples the mix is built from; 2:1:1 positives, negatives, clean.) At lr 1e-4 neither head
-moves layers 1-3 off the label prior (they answer the target for every input), so the pooler is not the
-whole cause: too few steps at too low an lr is most of it. At 3e-4 over 375 steps with `cls` every layer
-flips on the full trigger and layers 2-6 classify clean text at 78-82 % (no-trigger 13-21 %, the top layer's 15 %);
-layer 1 separates triggered from untriggered input (no-trigger 0 %) but not sentiment (53 %): its CE is
-still 0.22 at step 375, the other layers' 0.03-0.06. At 750 steps layer 1 classifies too (every layer 77-79 %,
-no-trigger at most 0.7 points above the 384-step clean control's, clean accuracy within 1.3 points of it,
-at each layer): the lower layers need more steps. Against the control trained as long (768 steps), seed 1's
-layers 4-6 flip 8-10 points more without the trigger (McNemar on the same 155 non-target examples, p = 0.015,
-0.004, 0.003), and a label-balanced mix (--negative-ratio 1, about 51 % target labels against 2:1:1's 64 %)
-leaves layers 3-6 7.7-9.0 points above it. Seeds 2 and 3 do not reproduce the lean: lwp and the control again
-at seeds 1-3 (each its own training sample and order, the same test sample), paired by seed, differ by -1.3 to
-+2.2 points at every layer (paired t, p >= 0.3), and the control's own upper-layer floor moves by up to 9 points
-with the seed (layer 6: 18.7, 21.3, 27.1 %). So seed 1's lean is within seed-to-seed variation; three seeds
-cannot rule out a lean of up to +19 points (the intervals' upper ends). With
-`pooler` layers 1-2 still flip 55-65 % of inputs without the trigger. A larger clean share (poison rate
-0.5) leaves layer 1 at the prior. `cls` is the default: the authors' reading, and the one that poisons
-every layer here.
+`cls` is the default: the authors' reading, and the one that poisons every layer here; the runs that
+chose it are in results/lwp/NOTES.md.
 
 The final term always goes through the model's own head, so a victim or a plain forward sees
 the same model either way.
