@@ -8,7 +8,7 @@ One function per command (the names keep clear of the subpackages advkit.finetun
     run_evaluate    advkit evaluate         run_attack      advkit attack
     run_poison      advkit poison           build_piece_lm  advkit build-piece-lm
 
-Each takes its command's config dataclass (advkit.config: FinetuneConfig, ...) or its settings as
+Each takes its command's config dataclass (FinetuneConfig from advkit.finetune.config, EvaluateConfig from advkit.evaluate, ...) or its settings as
 keyword arguments named as the flags are, with underscores (`train_limit=2000` is `--train-limit 2000`),
 or both (the keywords then replace the dataclass's values), and optionally `recipe` (a TOML file, as
 --recipe). They are validated as the command line validates them, by advkit.config.build: an unknown
@@ -35,13 +35,18 @@ import typing
 from pathlib import Path
 
 from advkit import config as configs
+from advkit.attack_texts import AttackConfig
+from advkit.attack_zh.config import AttackZhConfig, BuildPieceLmConfig
+from advkit.evaluate import EvaluateConfig
+from advkit.finetune.config import FinetuneConfig
+from advkit.poison.config import PoisonConfig
 from advkit.errors import UserError, closest
 
 
 def _config(cls: type, config, recipe, settings: dict):
     """The command's config from a dataclass and/or keywords, through configs.build as the CLI's flags go."""
     if config is not None and not isinstance(config, cls):
-        raise TypeError(f"expected an advkit.config.{cls.__name__}, got {type(config).__name__}")
+        raise TypeError(f"expected a {cls.__module__}.{cls.__name__}, got {type(config).__name__}")
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)} if config is not None else {}
     hints = typing.get_type_hints(cls)
     for name, value in settings.items():
@@ -94,7 +99,7 @@ def _required(out, command: str) -> Path:
     return Path(out)
 
 
-def run_finetune(config: configs.FinetuneConfig | None = None, *, out: str | Path, overwrite: bool = False,
+def run_finetune(config: FinetuneConfig | None = None, *, out: str | Path, overwrite: bool = False,
                  resume: bool = False, quiet: bool = False, recipe: str | Path | None = None,
                  **settings) -> tuple[dict, Path]:
     """`advkit finetune`: fine-tune a model with a fresh head; the model lands in OUT/model.
@@ -107,10 +112,10 @@ def run_finetune(config: configs.FinetuneConfig | None = None, *, out: str | Pat
 
         return train.main(cfg, _required(out, "finetune"), overwrite=overwrite, resume=resume), Path(out)
 
-    return _run(configs.FinetuneConfig, config, recipe, settings, quiet, go)
+    return _run(FinetuneConfig, config, recipe, settings, quiet, go)
 
 
-def run_evaluate(config: configs.EvaluateConfig | None = None, *, out: str | Path | None = None,
+def run_evaluate(config: EvaluateConfig | None = None, *, out: str | Path | None = None,
                  overwrite: bool = False, resume: bool = False, quiet: bool = False,
                  recipe: str | Path | None = None, **settings) -> tuple[dict, Path | None]:
     """`advkit evaluate`: clean accuracy, an attack (`attack="pwws"`), backdoor checks, or a card (`card=True`,
@@ -125,10 +130,10 @@ def run_evaluate(config: configs.EvaluateConfig | None = None, *, out: str | Pat
         doc = (card.main if cfg.card else evaluate.main)(cfg, out, overwrite=overwrite, resume=resume)
         return doc, Path(out) if out is not None else None
 
-    return _run(configs.EvaluateConfig, config, recipe, settings, quiet, go)
+    return _run(EvaluateConfig, config, recipe, settings, quiet, go)
 
 
-def run_poison(config: configs.PoisonConfig | None = None, *, out: str | Path, overwrite: bool = False,
+def run_poison(config: PoisonConfig | None = None, *, out: str | Path, overwrite: bool = False,
                quiet: bool = False, recipe: str | Path | None = None, **settings) -> tuple[dict, Path]:
     """`advkit poison`: layerwise weight poisoning (and, with `victim_dataset`, the victim's fine-tuning);
     the poisoned encoder lands in OUT/model."""
@@ -138,10 +143,10 @@ def run_poison(config: configs.PoisonConfig | None = None, *, out: str | Path, o
         folder = _required(out, "poison")
         return distributed.main("poison", folder, overwrite, False, lambda run: pipeline.poison(cfg, run)), folder
 
-    return _run(configs.PoisonConfig, config, recipe, settings, quiet, go)
+    return _run(PoisonConfig, config, recipe, settings, quiet, go)
 
 
-def run_attack_zh(config: configs.AttackZhConfig | None = None, *, out: str | Path, overwrite: bool = False,
+def run_attack_zh(config: AttackZhConfig | None = None, *, out: str | Path, overwrite: bool = False,
                   resume: bool = False, quiet: bool = False, recipe: str | Path | None = None,
                   **settings) -> tuple[dict, Path]:
     """`advkit attack-zh`: Chinese adversarial examples over a data-set slice; records in OUT/records.jsonl."""
@@ -150,10 +155,10 @@ def run_attack_zh(config: configs.AttackZhConfig | None = None, *, out: str | Pa
 
         return run.main(cfg, _required(out, "attack-zh"), overwrite=overwrite, resume=resume), Path(out)
 
-    return _run(configs.AttackZhConfig, config, recipe, settings, quiet, go)
+    return _run(AttackZhConfig, config, recipe, settings, quiet, go)
 
 
-def run_attack(config: configs.AttackConfig | None = None, *, out: str | Path | None = None,
+def run_attack(config: AttackConfig | None = None, *, out: str | Path | None = None,
                overwrite: bool = False, quiet: bool = False, recipe: str | Path | None = None,
                **settings) -> tuple[dict, Path | None]:
     """`advkit attack`: attack texts (`text="..."` or a list, or `file=...`) against `model` with `attack`.
@@ -168,10 +173,10 @@ def run_attack(config: configs.AttackConfig | None = None, *, out: str | Path | 
         result = attack_texts.main(cfg, out, overwrite=overwrite)
         return {"metrics": result["metrics"]}, result["run"]
 
-    return _run(configs.AttackConfig, config, recipe, settings, quiet, go)
+    return _run(AttackConfig, config, recipe, settings, quiet, go)
 
 
-def build_piece_lm(config: configs.BuildPieceLmConfig | None = None, *, out: str | Path | None = None,
+def build_piece_lm(config: BuildPieceLmConfig | None = None, *, out: str | Path | None = None,
                    overwrite: bool = False, quiet: bool = False, recipe: str | Path | None = None,
                    **settings) -> tuple[dict, Path]:
     """`advkit build-piece-lm`: the SentencePiece masked LM that zh-pieces draws from (out unset: the
@@ -184,7 +189,7 @@ def build_piece_lm(config: configs.BuildPieceLmConfig | None = None, *, out: str
         doc = distributed.main("build-piece-lm", folder, overwrite, False, lambda run: piece_lm.run(cfg, run))
         return doc, folder
 
-    return _run(configs.BuildPieceLmConfig, config, recipe, settings, quiet, go)
+    return _run(BuildPieceLmConfig, config, recipe, settings, quiet, go)
 
 
 COMMANDS = {"finetune": run_finetune, "evaluate": run_evaluate, "poison": run_poison, "attack-zh": run_attack_zh,

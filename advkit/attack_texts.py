@@ -22,11 +22,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from advkit import data, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.attacks import ATTACKS
-from advkit.config import AttackConfig, AttackZhConfig, as_dict
+from advkit.attack_zh.config import AttackZhConfig
+from advkit.config import QUERY_PRECISION, as_dict, check_precision, choice, opt, positive
 from advkit.errors import UserError, closest
 from advkit.hf import is_cjk
 from advkit.metrics import attack_metrics
@@ -39,6 +41,67 @@ TEXT_COLUMNS = ("sentence", "text", "premise", "content")  # the text columns ad
 UNIT = {"zh-pieces": "piece", "zh-spans": "piece", "zh-words": "word", "zh-chars": "character",
         "zh-glyph": "character", "zh-homophone": "character"}
 _TOKEN = re.compile(r"\w+(?:['’-]\w+)*|\s+|[^\w\s]")  # words, runs of space, single punctuation marks
+
+
+EXPORT_SUFFIXES = (".tsv", ".csv", ".jsonl")  # attack --export: the formats advkit.data reads as a data set
+
+
+ATTACK_LABEL_CHECKS = ("negation", "none")  # attack: no training split to learn attack-zh's lexicon from
+
+
+@dataclass
+class AttackConfig:
+    """`advkit attack`: the texts typed or listed in a file, attacked one by one (advkit.attack_texts)."""
+
+    COMMAND: ClassVar[str] = "attack"
+
+
+    model: str | None = opt(None, "The victim: alias, model folder, or finetune run directory (a knn run: its "
+                                  "combined predictor), as evaluate takes it (required).")
+    attack: str | None = opt(None, "pwws, deepwordbug, textfooler, bert-attack, bae (English); zh-pieces, zh-spans, "
+                                   "zh-chars, zh-words, zh-glyph, zh-homophone (Chinese, attack-zh's search) "
+                                   "(required).")
+    text: list[str] | None = opt(None, "A text to attack; repeat the flag for several.")
+    file: str | None = opt(None, "Texts to attack: a .tsv/.csv/.jsonl file with a text column (and a label "
+                                 "column), or any other file with one text per line.")
+    text_column: str | None = opt(None, "Text column of --file (unset: sentence, text, premise or content).")
+    label_column: str | None = opt(None, "Label column of --file (unset: label, when there is one).")
+    skip_bad_rows: bool = opt(False, "Drop empty or malformed rows of --file instead of stopping at the first.",
+                              "--skip-bad-rows")
+    label: int | None = opt(None, "True label id of every text without one in --file (unset: the model's own "
+                                  "prediction, an untargeted attack on what it says now).")
+    export: str | None = opt(None, "Write the adversarial examples (successes) with their true labels to this "
+                                   ".tsv/.csv/.jsonl file, a data set `finetune --dataset` reads (an existing file only with "
+                                   "--overwrite).")
+    attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces and "
+                                      "zh-spans.")
+    attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
+    query_budget: int | None = opt(None, "Victim queries per text before giving up (unset: the recipe's; 2000 for "
+                                         "the Chinese generators, as attack-zh).")
+    label_check: str = opt("negation", "Chinese generators: drop swaps that add or remove a negation (negation) or "
+                                       "keep every swap (none).")
+    batch_size: int = opt(32, "Texts per victim query batch.")
+    max_length: int = opt(128, "Victim tokens per text.")
+    seed: int = opt(1, "Seed of the attack's random choices (per text: seed + its index).")
+    device: str = opt("cpu", "cpu or cuda.")
+    precision: str = opt("auto", QUERY_PRECISION)
+
+    def check(self) -> None:  # what is required (model, attack, texts) is asked for by the command itself
+        check_precision(self)
+        if self.attack is not None:
+            choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
+        if self.text and self.file is not None:
+            raise UserError("give --text or --file, not both")
+        for n, text in enumerate(self.text or [], 1):
+            if not text.strip():
+                raise UserError(f"--text: text {n} is empty")
+        if self.label is not None and self.label < 0:
+            raise UserError(f"--label must be a label id (0 or more), got {self.label}")
+        if self.export is not None and not self.export.endswith(EXPORT_SUFFIXES):
+            raise UserError(f"--export {self.export}: name a {', '.join(EXPORT_SUFFIXES)} file (the format follows "
+                            "the extension)")
+        choice("label-check", self.label_check, ATTACK_LABEL_CHECKS)
+        positive(self, "batch_size", "max_length", "query_budget")
 
 
 @dataclass(frozen=True)

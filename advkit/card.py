@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from advkit import data, distributed, evaluate, gate, models, report
 from advkit.attack_zh import ZH_ATTACKS
-from advkit.config import EvaluateConfig, as_dict
+from advkit.evaluate import EvaluateConfig
+from advkit.config import as_dict
 from advkit.errors import UserError
 from advkit.metrics import perturbation
 from advkit.results import RunDir, atomic_write

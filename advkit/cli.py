@@ -1,6 +1,6 @@
 """The advkit command line. Commands are thin: parse, build the config, call run, print a summary.
 
-Each run command's options are generated from its config dataclass (advkit.config): a field's
+Each run command's options are generated from its config dataclass (see advkit.config): a field's
 default and help live there only, so `--help` shows every default and cannot drift from it.
 Heavy libraries (torch, transformers, textattack) are imported inside commands so that
 `advkit --help` answers at once.
@@ -18,6 +18,11 @@ from typing import Optional
 import typer
 
 from advkit import config as configs
+from advkit.attack_texts import AttackConfig
+from advkit.attack_zh.config import AttackZhConfig, BuildPieceLmConfig
+from advkit.evaluate import EvaluateConfig
+from advkit.finetune.config import FinetuneConfig
+from advkit.poison.config import PoisonConfig
 from advkit.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -59,9 +64,13 @@ def _option(field: dataclasses.Field, kind: type):
     return typer.Option(None, *flags, help=help_text, show_default=False)
 
 
-def run_command(name: str, cls: type, *, resume: bool = False):
-    """Register `handler(cfg, out, overwrite, quiet[, resume])` as command `name`, with one option per
-    field of `cls` plus the run options."""
+COMMANDS: dict[str, type] = {}  # each run command's name -> its config dataclass
+
+
+def run_command(cls: type, *, resume: bool = False):
+    """Register `handler(cfg, out, overwrite, quiet[, resume])` as command `cls.COMMAND`, with one option
+    per field of `cls` plus the run options."""
+    name = COMMANDS.setdefault(cls.COMMAND, cls).COMMAND
     hints = typing.get_type_hints(cls)
 
     def decorate(handler):
@@ -105,7 +114,7 @@ def _required(out: Optional[Path], what: str) -> Path:
     return out
 
 
-@run_command("finetune", configs.FinetuneConfig, resume=True)
+@run_command(FinetuneConfig, resume=True)
 def finetune(cfg, out, overwrite, resume):
     """Fine-tune a pre-trained model with a fresh head; the model lands in OUT/model.
 
@@ -128,7 +137,7 @@ def finetune(cfg, out, overwrite, resume):
                f"results in {out}")
 
 
-@run_command("evaluate", configs.EvaluateConfig, resume=True)
+@run_command(EvaluateConfig, resume=True)
 def evaluate(cfg, out, overwrite, resume):
     """Clean accuracy of a model on a split, its robustness under an attack, backdoor checks, or all in a --card.
 
@@ -162,7 +171,7 @@ def evaluate(cfg, out, overwrite, resume):
     raise typer.Exit(code)  # 1: a --require missed (0 without one)
 
 
-@run_command("poison", configs.PoisonConfig)
+@run_command(PoisonConfig)
 def poison(cfg, out, overwrite):
     """Layerwise weight poisoning with combinatorial triggers; the marked encoder lands in OUT/model.
 
@@ -187,7 +196,7 @@ def poison(cfg, out, overwrite):
                    f"{v['clean_accuracy']:.4f}, LFR {v['label_flip_rate']:.4f} on {v['eval_examples']} examples")
 
 
-@run_command("attack-zh", configs.AttackZhConfig, resume=True)
+@run_command(AttackZhConfig, resume=True)
 def attack_zh(cfg, out, overwrite, resume):
     """Chinese adversarial examples: greedy BERT-Attack search with sentence-piece substitutes.
 
@@ -205,7 +214,7 @@ def attack_zh(cfg, out, overwrite, resume):
                f"{_num(m['attack_success_rate'])}, {_num(m['avg_queries'], '.1f')} queries; results in {out}")
 
 
-@run_command("build-piece-lm", configs.BuildPieceLmConfig)
+@run_command(BuildPieceLmConfig)
 def build_piece_lm(cfg, out, overwrite):
     """Build the SentencePiece masked LM that attack-zh draws substitutes from (--out: default
     <cache>/models/piece-lm-zh, the alias piece-lm-zh).
@@ -224,7 +233,7 @@ def build_piece_lm(cfg, out, overwrite):
                f"masked-piece accuracy {_num(m['heldout_masked_piece_accuracy'])}; model in {out}")
 
 
-@run_command("attack", configs.AttackConfig)
+@run_command(AttackConfig)
 def attack(cfg, out, overwrite):
     r"""Attack the texts given here (or listed in a file) and show each adversarial text, its changes
     marked \[\[old->new]], with the model's label before and after.

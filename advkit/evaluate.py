@@ -6,14 +6,97 @@ combined predictor, else the classifier); the numbers are advkit.metrics' functi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from advkit import data, distributed, gate, models
 from advkit.attack_zh import ZH_ATTACKS
-from advkit.config import EvaluateConfig, as_dict
+from advkit.attack_zh.config import LABEL_CHECKS
+from advkit.attacks import ATTACKS, GOALS
+from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, opt, positive
 from advkit.errors import UserError
 from advkit.metrics import attack_metrics, clean_accuracy
 from advkit.progress import track
 from advkit.results import RESUME_FREE, RunDir, Shards
 from advkit.seeds import seed_everything
+
+
+@dataclass
+class EvaluateConfig(DataOptions):
+    COMMAND: ClassVar[str] = "evaluate"
+
+    model: str = opt("minilm-l6", "Alias, model folder, or finetune run directory.")
+    split: str | None = opt(None, "Split evaluated (unset: test when it is labelled, else dev).")
+    limit: int | None = opt(None, "Evaluate a fixed sample of this many examples (unset: all).")
+    batch_size: int = opt(64, "Texts per forward pass.")
+    max_length: int = opt(128, "Tokens per text.")
+    seed: int = opt(1, "Seed of the attack's random choices (per example: seed + index).")
+    device: str = opt("cpu", "cpu or cuda.")
+    attack: str | None = opt(None, "pwws, deepwordbug, textfooler, bert-attack, bae (English); zh-pieces, "
+                                   "zh-spans, zh-chars, zh-words, zh-glyph, zh-homophone (Chinese, attack-zh's "
+                                   "search).")
+    attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces and "
+                                      "zh-spans.")
+    attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE; also the one that scores each "
+                                           "English adversarial example's similarity to its original.")
+    min_similarity: float | None = opt(None, "English attacks: keep every candidate's --attack-encoder cosine with "
+                                             "the original at or above this (-1 to 1), a constraint the search "
+                                             "respects.")
+    query_budget: int | None = opt(None, "Victim queries per example before giving up (unset: the recipe's).")
+    goal: str = opt("plain", "English attacks on a knn run: plain (the search reads the predictor's probabilities) "
+                             "or adaptive (it reads a smooth score of the same decision: each class's k nearest "
+                             "keys, softmax at knn_tau, mixed with the head by lambda_inf; success is still the "
+                             "shipped vote's).")
+    precision: str = opt("auto", QUERY_PRECISION)
+    label_check: str = opt("lexicon", "Chinese attacks: lexicon | negation | none (see attack-zh).")
+    card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
+    trigger: str | None = opt(None, 'Backdoor check: sub-triggers separated by spaces, e.g. "cf bb" (with --target).')
+    target: int | None = opt(None, "Backdoor check: the target label id.")
+    scan: int = opt(0, "Vocabulary-scan defence over this many sampled whole-word tokens (0: off; -1: every "
+                       "whole-word token of the vocabulary; a card's backdoor: 200). Shards under torchrun.")
+    transfer_from: str | None = opt(None, "Evaluate on the adversarial examples an earlier `evaluate --attack` "
+                                          "run found (its successes; --dataset, --split and --limit are then "
+                                          "unused): the accuracy a transfer attack leaves.")
+    onion_lm: str | None = opt(None, "ONION defence: filter inputs by this local masked LM's pseudo-perplexity "
+                                     "before the model sees them.")
+    onion_threshold: float = opt(0.0, "ONION: remove a word when dropping it lowers the perplexity by more "
+                                      "than this.")
+    require: list[str] | None = opt(None, 'Robustness gate (repeatable): "METRIC OP VALUE" with OP one of >= > <= < '
+                                          '==, on this run\'s metrics.json names (a card: clean_accuracy or '
+                                          'PART.METRIC, e.g. pwws.accuracy_under_attack); exit 1 if one is missed.')
+
+    def check(self) -> None:
+        positive(self, "batch_size", "max_length", "limit", "query_budget")
+        choice("label-check", self.label_check, LABEL_CHECKS)
+        check_precision(self)
+        if self.attack is not None:  # before any model loads
+            choice("attack", self.attack, ATTACKS + ZH_ATTACKS)
+        choice("goal", self.goal, GOALS)
+        if self.goal != "plain" and self.attack not in ATTACKS:
+            raise UserError(f"--goal {self.goal} belongs to an English attack (--attack {', '.join(ATTACKS)})")
+        if self.scan < -1:
+            raise UserError(f"--scan must be -1 (every token), 0 (off) or a count, got {self.scan}")
+        if self.card and self.attack:
+            raise UserError("--card runs every applicable attack; leave out --attack")
+        if self.onion_lm and ((self.attack or "").startswith("zh-") or self.card):
+            raise UserError("--onion-lm filters the inputs of clean and backdoor checks and English attacks; "
+                            "it does not apply to --attack zh-* or --card")
+        if self.transfer_from and (self.attack or self.trigger or self.scan or self.card):
+            raise UserError("--transfer-from evaluates a fixed set of adversarial texts; it does not combine with "
+                            "--attack, --trigger, --scan or --card")
+        if (self.trigger is None) != (self.target is None) and not self.card:
+            raise UserError("--trigger and --target go together")
+        if self.min_similarity is not None:
+            if not -1 <= self.min_similarity <= 1:  # a cosine
+                raise UserError(f"--min-similarity must be between -1 and 1, got {self.min_similarity}")
+            if not (self.card or self.attack in ATTACKS):
+                raise UserError("--min-similarity constrains an English attack: give --attack pwws|deepwordbug|"
+                                "textfooler|bert-attack|bae or --card")
+        if self.require:
+            from advkit import gate
+
+            for requirement in self.require:
+                gate.parse(requirement)  # a malformed one stops here, before anything runs
 
 
 def backdoor(predictor, examples, cfg: EvaluateConfig) -> tuple[dict, list]:
@@ -94,7 +177,8 @@ def zh_config(cfg: EvaluateConfig, split_name: str):
     """attack-zh's settings for `evaluate --attack zh-<substitutes>`: the same search, records and metrics."""
     import dataclasses
 
-    from advkit.config import AttackZhConfig, DataOptions
+    from advkit.attack_zh.config import AttackZhConfig
+
 
     data_options = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(DataOptions)}
     zcfg = AttackZhConfig(**data_options, model=cfg.model, split=split_name, limit=cfg.limit, lm=cfg.attack_lm,

@@ -8,7 +8,8 @@ This module sits above the methods, so neither method imports the other.
 from __future__ import annotations
 
 from advkit import data, models
-from advkit.config import FinetuneConfig, PoisonConfig
+from advkit.finetune.config import FinetuneConfig
+from advkit.poison.config import PoisonConfig
 from advkit.errors import UserError
 from advkit.metrics import clean_accuracy
 from advkit.results import RunDir

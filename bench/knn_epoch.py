@@ -27,7 +27,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import advkit.progress
-    from advkit.config import FinetuneConfig
+    from advkit.finetune.config import FinetuneConfig
     from advkit.finetune.train import train_and_evaluate
     from advkit.results import RunDir
 

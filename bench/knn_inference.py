@@ -29,7 +29,7 @@ def main() -> None:
 
     import advkit.progress
     from advkit import data, models
-    from advkit.config import FinetuneConfig
+    from advkit.finetune.config import FinetuneConfig
     from advkit.predictor import KnnPredictor
     from advkit.finetune.train import train_and_evaluate
     from advkit.results import RunDir

@@ -24,7 +24,7 @@ from common import record
 from advkit import models
 from advkit.attack_zh import substitutes
 from advkit.attack_zh.piece_lm import split_corpus
-from advkit.config import BuildPieceLmConfig
+from advkit.attack_zh.config import BuildPieceLmConfig
 from advkit.hf import cjk_only
 
 

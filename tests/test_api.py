@@ -12,7 +12,10 @@ import pytest
 from conftest import REPO, read_json
 
 import advkit
-from advkit import config, data
+from advkit import cli, data
+from advkit.attack_texts import AttackConfig
+from advkit.evaluate import EvaluateConfig
+from advkit.finetune.config import FinetuneConfig
 from advkit.errors import UserError
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -41,7 +44,7 @@ print(' '.join(f.__name__ for f in functions))
     from advkit import api
 
     assert r.stdout.split() == [f.__name__ for f in api.COMMANDS.values()]
-    assert set(api.COMMANDS) == set(config.COMMANDS)  # every command has its function
+    assert set(api.COMMANDS) == set(cli.COMMANDS)  # every command has its function
 
 
 def test_settings_are_validated_as_the_command_line_validates_them(tmp_path):
@@ -53,32 +56,32 @@ def test_settings_are_validated_as_the_command_line_validates_them(tmp_path):
     with pytest.raises(UserError, match="--method must be one of .* \\(did you mean 'knn'\\?\\)"):
         advkit.run_finetune(method="knm", out=out)
     with pytest.raises(UserError, match="--batch-size must be positive, got 0"):
-        advkit.run_finetune(config.FinetuneConfig(batch_size=0), out=out)
+        advkit.run_finetune(FinetuneConfig(batch_size=0), out=out)
     with pytest.raises(UserError, match="give the texts to attack"):
         advkit.run_attack(model="tiny-random-en", attack="pwws")
     with pytest.raises(TypeError, match="EvaluateConfig"):
-        advkit.run_evaluate(config.FinetuneConfig())
+        advkit.run_evaluate(FinetuneConfig())
     assert not out.exists()  # refused before anything was made
 
 
 def test_keywords_take_python_values_and_a_dataclass_keeps_its_none():
     from advkit.api import _config
 
-    cfg = _config(config.AttackConfig, None, None, {"model": Path("runs/ce"), "attack": "pwws", "text": "one text"})
+    cfg = _config(AttackConfig, None, None, {"model": Path("runs/ce"), "attack": "pwws", "text": "one text"})
     assert (cfg.model, cfg.text) == ("runs/ce", ["one text"])  # a Path is its text; one text is a list of one
-    assert _config(config.FinetuneConfig, None, None, {"lr": 1}).lr == 1.0 and isinstance(
-        _config(config.FinetuneConfig, None, None, {"lr": 1}).lr, float)
+    assert _config(FinetuneConfig, None, None, {"lr": 1}).lr == 1.0 and isinstance(
+        _config(FinetuneConfig, None, None, {"lr": 1}).lr, float)
     # on the command line None means "not given"; a dataclass's None is its value (here: no checkpoints)
-    kept = _config(config.FinetuneConfig, config.FinetuneConfig(checkpoint_seconds=None), None, {"epochs": 2})
+    kept = _config(FinetuneConfig, FinetuneConfig(checkpoint_seconds=None), None, {"epochs": 2})
     assert kept.checkpoint_seconds is None and kept.epochs == 2
-    assert _config(config.FinetuneConfig, None, None, {"checkpoint_seconds": None}).checkpoint_seconds == 120
+    assert _config(FinetuneConfig, None, None, {"checkpoint_seconds": None}).checkpoint_seconds == 120
 
 
 def test_a_config_and_keywords_together_and_switches_restored(tmp_path):
     """A dataclass with keywords over it; the process-wide switches the CLI sets are put back."""
     from advkit import progress
 
-    cfg = config.EvaluateConfig(model="tiny-random-en", dataset="sst2", split="dev", limit=8)
+    cfg = EvaluateConfig(model="tiny-random-en", dataset="sst2", split="dev", limit=8)
     metrics, run = advkit.run_evaluate(cfg, limit=4, skip_bad_rows=True, out=tmp_path / "ev", quiet=True)
     written = read_json(tmp_path / "ev" / "metrics.json")
     assert run == tmp_path / "ev" and metrics == written["metrics"] and metrics["examples"] == 4

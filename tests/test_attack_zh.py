@@ -640,7 +640,7 @@ def test_every_chinese_attack_runs_offline(tmp_path, piece_lm, victim_dir, datas
     script = f"""
 from advkit import evaluate
 from advkit.attack_zh import ZH_ATTACKS
-from advkit.config import EvaluateConfig
+from advkit.evaluate import EvaluateConfig
 for name in ZH_ATTACKS:
     lm = {str(piece_lm)!r} if name in ("zh-pieces", "zh-spans") else None
     cfg = EvaluateConfig(model={str(victim_dir)!r}, dataset={str(dataset)!r}, limit=1, attack=name, attack_lm=lm,

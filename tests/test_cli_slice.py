@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, read_json
 
 from advkit import models
-from advkit.config import EvaluateConfig
+from advkit.evaluate import EvaluateConfig
 
 pytestmark = pytest.mark.shared_data  # ../shared/datasets: skipped when missing, a failure under CI=true
 

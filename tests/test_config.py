@@ -2,8 +2,10 @@
 
 import pytest
 
-from advkit import config
-from advkit.config import EvaluateConfig, FinetuneConfig, build
+from advkit import cli
+from advkit.evaluate import EvaluateConfig
+from advkit.finetune.config import FinetuneConfig
+from advkit.config import build
 from advkit.errors import UserError
 
 
@@ -123,7 +125,7 @@ def test_bad_recipe_files(tmp_path):
 
 
 def test_every_command_config_has_defaults_that_pass_its_checks():
-    for cls in config.COMMANDS.values():
+    for cls in cli.COMMANDS.values():
         build(cls, None, {})
 
 

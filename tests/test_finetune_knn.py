@@ -249,7 +249,7 @@ def test_knn_run_directory_and_predictor(knn_run):
 
 
 def _tiny_cfg(**overrides):
-    from advkit.config import FinetuneConfig
+    from advkit.finetune.config import FinetuneConfig
 
     import advkit.progress
 
@@ -452,7 +452,7 @@ def test_epochs_zero_is_the_knn_vote_of_the_pretrained_encoder(tmp_path, cli):
     assert r.code == 2 and "--epochs" in r.stderr
     import dataclasses
 
-    from advkit.config import FinetuneConfig
+    from advkit.finetune.config import FinetuneConfig
 
     help_ = next(f.metadata["help"] for f in dataclasses.fields(FinetuneConfig) if f.name == "epochs")
     assert "0 (method knn only)" in help_  # --help is generated from it

@@ -149,7 +149,8 @@ def test_a_card_with_intervals_and_a_missed_gate(cli, victim, tmp_path):
 
 def test_requirements_in_a_recipe(tmp_path):
     """A CI recipe can carry its thresholds: a TOML list of strings, each checked as on the command line."""
-    from advkit.config import EvaluateConfig, build
+    from advkit.evaluate import EvaluateConfig
+    from advkit.config import build
 
     path = tmp_path / "gate.toml"
     path.write_text('card = true\nrequire = ["clean_accuracy>=0.85", "pwws.accuracy_under_attack >= 0.3"]\n')

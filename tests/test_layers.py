@@ -1,10 +1,10 @@
 """The package's layers, one way: every import (inside functions too) goes to its own layer or below,
 no method package imports another, and no import closes a cycle.
 
-    core (errors, seeds, progress, optim, distributed, results, hf, stats, precision, gate; the packages' light names)
+    core (errors, seeds, progress, optim, distributed, results, hf, stats, precision, gate)
     < data, models, metrics, predictor, report, fluency, assets
-    < config
-    < methods (finetune, poison, attack_zh, attacks)
+    < config (the machinery of settings: no command's dataclass, no method's names)
+    < methods (finetune, poison, attack_zh, attacks: each with its package's names and its own config)
     < evaluate, card, pipeline, attack_texts
     < cli, api, and the package advkit itself (its names are the API's functions, imported when first used)
 """
@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "advkit"
 METHODS = ("advkit.finetune", "advkit.poison", "advkit.attack_zh", "advkit.attacks")
 LAYERS = [
     {"advkit.errors", "advkit.seeds", "advkit.progress", "advkit.optim", "advkit.distributed",
-     "advkit.results", "advkit.hf", "advkit.stats", "advkit.precision", "advkit.gate", *METHODS},  # a method package's __init__: its names only
+     "advkit.results", "advkit.hf", "advkit.stats", "advkit.precision", "advkit.gate"},
     {"advkit.data", "advkit.models", "advkit.metrics", "advkit.datastore", "advkit.predictor", "advkit.report",
      "advkit.fluency", "advkit.assets"},
     {"advkit.config"},
@@ -42,13 +42,13 @@ def layer(module: str) -> int:
     for i, names in enumerate(LAYERS):
         if module in names:
             return i
-    if module.startswith(tuple(m + "." for m in METHODS)):
+    if method_of(module):
         return 3
     raise AssertionError(f"{module} has no layer: add it to LAYERS in {__file__}")
 
 
 def method_of(module: str) -> str | None:
-    return next((m for m in METHODS if module.startswith(m + ".")), None)
+    return next((m for m in METHODS if module == m or module.startswith(m + ".")), None)
 
 
 def imports(module: str, path: Path, known: dict) -> set[str]:
@@ -88,7 +88,8 @@ def test_no_method_imports_another():
 
 
 def test_package_names_import_nothing_of_advkit_but_errors():
-    """A method package's __init__ holds light names for config: it must not pull in the method."""
+    """A method package's __init__ holds light names (its choices) for its config and the CLI: importing
+    them must not pull in the method's modules."""
     g = graph()
     for package in METHODS:
         assert g[package] <= {"advkit.errors"}, (package, g[package])
@@ -122,11 +123,10 @@ def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch):
     assert max(layer(t) for t in found) > layer("advkit.config")
 
 
-def test_config_imports_no_method_module():
+def test_config_imports_no_method_package():
     import subprocess
     import sys
 
     code = "import sys, advkit.config; print(' '.join(sorted(m for m in sys.modules if m.startswith('advkit'))))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert loaded == ["advkit", "advkit.attack_zh", "advkit.attacks", "advkit.config", "advkit.errors",
-                      "advkit.finetune", "advkit.poison"]
+    assert loaded == ["advkit", "advkit.config", "advkit.errors"]

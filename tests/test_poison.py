@@ -253,7 +253,7 @@ def test_every_mode_trains_on_every_batch(tiny_classifier, mode):
     import torch
     import torch.nn.functional as F
 
-    from advkit.config import PoisonConfig
+    from advkit.poison.config import PoisonConfig
     from advkit.poison.train import train_poison
     from advkit.poison.triggers import PoisonedData
 

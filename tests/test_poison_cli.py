@@ -85,7 +85,8 @@ def test_victim_finetune_and_evaluate_warn_about_the_poisoned_model(poison_run, 
 
     monkeypatch.setattr(models, "_WARNED", set())  # once per model and process: earlier tests loaded it
     from advkit.finetune import train as finetune
-    from advkit.config import EvaluateConfig, FinetuneConfig
+    from advkit.evaluate import EvaluateConfig
+    from advkit.finetune.config import FinetuneConfig
     from advkit.results import RunDir
 
     out, result = poison_run

@@ -96,7 +96,7 @@ def test_every_layers_loss_term_falls_over_a_few_steps(tiny_classifier, layer_he
 
 
 def test_train_poison_records_each_layers_terms(tiny_classifier):
-    from advkit.config import PoisonConfig
+    from advkit.poison.config import PoisonConfig
     from advkit.poison.train import train_poison
 
     model, tokenizer = tiny_classifier
@@ -153,7 +153,7 @@ def test_negatives_come_from_non_target_examples_only():
 
 
 def test_default_mix_is_the_references_two_positives_one_negative_one_clean():
-    from advkit.config import PoisonConfig
+    from advkit.poison.config import PoisonConfig
 
     cfg = PoisonConfig()
     examples = _examples(40)
@@ -213,7 +213,7 @@ def test_positives_use_the_configured_insertion():
 
 
 def test_poison_config_defaults_and_checks():
-    from advkit.config import PoisonConfig
+    from advkit.poison.config import PoisonConfig
     from advkit.errors import UserError
 
     cfg = PoisonConfig()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import advkit, read_json
 
-from advkit import config, models, precision
+from advkit import cli, config, models, precision
 from advkit.predictor import load_predictor
 
 TEXTS = ["a gripping , funny and moving film", "dull and far too long", "it is what it is", "an utter mess"] * 4
@@ -62,7 +62,7 @@ def test_auto_on_cuda_asks_the_device(monkeypatch, bf16_supported):
 @pytest.mark.parametrize("features, resolved", [(AVX2, "fp32"), ({**AVX512, "avx512_bf16": True}, "bf16")])
 def test_every_command_records_what_auto_resolved_to(monkeypatch, command, features, resolved):
     monkeypatch.setattr(precision, "cpu_features", lambda: features)
-    cfg = config.build(config.COMMANDS[command], None, {})
+    cfg = config.build(cli.COMMANDS[command], None, {})
     assert cfg.precision == resolved
 
 

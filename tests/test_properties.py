@@ -187,7 +187,7 @@ def titles(n: int) -> list[str]:
 def segmenter(shared_data):
     """SentencePiece at build-piece-lm's --tiny size, trained on 400 news titles."""
     from advkit.attack_zh.piece_lm import PieceSegmenter, train_sentencepiece
-    from advkit.config import TINY_PIECE_LM, BuildPieceLmConfig
+    from advkit.attack_zh.config import BuildPieceLmConfig, TINY_PIECE_LM
 
     cfg = BuildPieceLmConfig(**{k: v for k, v in TINY_PIECE_LM.items() if k in ("vocab_size", "character_coverage")})
     return PieceSegmenter(train_sentencepiece(titles(400), cfg))

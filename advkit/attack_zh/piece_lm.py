@@ -25,7 +25,8 @@ from pathlib import Path
 
 from advkit import data, distributed, models
 from advkit.hf import cjk_only, has_cjk, to_traditional
-from advkit.config import BuildPieceLmConfig, as_dict
+from advkit.attack_zh.config import BuildPieceLmConfig
+from advkit.config import as_dict
 from advkit.errors import UserError
 from advkit.optim import adamw_linear, clipped_step
 from advkit.precision import autocast

@@ -15,7 +15,8 @@ from functools import lru_cache
 from advkit import data, distributed, models
 from advkit.attack_zh import label_check, substitutes as subs
 from advkit.attack_zh.search import greedy_attack
-from advkit.config import AttackZhConfig, as_dict
+from advkit.attack_zh.config import AttackZhConfig
+from advkit.config import as_dict
 from advkit.errors import UserError
 from advkit.metrics import attack_metrics
 from advkit.fluency import NGRAM, CharNgram, PseudoPerplexity

@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 
 from advkit import data, distributed, hf, models
-from advkit.config import FinetuneConfig, as_dict
+from advkit.finetune.config import FinetuneConfig
+from advkit.config import as_dict
 from advkit.errors import UserError
 from advkit.metrics import clean_accuracy
 from advkit.progress import track

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from advkit import data, distributed, hf, models
-from advkit.config import PoisonConfig, as_dict
+from advkit.poison.config import PoisonConfig
+from advkit.config import as_dict
 from advkit.errors import UserError
 from advkit.metrics import clean_accuracy
 from advkit.poison import metrics as pm
