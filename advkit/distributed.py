@@ -75,6 +75,34 @@ def barrier() -> None:
         dist.barrier()
 
 
+def sharded_records(out, n: int, one, label: str, rank: int = 0, world: int = 1,
+                name: str = "records.jsonl") -> list[dict] | None:
+    """Examples 0..n-1, each on its rank (i % world): `one(i)` returns example i's record, appended to
+    the rank's file as soon as it is done, so a killed run keeps it; with `out.resume` the records
+    already there are skipped. After every rank has finished, rank 0 gets every record sorted by
+    index (the records.jsonl one process writes), the other ranks None. Without `out`, the records
+    are kept in memory only. Rank 0 has created `out` before."""
+    from advkit.progress import track
+    from advkit.results import Shards
+
+    shards = Shards(out, rank, world, name) if out is not None else None
+    if shards is not None and out.resume and rank == 0:
+        shards.repair()
+    barrier()  # rank 0 has made (or repaired) the folder
+    done = {r["index"] for r in shards.done()} if shards is not None and out.resume else set()
+    records = []
+    for i in track([i for i in (shards.mine(n) if shards else range(n)) if i not in done], label):
+        record = one(i)
+        if shards is not None:
+            shards.append(record)  # flushed and synced: a finished example survives an interruption
+        else:
+            records.append(record)
+    barrier()  # every shard is written
+    if rank > 0:
+        return None
+    return shards.merge() if shards is not None else records
+
+
 def main(command: str, out, overwrite: bool, resume: bool, run) -> dict | None:
     """Run `run(run_dir)` as this process's part of a command: alone, or as one rank under torchrun.
     The other ranks must not refuse rank 0's folder (nor ever create or clear it); only rank 0's

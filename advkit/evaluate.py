@@ -16,8 +16,7 @@ from advkit.attacks import ATTACKS, GOALS
 from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, opt, positive
 from advkit.errors import UserError
 from advkit.metrics import attack_metrics, clean_accuracy
-from advkit.progress import track
-from advkit.results import RESUME_FREE, RunDir, Shards
+from advkit.results import RESUME_FREE, RunDir
 from advkit.seeds import seed_everything
 
 
@@ -287,24 +286,14 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         if out is not None:
             out.write_records(records)
     else:
-        shards = Shards(out, rank, world) if out is not None else None
-        if shards is not None and out.resume and rank == 0:
-            shards.repair()
-        distributed.barrier()  # rank 0 has made (or repaired) the folder
-        done = {r["index"] for r in shards.done()} if shards is not None and out.resume else set()
-        records = []
-        todo = [i for i in (shards.mine(len(examples)) if shards else range(len(examples))) if i not in done]
-        for i in track(todo, f"attack {cfg.attack}", total=len(todo)):
+        def one(i: int) -> dict:
             seed_everything(cfg.seed + i)  # per example: any process, any resume gives the same record
             record = attacks.attack_one(attack, examples[i], i)
-            record.update(scorer.score(record))
-            records.append(record)
-            if shards is not None:
-                shards.append(record)
-        distributed.barrier()  # every shard is written
+            return {**record, **scorer.score(record)}
+
+        records = distributed.sharded_records(out, len(examples), one, f"attack {cfg.attack}", rank, world)
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}
-        records = shards.merge() if shards is not None else records
         metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **scorer.describe(), **base}
     if cfg.onion_lm:
         from advkit.poison.onion import count_words

@@ -51,12 +51,17 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def git_commit() -> str | None:
-    repo = Path(__file__).resolve().parents[1]
+# What runs write into the tree: a table or benchmark run in progress changes them, not the code that runs.
+OUTPUTS = ("results", "bench/out")
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """HEAD of advkit's checkout (or `repo`), with "-dirty" when a tracked file outside OUTPUTS differs from it."""
+    repo = repo or Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){p}" for p in OUTPUTS)], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:

@@ -152,6 +152,31 @@ def paired_bootstrap(a: list, b: list, resamples: int = 10000, seed: int = 0) ->
     return {"n": n, "difference": observed, "low": low, "high": high, "p_value": p}
 
 
+def stratified_paired(strata: list, resamples: int = 10000, seed: int = 0) -> dict:
+    """b vs a on paired 0/1 outcomes in several strata (e.g. seeds, each its own models on the same
+    examples), pooled: the difference mean(b) - mean(a) over every pair, a stratified bootstrap 95 %
+    interval (pairs resampled within each stratum, so each seed keeps its weight), and the exact p of
+    McNemar's test on the discordant pairs summed over strata: for 1:1 matched pairs that is the
+    Cochran-Mantel-Haenszel test (each pair a stratum of its own), valid whatever the strata's rates.
+    strata: [(a_correct, b_correct), ...], each pair of lists aligned by example."""
+    if not strata:
+        raise ValueError("stratified_paired needs at least one stratum")
+    diffs = []
+    for a, b in strata:
+        if len(a) != len(b) or not a:
+            raise ValueError(f"each stratum needs aligned, non-empty lists, got {len(a)} and {len(b)}")
+        diffs.append([float(y) - float(x) for x, y in zip(a, b)])
+    n = sum(len(d) for d in diffs)
+    observed = math.fsum(math.fsum(d) for d in diffs) / n
+    rng = random.Random(seed)
+    boot = sorted(sum(sum(rng.choices(d, k=len(d))) for d in diffs) / n for _ in range(resamples))
+    low = boot[max(0, math.ceil(0.025 * resamples) - 1)]
+    high = boot[max(0, math.ceil(0.975 * resamples) - 1)]
+    pooled = mcnemar([x for a, _ in strata for x in a], [y for _, b in strata for y in b])
+    return {"n": n, "strata": len(strata), "difference": observed, "low": low, "high": high,
+            "p_value": pooled["p_value"], "a_only": pooled["a_only"], "b_only": pooled["b_only"]}
+
+
 def mark(p_value, alpha: float = 0.05) -> str:
     """"*" when p_value < alpha, else "" (also for a missing p-value)."""
     return "*" if p_value is not None and p_value < alpha else ""

@@ -39,11 +39,16 @@ def main() -> None:
     sharded = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs), *args]
     with tempfile.TemporaryDirectory() as tmp:
         out = {name: Path(tmp) / name for name in ("one", "threads", "shards")}
+        # untimed: the first run of a session fills caches (the fluency judge's counts, the OS's file cache)
+        warm = [a if a != str(n) else "2" for a in args]
+        timed([sys.executable, *warm, "--out", str(Path(tmp) / "warm-up")], 1)
         t_one = timed([sys.executable, *args, "--out", str(out["one"])], 1)
         t_shards = timed([*sharded, "--out", str(out["shards"])], 1)
         t_threads = timed([sys.executable, *args, "--out", str(out["threads"])], procs)
         records = {name: (path / "records.jsonl").read_bytes() for name, path in out.items()}
-    same = records["one"] == records["shards"] == records["threads"]
+    # the contract: shards write the one-process records byte for byte (same threads per process);
+    # more threads in one process may round probabilities differently, so that one is reported apart
+    same = records["one"] == records["shards"]
     ratio = t_one / t_shards
     fastest = min((t_one, "1 process x 1 thread"), (t_threads, f"1 process x {procs} threads"),
                   (t_shards, f"{procs} processes x 1 thread"))[1]
@@ -52,6 +57,7 @@ def main() -> None:
                      "1 thread each) vs 1 process at 1 thread, wall time including start-up",
         "advkit": f"{t_shards:.1f} s on {procs} processes x 1 thread", "baseline": f"{t_one:.1f} s on 1 process x 1 thread",
         "ratio": round(ratio, 2), "records_identical": same,
+        "records_identical_at_more_threads": records["one"] == records["threads"],
         "reference": {f"1 process x {procs} threads": round(t_threads, 1),
                       "ratio_of_shards_to_threads": round(t_threads / t_shards, 2), "fastest": fastest},
         "goal": f"scaling at least {0.9 * procs:.1f}x for {procs} processes",

@@ -14,14 +14,15 @@ def _run(path: Path, metrics: dict | None = None):
     (path / "metrics.json").write_text(json.dumps({"metrics": metrics or {}}))
 
 
-def _table_sh(tmp_path: Path, root: Path) -> list[str]:
-    """The advkit calls table.sh makes for sst2, CE and KNN, PWWS on 200 examples (a stub logs them)."""
+def _table_sh(tmp_path: Path, root: Path, **extra: str) -> list[str]:
+    """The advkit calls table.sh makes for sst2, CE and KNN, PWWS on 200 examples, no seeds part unless
+    `extra` asks for it (a stub logs them)."""
     log = tmp_path / "calls.log"
     stub = tmp_path / "advkit"
     stub.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
     stub.chmod(0o755)
     env = {**os.environ, "ADVKIT": str(stub), "PYTHON": "true", "ROOT": str(root), "DATASETS": "sst2",
-           "METHODS": "ce knn", "ATTACK_LIMIT": "200", "ATTACKS": "pwws"}
+           "METHODS": "ce knn", "ATTACK_LIMIT": "200", "ATTACKS": "pwws", "SEEDS": "", **extra}
     subprocess.run(["bash", str(REPO / "recipes" / "knn" / "table.sh")], env=env, check=True, cwd=REPO)
     return log.read_text().splitlines() if log.exists() else []
 
@@ -60,3 +61,29 @@ def test_a_finished_table_runs_nothing(tmp_path):
     _run(rich / "knn-transfer-pwws", {"examples": 150})
 
     assert _table_sh(tmp_path, root) == []
+
+
+def test_the_seeds_part_trains_each_seed_and_meets_three_attackers_then_skips_what_is_finished(tmp_path):
+    root = tmp_path / "runs"
+    calls = _table_sh(tmp_path, root, DATASETS="", SEEDS="2", SEED_LIMIT="50")
+    here = root / "sst2" / "seeds" / "2"
+    # the stub writes no run, so the transfer, which reads the head's attack, waits for the next pass
+    assert [c.split(" --out ")[1].split()[0] for c in calls] == [str(here / r) for r in (
+        "ce", "knn", "ce-pwws", "knn-pwws", "knn-adaptive-pwws", "knn-cls-pwws")]
+    assert all("--seed 2" in c and "--save-model" in c and "--patience 1" in c for c in calls[:2])
+    goals = {c.split(" --out ")[1].split()[0]: c.split("--goal ")[1].split()[0] for c in calls[2:6]}
+    assert goals == {str(here / "ce-pwws"): "plain", str(here / "knn-pwws"): "plain",
+                     str(here / "knn-adaptive-pwws"): "adaptive", str(here / "knn-cls-pwws"): "plain"}
+    assert f"--model {here}/knn/model " in calls[5] and "--limit 50" in calls[5]
+    # finished: both models, every attack on 50 examples; the head found 30: only the transfer is left
+    for run in ("ce", "knn"):
+        _run(here / run)
+    for run in ("ce-pwws", "knn-pwws", "knn-adaptive-pwws"):
+        _run(here / run, {"examples": 50})
+    _run(here / "knn-cls-pwws", {"examples": 50, "successes": 30})
+    (tmp_path / "calls.log").unlink()
+    calls = _table_sh(tmp_path, root, DATASETS="", SEEDS="2", SEED_LIMIT="50")
+    assert len(calls) == 1 and f"--model {here}/knn --transfer-from {here}/knn-cls-pwws" in calls[0]
+    _run(here / "knn-transfer-pwws", {"examples": 30})
+    (tmp_path / "calls.log").unlink()
+    assert _table_sh(tmp_path, root, DATASETS="", SEEDS="2", SEED_LIMIT="50") == []

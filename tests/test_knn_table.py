@@ -153,3 +153,43 @@ def test_a_claim_where_ce_is_higher_is_contradicted_not_undecided(tmp_path):
     # Holm: 0.00195 * 3 = 0.00586 < 0.05, against KNN: contradicted
     assert claims[0].startswith("- sst2, rich-source accuracy: **contradicted** (-2.0 [")
     assert claims[0].endswith("points; p=0.00195, Holm-adjusted p=0.00586).")
+
+
+def test_seeds_judge_knn_under_the_strongest_attack_pooled_over_seeds(tmp_path):
+    """ROOT/sst2/seeds/<seed>/: KNN-BERT is right under the strongest attack only where its plain PWWS, the
+    adaptive PWWS and its head's adversarial examples all failed; the claim pools the seeds (McNemar on the
+    summed discordant pairs) and sits in the Holm family with the others."""
+    for seed in ("1", "2"):
+        here = tmp_path / "sst2" / "seeds" / seed
+        _write(here / "ce", {"eval_accuracy": 0.8, "eval_examples": 100})
+        _write(here / "knn", {"accuracy_combined": 0.82, "eval_examples": 100, "lambda_inf": 1.0})
+        attacked = {"accuracy_before": 0.8, "examples": 10}
+
+        def attack(name, survivors):
+            _write(here / name, {**attacked, "accuracy_under_attack": len(survivors) / 10},
+                   [{"index": i, "status": "failed" if i in survivors else "success"} for i in range(10)])
+
+        attack("ce-pwws", {0})              # CE survives on example 0 only
+        attack("knn-pwws", set(range(8)))   # the plain attack leaves KNN right on 0-7
+        attack("knn-adaptive-pwws", set(range(6)) | {9})  # the adaptive one on 0-5 and 9
+        # the head's adversarial example of example 5 fools the vote, that of example 4 does not
+        _write(here / "knn-transfer-pwws", {"examples": 2},
+               [{"index": 0, "attack_index": 5, "label": 1, "prediction": 0},
+                {"index": 1, "attack_index": 4, "label": 1, "prediction": 1}])
+    table = build(tmp_path)
+    section = table.split("## Robustness over seeds")[1].split("## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| sst2 |")]
+    assert len(rows) == 2 and rows[0].startswith("| sst2 | 1 | ")
+    # strongest: right on 0-4 (5 of 10); adaptive - plain: 1 gained (9), 2 lost (6, 7)
+    assert "| 50.0 [" in rows[0] and "(n=10) |" in rows[0]
+    assert "| -10.0, p=1 |" in rows[0]
+    # strongest vs CE per seed: KNN right alone on 1-4 (4), CE alone on none -> +40.0, p = 2/2^4
+    assert "| +40.0, p=0.125 |" in rows[0]
+    claim = next(line for line in _claims_of(table) if "over 2 seeds" in line)
+    # pooled: 8 discordant pairs all for KNN -> p = 2 / 2^8; the only claim with a p: Holm leaves it
+    assert "+40.0 [" in claim and "points over 20 (seed, example) pairs" in claim
+    assert claim.endswith("p=0.00781, Holm-adjusted p=0.00781).") and "**reproduced**" in claim
+    # without the adaptive run a seed has no strongest cell and drops out of the pooled claim
+    shutil.rmtree(tmp_path / "sst2" / "seeds" / "2" / "knn-adaptive-pwws")
+    claim = next(line for line in _claims_of(build(tmp_path)) if "robustness under PWWS over" in line)
+    assert "over 1 seed (" in claim and "p=0.125," in claim

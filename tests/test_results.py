@@ -121,3 +121,30 @@ def test_read_metrics_errors(tmp_path):
     (tmp_path / "metrics.json").write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         results.read_metrics(tmp_path)
+
+
+def test_provenance_is_dirty_for_code_not_for_what_runs_write(tmp_path):
+    """A table or benchmark run rewrites tracked files under results/ and bench/out/ as it goes: the runs after
+    the first must still name a clean commit; a changed source file must not."""
+    import subprocess
+
+    from advkit.results import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    for name in ("advkit/code.py", "results/knn/metrics.json", "bench/out/shard.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1\n")
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "tree")
+    clean = git_commit(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{40}", clean)
+    (tmp_path / "results/knn/metrics.json").write_text("2\n")
+    (tmp_path / "bench/out/shard.json").write_text("2\n")
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "advkit/code.py").write_text("2\n")
+    assert git_commit(tmp_path) == clean + "-dirty"

@@ -268,3 +268,29 @@ def test_a_claim_without_a_p_value_is_judged_by_its_intervals_outside_the_family
                                  "intervals alone, which lie apart; not in the Holm family).")
     assert family.lines()[2] == "- nothing: **undecided** (nothing to test)."
     assert "2 claims without a p-value" in family.note() and "outside the family" in family.note()
+
+
+def test_stratified_paired_pools_discordant_pairs_and_keeps_each_strata_weight():
+    from advkit.stats import mcnemar, stratified_paired
+
+    # seed 1: 10 pairs, b gains 3 (a wrong, b right) and loses 1; seed 2: 20 pairs, b gains 1, loses 0
+    s1 = ([0, 0, 0, 1] + [1] * 6, [1, 1, 1, 0] + [1] * 6)
+    s2 = ([0] + [1] * 19, [1] + [1] * 19)
+    r = stratified_paired([s1, s2], resamples=2000)
+    assert (r["n"], r["strata"], r["a_only"], r["b_only"]) == (30, 2, 1, 4)
+    assert r["difference"] == pytest.approx((3 - 1 + 1) / 30)  # every pair weighs the same
+    # the pooled test is McNemar on the summed discordant pairs: 1 vs 4 -> 2 * (C(5,0) + C(5,1)) / 2^5
+    assert r["p_value"] == pytest.approx(12 / 32) == mcnemar(s1[0] + s2[0], s1[1] + s2[1])["p_value"]
+    assert r["low"] <= r["difference"] <= r["high"]
+    # resampling within strata: a seed where b wins every pair and one where nothing differs give every
+    # resample the same mean, 10/20 (pooled resampling across seeds would spread it)
+    fixed = stratified_paired([([0] * 10, [1] * 10), ([1] * 10, [1] * 10)], resamples=500)
+    assert fixed["low"] == fixed["high"] == fixed["difference"] == 0.5
+    # a stratum with no discordant pair adds weight but no evidence: the difference shrinks, p stays
+    same = ([1] * 30, [1] * 30)
+    diluted = stratified_paired([s1, s2, same], resamples=2000)
+    assert diluted["difference"] == pytest.approx(3 / 60) and diluted["p_value"] == r["p_value"]
+    with pytest.raises(ValueError):
+        stratified_paired([([1, 0], [1])])
+    with pytest.raises(ValueError):
+        stratified_paired([])

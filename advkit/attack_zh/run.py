@@ -21,8 +21,7 @@ from advkit.errors import UserError
 from advkit.metrics import attack_metrics
 from advkit.fluency import NGRAM, CharNgram, PseudoPerplexity
 from advkit.hf import has_cjk
-from advkit.progress import track
-from advkit.results import RESUME_FREE, RunDir, Shards, atomic_write
+from advkit.results import RESUME_FREE, RunDir, atomic_write
 
 RECORDS = "records.jsonl"
 
@@ -119,37 +118,36 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     if judge is not None and judge.num_labels != victim.num_labels:
         raise UserError(f"--judge {cfg.judge} has {judge.num_labels} labels, the victim {victim.num_labels}")
     rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks its share
-    shards = Shards(out, rank, world, RECORDS)
     if rank == 0:
         out.create(as_dict(cfg), resume_free=RESUME_FREE)  # a resumed run must have the same settings
-        if out.resume:
-            shards.repair()
-    distributed.barrier()  # rank 0 has made (or repaired) the folder
-    finished = {r["index"] for r in shards.done()} if out.resume else set()
-    todo = [i for i in shards.mine(len(examples)) if i not in finished]
-    fluency = similarity = None
-    for i in track(todo, f"attack-zh ({cfg.substitutes})", total=len(todo)):
+    scorers = {}  # the quality judges, loaded at the first success
+
+    def one(i: int) -> dict:
         e = examples[i]
         record = greedy_attack(e.text, e.label, victim, generator, text_b=e.text_b, top_k=cfg.top_k,
                                max_perturb=cfg.max_perturb, max_queries=cfg.max_queries, check=check)
         record = {"index": i, "text": e.text, **({"text_b": e.text_b} if e.text_b is not None else {}), **record}
         if record["status"] == "success":  # quality scores of adversarial examples only
-            fluency = fluency or fluency_judge(cfg)
+            if "fluency" not in scorers:
+                scorers["fluency"] = fluency_judge(cfg)
+            fluency = scorers["fluency"]
             record["fluency_ppl_before"] = fluency(e.text)
             record["fluency_ppl_after"] = fluency(record["adversarial"])
             if cfg.similarity_model.lower() != "none":
-                similarity = similarity or models.SentenceEncoderModel(cfg.similarity_model, cfg.max_length,
-                                                                       device=cfg.device)
-                record["similarity"] = float(similarity.similarity([e.text], [record["adversarial"]])[0])
+                if "similarity" not in scorers:
+                    scorers["similarity"] = models.SentenceEncoderModel(cfg.similarity_model, cfg.max_length,
+                                                                        device=cfg.device)
+                record["similarity"] = float(scorers["similarity"].similarity([e.text], [record["adversarial"]])[0])
             if judge is not None:  # the independent classifier on the original and on the adversarial text
                 pair = [e.text_b, e.text_b] if e.text_b is not None else None
                 before, after = judge.predict_proba([e.text, record["adversarial"]], pair).argmax(-1).tolist()
                 record.update(judge_before=before, judge_after=after)
-        shards.append(record)  # flushed and synced: a finished example survives an interruption
-    distributed.barrier()  # every shard is written
+        return record
+
+    records = distributed.sharded_records(out, len(examples), one, f"attack-zh ({cfg.substitutes})", rank, world,
+                                          RECORDS)
     if rank > 0:
         return {"command": "attack-zh", "metrics": {}}
-    records = shards.merge()
     metrics = {**attack_metrics(records), "label_check": check.mode if check else "none", "fluency_judge": (
                "character trigram LM (Kneser-Ney) of the Chinese training splits" if cfg.fluency_lm == NGRAM
                else f"pseudo-perplexity under {cfg.fluency_lm}"), "dataset": cfg.dataset,

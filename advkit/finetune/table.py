@@ -4,8 +4,10 @@
 
 reads ROOT/<dataset>/<setting>/<method>/metrics.json (setting: rich or shots16; method: ce, scl,
 moco, knn; knn-pretrained: the control) with their records.jsonl, and, where present,
-ROOT/<dataset>/<setting>/<method>-<attack>/ (attack: pwws, deepwordbug), and writes ROOT/table.md with intervals (advkit.stats)
-and paired tests where per-example records exist.
+ROOT/<dataset>/<setting>/<method>-<attack>/ (attack: pwws, deepwordbug), and ROOT/<dataset>/seeds/<seed>/
+(ce, knn and their PWWS runs, knn-adaptive-pwws and knn-transfer-pwws: robustness over seeds against the
+strongest attack), and writes ROOT/table.md with intervals (advkit.stats) and paired tests where
+per-example records exist.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ def build(root: Path) -> str:
     lines += ["", f"Training time summed over the runs: {seconds / 60:.1f} min. Every run of the table (training, "
               f"controls, attacks: {runs} run directories) took {hours:.1f} h summed, start to end (provenance)."]
     lines += _head_alone(root)
+    lines += _over_seeds(root)
     lines += _claims(root)
     return "\n".join(lines) + "\n"
 
@@ -180,6 +183,73 @@ def _head_alone(root: Path) -> list[str]:
                "single substitutions leave a score-based attack's scores unchanged; a vote that is fooled by the "
                "head's adversarial examples is not robust to them.", "", *out]
     return out
+
+
+SEED_ATTACK = "pwws"  # the seeds layout (recipes/knn/table.sh): ROOT/<dataset>/seeds/<seed>/<run>
+
+
+def _seed_dirs(root: Path, dataset: str) -> list[Path]:
+    return sorted((p for p in (root / dataset / "seeds").glob("*") if p.is_dir()), key=lambda p: int(p.name))
+
+
+def _strongest(here: Path) -> dict[int, bool] | None:
+    """Per example: KNN-BERT still right under each attack it met here: its own plain PWWS, the adaptive
+    PWWS (knn-adaptive-pwws), and its head's adversarial examples (knn-transfer-pwws); None until all three ran."""
+    own, adaptive = _under_attack(here / f"knn-{SEED_ATTACK}"), _under_attack(here / f"knn-adaptive-{SEED_ATTACK}")
+    transfer = read_records(here / f"knn-transfer-{SEED_ATTACK}")
+    if not own or not adaptive or set(own) != set(adaptive) or not (here / f"knn-transfer-{SEED_ATTACK}").is_dir():
+        return None
+    fooled = {r["attack_index"] for r in transfer if r["prediction"] != r["label"]}
+    return {i: own[i] and adaptive[i] and i not in fooled for i in own}
+
+
+def _over_seeds(root: Path) -> list[str]:
+    """Robustness over seeds: per seed, CE and KNN-BERT (each trained at that seed) under PWWS on the same
+    test examples, KNN-BERT also under the adaptive PWWS and its head's adversarial examples."""
+    rows = []
+    for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for here in _seed_dirs(root, dataset):
+            m = {k: (_read(here / k) or {}).get("metrics") for k in
+                 ("ce", "knn", f"ce-{SEED_ATTACK}", f"knn-{SEED_ATTACK}", f"knn-adaptive-{SEED_ATTACK}")}
+            strongest = _strongest(here)
+            worst = "–" if strongest is None else stats.fmt_rate(sum(strongest.values()), len(strongest))
+            adaptive_gain = _mcnemar(_under_attack(here / f"knn-{SEED_ATTACK}"),
+                                     _under_attack(here / f"knn-adaptive-{SEED_ATTACK}"))
+            rows.append(f"| {dataset} | {here.name} | {_cell(m['ce'], 'eval_accuracy')} | "
+                        f"{_cell(m['knn'], 'accuracy_combined')} | {(m['knn'] or {}).get('lambda_inf', '–')} | "
+                        f"{_pwws(m[f'ce-{SEED_ATTACK}'])} | {_pwws(m[f'knn-{SEED_ATTACK}'])} | "
+                        f"{_pwws(m[f'knn-adaptive-{SEED_ATTACK}'])} | {adaptive_gain} | {worst} | "
+                        f"{_mcnemar(_under_attack(here / f'ce-{SEED_ATTACK}'), strongest)} |")
+    if not rows:
+        return []
+    return ["", "## Robustness over seeds, against the strongest attack", "",
+            "CE and KNN-BERT trained at each seed (the rich-source recipe, weights kept), both attacked by PWWS on "
+            "the same n test examples (seed 0). KNN-BERT meets three attackers: PWWS scored by its shipped vote "
+            "(plain), the adaptive PWWS (`--goal adaptive`: the search reads a smooth twin of the vote, each class's "
+            "nearest keys under a softmax, and succeeds only when the shipped vote flips), and its linear head's "
+            "adversarial examples (transfer). Strongest: still right under all three. Accuracy (%) before -> under "
+            "the attack with its Wilson interval; adaptive − plain and KNN − CE: McNemar's exact p on the same "
+            "examples (before correction; the pooled claim below is in the Holm family).", "",
+            "| data set | seed | CE clean | KNN clean (combined) | lambda_inf | CE under PWWS | KNN under PWWS "
+            "| KNN under adaptive PWWS | adaptive − plain | KNN under the strongest | strongest KNN − CE |",
+            "|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+
+
+def _seed_claim(root: Path, dataset: str) -> stats.Claim | None:
+    """KNN-BERT under the strongest attack vs CE under PWWS, pooled over the seeds where both ran (pairs
+    resampled within each seed; McNemar on the pooled discordant pairs, the CMH test for matched pairs)."""
+    strata = []
+    for here in _seed_dirs(root, dataset):
+        ce, knn = _under_attack(here / f"ce-{SEED_ATTACK}"), _strongest(here)
+        if ce and knn and set(ce) == set(knn):
+            keys = sorted(ce)
+            strata.append(([ce[k] for k in keys], [knn[k] for k in keys]))
+    if not strata:
+        return None
+    r = stats.stratified_paired(strata)
+    return _claim(f"{dataset}, robustness under PWWS over {r['strata']} seed{'s' if r['strata'] != 1 else ''} (KNN-BERT "
+                  "under the strongest of its own, the adaptive and the head's attack; CE under PWWS)",
+                  r["difference"], r["low"], r["high"], r["p_value"], f"points over {r['n']} (seed, example) pairs")
 
 
 def _worst_case(here: Path, attack: str) -> dict[int, bool] | None:
@@ -227,6 +297,7 @@ def claims(root: Path) -> list[stats.Claim]:
                                + ("the stronger of its own attack and the head's adversarial examples" if worst
                                   else "its own attack only: the head's transfer was not run") + ")",
                                _under_attack(rich / f"ce-{attack}"), worst or _under_attack(rich / f"knn-{attack}")))
+        out.append(_seed_claim(root, dataset))
     return [c for c in out if c]
 
 
