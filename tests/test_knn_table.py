@@ -193,3 +193,16 @@ def test_seeds_judge_knn_under_the_strongest_attack_pooled_over_seeds(tmp_path):
     shutil.rmtree(tmp_path / "sst2" / "seeds" / "2" / "knn-adaptive-pwws")
     claim = next(line for line in _claims_of(build(tmp_path)) if "robustness under PWWS over" in line)
     assert "over 1 seed (" in claim and "p=0.125," in claim
+
+
+def test_a_head_attack_without_successes_leaves_nothing_to_transfer(tmp_path):
+    here = tmp_path / "sst2" / "seeds" / "1"
+    for name, survivors in (("ce-pwws", set()), ("knn-pwws", {0, 1}), ("knn-adaptive-pwws", {1, 2})):
+        _write(here / name, {"accuracy_before": 1.0, "accuracy_under_attack": len(survivors) / 4, "examples": 4},
+               [{"index": i, "status": "failed" if i in survivors else "success"} for i in range(4)])
+    table = build(tmp_path)
+    assert "robustness under PWWS over" not in table  # the head's attack has not run: no strongest yet
+    _write(here / "knn-cls-pwws", {"accuracy_before": 1.0, "accuracy_under_attack": 1.0, "examples": 4,
+                                   "successes": 0})
+    rows = [line for line in build(tmp_path).splitlines() if line.startswith("| sst2 | 1 |")]
+    assert "| 25.0 [" in rows[0]  # right under both of its own attacks on example 1 only

@@ -194,10 +194,13 @@ def _seed_dirs(root: Path, dataset: str) -> list[Path]:
 
 def _strongest(here: Path) -> dict[int, bool] | None:
     """Per example: KNN-BERT still right under each attack it met here: its own plain PWWS, the adaptive
-    PWWS (knn-adaptive-pwws), and its head's adversarial examples (knn-transfer-pwws); None until all three ran."""
+    PWWS (knn-adaptive-pwws), and its head's adversarial examples (knn-transfer-pwws; none to transfer
+    where the head's attack, knn-cls-pwws, found none); None until all three ran."""
     own, adaptive = _under_attack(here / f"knn-{SEED_ATTACK}"), _under_attack(here / f"knn-adaptive-{SEED_ATTACK}")
     transfer = read_records(here / f"knn-transfer-{SEED_ATTACK}")
-    if not own or not adaptive or set(own) != set(adaptive) or not (here / f"knn-transfer-{SEED_ATTACK}").is_dir():
+    head = (_read(here / f"knn-cls-{SEED_ATTACK}") or {}).get("metrics") or {}
+    transferred = (here / f"knn-transfer-{SEED_ATTACK}").is_dir() or head.get("successes") == 0
+    if not own or not adaptive or set(own) != set(adaptive) or not transferred:
         return None
     fooled = {r["attack_index"] for r in transfer if r["prediction"] != r["label"]}
     return {i: own[i] and adaptive[i] and i not in fooled for i in own}

@@ -81,8 +81,9 @@ for s in $SEEDS; do
     [ "$(metric "$out" examples)" = "$SEED_LIMIT" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$here/$model" \
       --dataset sst2 --split test --limit "$SEED_LIMIT" --attack pwws --goal "$goal" --max-length 128 --out "$out"
   done
-  out="$here/knn-transfer-pwws" head="$here/knn-cls-pwws"
-  [ "$(metric "$out" examples)" = "$(metric "$head" successes)" ] || "$ADVKIT" evaluate --quiet --overwrite \
+  out="$here/knn-transfer-pwws" head="$here/knn-cls-pwws"  # no transfer where the head's attack found nothing
+  found="$(metric "$head" successes || true)"
+  [ "$found" = 0 ] || [ "$(metric "$out" examples)" = "$found" ] || "$ADVKIT" evaluate --quiet --overwrite \
     --model "$here/knn" --transfer-from "$head" --max-length 128 --out "$out"
 done
 "$PYTHON" -m advkit.finetune.table "$ROOT"
