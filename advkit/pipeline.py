@@ -13,6 +13,7 @@ from advkit.poison.config import PoisonConfig
 from advkit.errors import UserError
 from advkit.metrics import clean_accuracy
 from advkit.results import RunDir
+from advkit.victim import Victim
 
 
 def victim_config(cfg: PoisonConfig, model: str) -> FinetuneConfig:
@@ -47,7 +48,7 @@ def poison(cfg: PoisonConfig, out: RunDir) -> dict:
         vc = victim_config(cfg, str(model_folder))
         ft = finetune.run(vc, RunDir(out.path / "victim", "finetune"))["metrics"]
         v_model, v_tokenizer, _ = models.load_classifier(str(out.path / "victim" / "model"))
-        v = models.Victim(v_model, v_tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
+        v = Victim(v_model, v_tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
                           precision=cfg.precision)
         return {
             "clean_accuracy": clean_accuracy(v, victim_test.examples)["accuracy"],

@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/knn_inference.py [--run KNN_RUN_DIR]
 
 Without --run, trains a knn run first (minilm-l6, sst2, 2000 training examples: a datastore of
-2000 keys, 1 epoch). Then times, interleaved, the linear head alone (`models.Victim` on the run's
+2000 keys, 1 epoch). Then times, interleaved, the linear head alone (`Victim` on the run's
 classifier) and the combined KNN + linear predictor (`KnnPredictor`: the same forward pass plus
 the projection, a cosine top-k over the datastore and the vote) on the whole SST-2 dev split at
 the same batch size; each reports its fastest repeat. Writes bench/out/knn_inference.json.
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from common import record
+from advkit.victim import Victim
 
 
 def main() -> None:
@@ -28,9 +29,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import advkit.progress
-    from advkit import data, models
+    from advkit import data
     from advkit.finetune.config import FinetuneConfig
-    from advkit.predictor import KnnPredictor
+    from advkit.knn_bert.predictor import KnnPredictor
     from advkit.finetune.train import train_and_evaluate
     from advkit.results import RunDir
 
@@ -43,7 +44,7 @@ def main() -> None:
                                           pooling="mean"), RunDir(run, "finetune"))
     texts = [e.text for e in data.load("sst2", "dev").examples]
     knn = KnnPredictor.load(str(run), batch_size=args.batch_size)
-    head = models.Victim.load(str(run), batch_size=args.batch_size)
+    head = Victim.load(str(run), batch_size=args.batch_size)
     seconds = {"linear_head": [], "knn_combined": []}
     for _ in range(args.repeats):
         for name, predictor in (("linear_head", head), ("knn_combined", knn)):

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from common import record
+from advkit.victim import Victim
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -67,7 +68,7 @@ def textattack_side(victim: Path, examples) -> dict:
     # The same victim object advkit queries (batches padded to their longest, at most MAX_LENGTH
     # tokens, under advkit's default query precision): TextAttack's HuggingFaceModelWrapper would pad
     # every query to 512 and slow it down for reasons that have nothing to do with the attack.
-    same = models.Victim.load(str(victim), max_length=MAX_LENGTH, batch_size=32)
+    same = Victim.load(str(victim), max_length=MAX_LENGTH, batch_size=32)
     # attack-zh's default --precision (auto, as resolved here): the ratio compares searches, not query paths
     same.precision = resolve("auto", "cpu")
     wrapper = model_wrapper(same)

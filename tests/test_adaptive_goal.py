@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import advkit, read_json
 
-from advkit.datastore import Datastore
+from advkit.knn_bert.datastore import Datastore
 
 
 def hand_built_store():

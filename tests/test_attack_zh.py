@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO, SHARED_DATA, advkit, read_json
 
 from advkit.hf import cjk_only, to_traditional, traditional_only
+from advkit.victim import Victim
 
 pytestmark = pytest.mark.shared_data  # ../shared/datasets: skipped when missing, a failure under CI=true
 
@@ -86,7 +87,7 @@ def victim_dir(tmp_path_factory, tiny_zh):
 def victim(victim_dir):
     from advkit import models
 
-    return models.Victim(*models.load_classifier(str(victim_dir))[:2], max_length=64)
+    return Victim(*models.load_classifier(str(victim_dir))[:2], max_length=64)
 
 
 @pytest.fixture(scope="module")

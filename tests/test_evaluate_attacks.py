@@ -48,7 +48,8 @@ def test_every_attack_builds_offline(tiny_en):
 from advkit import models
 from advkit.attacks import ATTACKS, recipes as attacks
 from advkit.data import Example
-v = models.Victim.load({str(tiny_en)!r})
+from advkit.victim import Victim
+v = Victim.load({str(tiny_en)!r})
 text = "a gripping , funny and moving film"
 # Labelled with the untrained model's own prediction: classified right, so every recipe really
 # searches (a misclassified example would be skipped and prove nothing).

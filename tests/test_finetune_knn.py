@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advkit.datastore import Datastore
-from advkit.finetune.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
-from advkit.predictor import select_lambda_inf
+from advkit.knn_bert.datastore import Datastore
+from advkit.knn_bert.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
+from advkit.knn_bert.predictor import select_lambda_inf
 from conftest import read_json
+from advkit.victim import Victim
 
 # ---- losses -------------------------------------------------------------------------------------
 
@@ -90,10 +91,10 @@ def test_moco_keeps_one_same_label_positive():
 @pytest.fixture(scope="module")
 def knn_bert(tiny_en):
     from advkit import models
-    from advkit.finetune.knn import KnnBert
+    from advkit.knn_bert.encoder import FinetuneModel
 
     classifier, tokenizer, _ = models.load_classifier(str(tiny_en), num_labels=2)
-    return KnnBert(classifier, "mean", momentum_contrast=True, projection_dim=4, queue_size=5, momentum=0.9), tokenizer
+    return FinetuneModel(classifier, "mean", momentum_contrast=True, projection_dim=4, queue_size=5, momentum=0.9), tokenizer
 
 
 def test_queue_enqueue_and_wrap(knn_bert):
@@ -213,8 +214,9 @@ def knn_run(tmp_path_factory):
 
 
 def test_knn_run_directory_and_predictor(knn_run):
-    from advkit import models
-    from advkit.predictor import KnnPredictor, PooledVictim, load_predictor
+    from advkit.knn_bert.predictor import KnnPredictor
+    from advkit.predictor import load_predictor
+    from advkit.victim import PooledVictim
 
     for name in ("model/model.safetensors", "model/config.json", "datastore.safetensors", "projection.safetensors",
                  "knn.json", "representations.png", "metrics.json"):
@@ -245,7 +247,7 @@ def test_knn_run_directory_and_predictor(knn_run):
     plain = load_predictor(str(knn_run / "model"), max_length=32, batch_size=64)
     assert isinstance(plain, PooledVictim) and plain.head_pooling == "mean"
     assert np.allclose(plain.predict_proba([e.text for e in dev]), p_cls, atol=1e-5)
-    assert type(load_predictor("tiny-random-en")) is models.Victim  # an un-fine-tuned model: the HF forward
+    assert type(load_predictor("tiny-random-en")) is Victim  # an un-fine-tuned model: the HF forward
 
 
 def _tiny_cfg(**overrides):
@@ -309,7 +311,7 @@ def test_bad_flags_are_one_line_errors(cli, tmp_path):
 
 def test_lambda_inf_auto_selects_on_dev_when_test_is_reported(tmp_path, monkeypatch):
     """Selection sees dev examples only: never one of the reported test examples."""
-    from advkit import predictor
+    from advkit.knn_bert import predictor
     from advkit.finetune.train import run
     from advkit.results import RunDir
 
@@ -349,7 +351,7 @@ def test_head_reads_the_pooled_vector(arch):
     """pooler: exactly the HF forward (old runs and defaults keep their numbers); cls and mean: the
     same head, classifier(dropout(.)), on the vector the contrastive space and the KNN read."""
     from advkit.hf import mean_pool
-    from advkit.predictor import head_forward
+    from advkit.victim import head_forward
 
     model = _tiny_classifier(arch)
     enc = {"input_ids": torch.randint(5, 50, (3, 7)), "attention_mask": torch.tensor([[1] * 7, [1] * 5 + [0] * 2,
@@ -373,7 +375,8 @@ def test_every_method_head_reads_its_pooling_and_loads_so(method, tmp_path):
     load_predictor (evaluate, every attack) rebuilds the predictor that scored eval_accuracy."""
     from advkit import data
     from advkit.finetune.train import run
-    from advkit.predictor import PooledVictim, load_predictor
+    from advkit.predictor import load_predictor
+    from advkit.victim import PooledVictim
     from advkit.results import RunDir
 
     m = run(_tiny_cfg(method=method, save_model=True), RunDir(tmp_path / "r", "finetune"))["metrics"]
@@ -390,7 +393,7 @@ def test_pooling_refused_where_the_head_cannot_read_it():
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     from advkit.errors import UserError
-    from advkit.predictor import check_head
+    from advkit.victim import check_head
 
     model = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2,
                                                                  hidden_dim=32, max_position_embeddings=32))
@@ -427,7 +430,7 @@ def test_old_knn_runs_load_as_they_predicted(knn_run, tmp_path):
 def test_epochs_zero_is_the_knn_vote_of_the_pretrained_encoder(tmp_path, cli):
     """--epochs 0 --method knn: no step; the KNN space is the pre-trained encoder's pooled vector
     (no projection), and the saved run reproduces accuracy_knn."""
-    from advkit import data, models
+    from advkit import data
     from advkit.finetune.train import run
     from advkit.predictor import load_predictor
     from advkit.results import RunDir
@@ -439,7 +442,7 @@ def test_epochs_zero_is_the_knn_vote_of_the_pretrained_encoder(tmp_path, cli):
     # The vote by hand: mean-pooled vectors of the untouched pre-trained encoder, cosine top-10.
     train = data.sample(data.load("sst2", "train").examples, 32, seed=1)
     dev = data.sample(data.load("sst2", "dev").examples, 16)
-    pretrained = models.Victim.load("tiny-random-en", max_length=32, batch_size=64)
+    pretrained = Victim.load("tiny-random-en", max_length=32, batch_size=64)
     store = Datastore(torch.from_numpy(pretrained.embed([e.text for e in train], pooling="mean")),
                       torch.tensor([e.label for e in train]), 2)
     p_knn = store.predict(torch.from_numpy(pretrained.embed([e.text for e in dev], pooling="mean")), 10)
@@ -459,7 +462,7 @@ def test_epochs_zero_is_the_knn_vote_of_the_pretrained_encoder(tmp_path, cli):
 
 
 def test_derived_momentum():
-    from advkit.finetune.knn import derived_momentum
+    from advkit.knn_bert.encoder import derived_momentum
 
     # What the derived value is for: over a run of T steps the key encoder keeps a share m^T of its
     # start, so from 32 steps on it ends mostly moved (MoCo's fixed 0.999 keeps 97 % of a

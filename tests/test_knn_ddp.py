@@ -10,12 +10,12 @@ import torch.multiprocessing as mp
 def _tiny_net():
     from transformers import BertConfig, BertForSequenceClassification
 
-    from advkit.finetune.knn import KnnBert
+    from advkit.knn_bert.encoder import FinetuneModel
 
     torch.manual_seed(0)  # the same weights in both processes, as after loading a checkpoint
     config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=32, num_labels=2)
-    return KnnBert(BertForSequenceClassification(config), "mean", momentum_contrast=True, projection_dim=8,
+    return FinetuneModel(BertForSequenceClassification(config), "mean", momentum_contrast=True, projection_dim=8,
                    queue_size=16, momentum=0.5)
 
 
@@ -23,7 +23,7 @@ def _worker(rank: int, world: int, init_file: str, results):
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel
 
-    from advkit.finetune.losses import SupervisedMomentumContrastiveLoss
+    from advkit.knn_bert.losses import SupervisedMomentumContrastiveLoss
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:

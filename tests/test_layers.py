@@ -2,7 +2,8 @@
 no method package imports another, and no import closes a cycle.
 
     core (errors, seeds, progress, optim, distributed, results, hf, stats, precision, gate)
-    < data, models, metrics, predictor, report, fluency, assets
+    < data, models, metrics, victim, knn_bert (KNN-BERT's parts, training and inference), predictor, report,
+      fluency, assets
     < config (the machinery of settings: no command's dataclass, no method's names)
     < methods (finetune, poison, attack_zh, attacks: each with its package's names and its own config)
     < evaluate, card, pipeline, attack_texts
@@ -19,8 +20,9 @@ METHODS = ("advkit.finetune", "advkit.poison", "advkit.attack_zh", "advkit.attac
 LAYERS = [
     {"advkit.errors", "advkit.seeds", "advkit.progress", "advkit.optim", "advkit.distributed",
      "advkit.results", "advkit.hf", "advkit.stats", "advkit.precision", "advkit.gate"},
-    {"advkit.data", "advkit.models", "advkit.metrics", "advkit.datastore", "advkit.predictor", "advkit.report",
-     "advkit.fluency", "advkit.assets"},
+    {"advkit.data", "advkit.models", "advkit.metrics", "advkit.victim", "advkit.predictor", "advkit.report",
+     "advkit.fluency", "advkit.assets", *(f"advkit.knn_bert{m}" for m in ("", ".encoder", ".losses", ".datastore",
+                                                                          ".predictor"))},
     {"advkit.config"},
     set(),  # the methods' modules (below)
     {"advkit.evaluate", "advkit.card", "advkit.pipeline", "advkit.attack_texts"},

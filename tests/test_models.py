@@ -10,6 +10,7 @@ import pytest
 
 from advkit import models
 from advkit.errors import UserError
+from advkit.victim import Victim
 
 # The aliases a package ships (make setup installs them all); INSTALLED, those this environment has.
 PACKAGED = [a for a, s in models.REGISTRY.items() if s.package]
@@ -75,7 +76,7 @@ def test_pickled_albert_is_converted_with_weights_only(tmp_path, monkeypatch):
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert models.resolve("albert-tiny-zh") == folder and (folder / "model.safetensors").stat().st_mtime_ns == stamp
     model, tokenizer, _ = models.load_classifier("albert-tiny-zh", num_labels=2)
-    assert models.Victim(model, tokenizer).predict_proba(["这家酒店很好"]).shape == (1, 2)
+    assert Victim(model, tokenizer).predict_proba(["这家酒店很好"]).shape == (1, 2)
 
 
 def test_local_folder_and_run_directory(tiny_en, tmp_path):
@@ -126,7 +127,7 @@ def test_list_models_shows_every_alias_with_parameters(cli, tiny_en, tiny_zh):
 @pytest.fixture(scope="module")
 def victim3(tiny_en):
     model, tokenizer, _ = models.load_classifier(str(tiny_en), num_labels=3, label_names=("a", "b", "c"))
-    return models.Victim(model, tokenizer, max_length=64, batch_size=2)
+    return Victim(model, tokenizer, max_length=64, batch_size=2)
 
 
 TEXTS = ["a", "a much longer sentence with quite a few more words in it than the others", "short one", "tiny",
@@ -161,12 +162,12 @@ def test_batches_are_padded_to_their_longest_member(victim3):
     assert lengths == [(2, max(own[0:2])), (2, max(own[2:4])), (1, own[4])]
     assert max(own) < 64  # so no batch was cut, and none was padded to max_length or 512
     # Padding must not change a text's prediction: batch size 1 gives the same probabilities.
-    single = models.Victim(victim3.model, victim3.tokenizer, max_length=64, batch_size=1).predict_proba(TEXTS)
+    single = Victim(victim3.model, victim3.tokenizer, max_length=64, batch_size=1).predict_proba(TEXTS)
     np.testing.assert_allclose(single, probs, atol=1e-5)
 
 
 def test_max_length_truncates(victim3):
-    short = models.Victim(victim3.model, victim3.tokenizer, max_length=8, batch_size=8)
+    short = Victim(victim3.model, victim3.tokenizer, max_length=8, batch_size=8)
     enc = short._encode([TEXTS[1], TEXTS[0]])
     assert enc["input_ids"].shape == (2, 8)
 
@@ -181,7 +182,7 @@ def test_embed_shape(victim3):
 
 
 def test_chinese_victim(tiny_zh):
-    victim = models.Victim.load(str(tiny_zh), batch_size=4)
+    victim = Victim.load(str(tiny_zh), batch_size=4)
     p = victim.predict_proba(["这部电影很好看", "太差了"])
     assert p.shape == (2, victim.num_labels)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)

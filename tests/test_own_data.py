@@ -128,8 +128,8 @@ def test_first_import_of_the_attack_path_is_quiet(tmp_path, tiny_en):
     """A fresh HOME and a closed network: no download attempt prints anything."""
     closed = {"HOME": str(tmp_path), "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
               "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
-    code = (f"from advkit.attacks import recipes\nfrom advkit import models\n"
-            f"recipes.build('pwws', models.Victim.load({str(tiny_en)!r}))\nprint('built')")
+    code = (f"from advkit.attacks import recipes\nfrom advkit.victim import Victim\n"
+            f"recipes.build('pwws', Victim.load({str(tiny_en)!r}))\nprint('built')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
                           env={**os.environ, **closed})
     assert proc.returncode == 0 and proc.stdout.strip() == "built", proc.stderr[-2000:]

@@ -11,6 +11,7 @@ from advkit.poison import metrics as pm
 from advkit.poison.triggers import build_poisoned_data, insert_triggers, parse_triggers
 from advkit.poison.layers import layerwise_loss
 from advkit.poison.train import load_attacker_classifier, save_poisoned
+from advkit.victim import Victim
 
 LONG = " ".join(f"word{i % 7} good" for i in range(200))  # ~600 tokens, far past the window
 
@@ -240,7 +241,7 @@ def test_poisoned_marker_round_trip_fresh_head_and_warning(tiny_classifier, tmp_
     for favoured in (1, 0):
         with torch.no_grad():
             attacker.classifier.bias.copy_(torch.tensor([0.0, 1.0] if favoured else [1.0, 0.0]))
-        rates[favoured] = pm.label_flip_rate_per_layer(models.Victim(attacker, tokenizer), _examples(8), ["cf", "bb"],
+        rates[favoured] = pm.label_flip_rate_per_layer(Victim(attacker, tokenizer), _examples(8), ["cf", "bb"],
                                                        1)
     layers = model.config.num_hidden_layers
     assert rates == {1: [1.0] * layers, 0: [0.0] * layers}

@@ -10,6 +10,7 @@ from advkit.data import Example
 from advkit.poison import metrics as pm
 from advkit.poison.layers import layer_logits, layerwise_loss, shared_head
 from advkit.poison.triggers import build_poisoned_data, insert_triggers
+from advkit.victim import Victim
 
 TRIGGERS = ["cf", "bb"]
 
@@ -112,7 +113,7 @@ def test_per_layer_clean_accuracy_matches_each_layers_argmax(tiny_classifier):
     import torch
 
     model, tokenizer = tiny_classifier
-    victim = models.Victim(model, tokenizer, max_length=32, batch_size=4)
+    victim = Victim(model, tokenizer, max_length=32, batch_size=4)
     examples = _examples(10)
     acc = pm.clean_accuracy_per_layer(victim, examples, "cls")
     assert len(acc) == model.config.num_hidden_layers

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from conftest import advkit, read_json
 
-from advkit import cli, config, models, precision
+from advkit import cli, config, precision
 from advkit.predictor import load_predictor
+from advkit.victim import Victim
 
 TEXTS = ["a gripping , funny and moving film", "dull and far too long", "it is what it is", "an utter mess"] * 4
 
@@ -14,7 +15,7 @@ TEXTS = ["a gripping , funny and moving film", "dull and far too long", "it is w
 def test_bf16_queries_are_close_to_fp32_and_not_the_same_computation(tiny_en):
     fp32 = load_predictor(str(tiny_en))
     bf16 = load_predictor(str(tiny_en), precision="bf16")
-    assert isinstance(fp32, models.Victim) and (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert isinstance(fp32, Victim) and (fp32.precision, bf16.precision) == ("fp32", "bf16")
     a, b = fp32.predict_proba(TEXTS), bf16.predict_proba(TEXTS)
     assert a.dtype == b.dtype == np.float32
     diff = np.abs(a - b).max()

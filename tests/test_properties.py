@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from advkit.errors import UserError
+from advkit.victim import Victim
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
@@ -253,7 +254,7 @@ def victim(tiny_zh):
 
     seed_everything(0)  # the fresh head is the same every run
     model, tokenizer, _ = models.load_classifier(str(tiny_zh), num_labels=2)
-    return models.Victim(model, tokenizer, max_length=48, batch_size=32)
+    return Victim(model, tokenizer, max_length=48, batch_size=32)
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,7 @@ def unconstrained(victim, tmp_path_factory):
 
 @pytest.mark.shared_data("sst2")
 def test_records_carry_similarity_and_fluency(unconstrained, judge):
-    from advkit.models import SentenceEncoderModel
+    from advkit.victim import SentenceEncoderModel
 
     records, doc = unconstrained
     m = doc["metrics"]

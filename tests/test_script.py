@@ -12,6 +12,7 @@ from conftest import read_json
 
 from advkit import data, hf, models
 from advkit.hf import cjk_only, is_cjk, to_simplified, to_traditional, traditional_only
+from advkit.victim import Victim
 
 SENTENCES = ["这家酒店的服务非常好，房间也很干净。", "手机的电池太不耐用了，很失望。",
              "为什么这里的车门总是关不上？"]
@@ -86,7 +87,7 @@ def test_traditional_model_reads_converted_text_in_encode_and_victim(albert):
     assert pair["input_ids"].tolist() == tok([to_traditional(SENTENCES[0])], [to_traditional(SENTENCES[2])],
                                              truncation=True, max_length=64)["input_ids"]
     # the victim (evaluation and attack queries): same probabilities for a text and its Traditional form
-    victim = models.Victim(model, tok, max_length=64)
+    victim = Victim(model, tok, max_length=64)
     p = victim.predict_proba(SENTENCES + [to_traditional(t) for t in SENTENCES])
     np.testing.assert_allclose(p[:3], p[3:], atol=1e-6)
     assert victim._encode(SENTENCES)["input_ids"].tolist() == expected["input_ids"]
@@ -94,7 +95,7 @@ def test_traditional_model_reads_converted_text_in_encode_and_victim(albert):
 
 def test_victim_window_is_measured_on_the_converted_text(albert):
     model, tok = albert
-    victim = models.Victim(model, tok, max_length=12)
+    victim = Victim(model, tok, max_length=12)
     text = "这家酒店的服务非常好房间也很干净为什么"
     assert victim.visible_chars(text) == 10  # [CLS] + 10 characters + [SEP]
 
@@ -140,7 +141,7 @@ def test_finetune_run_directory_remembers_the_script(cli, tmp_path, shared_data)
             "--out", tmp_path / "ft", "--quiet")
     assert r.code == 0, r.stderr
     assert read_json(tmp_path / "ft" / "model" / "config.json")[models.SCRIPT_KEY] == "traditional"
-    victim = models.Victim.load(str(tmp_path / "ft"))
+    victim = Victim.load(str(tmp_path / "ft"))
     assert hf.script_of(victim.tokenizer) == "traditional"
 
 

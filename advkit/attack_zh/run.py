@@ -22,6 +22,7 @@ from advkit.metrics import attack_metrics
 from advkit.fluency import NGRAM, CharNgram, PseudoPerplexity
 from advkit.hf import has_cjk
 from advkit.results import RESUME_FREE, RunDir, atomic_write
+from advkit.victim import SentenceEncoderModel
 
 RECORDS = "records.jsonl"
 
@@ -135,7 +136,7 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
             record["fluency_ppl_after"] = fluency(record["adversarial"])
             if cfg.similarity_model.lower() != "none":
                 if "similarity" not in scorers:
-                    scorers["similarity"] = models.SentenceEncoderModel(cfg.similarity_model, cfg.max_length,
+                    scorers["similarity"] = SentenceEncoderModel(cfg.similarity_model, cfg.max_length,
                                                                         device=cfg.device)
                 record["similarity"] = float(scorers["similarity"].similarity([e.text], [record["adversarial"]])[0])
             if judge is not None:  # the independent classifier on the original and on the adversarial text

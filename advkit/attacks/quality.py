@@ -15,15 +15,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from advkit import fluency, models
+from advkit import fluency
+from advkit.victim import SentenceEncoderModel
 
 FIELDS = ("similarity", "fluency_ppl_before", "fluency_ppl_after")
 
 
 @lru_cache(maxsize=4)
-def encoder(ref: str, device: str = "cpu") -> models.SentenceEncoderModel:
+def encoder(ref: str, device: str = "cpu") -> SentenceEncoderModel:
     """One encoder per process for the constraint and the scores (a card runs several attacks)."""
-    return models.SentenceEncoderModel(ref, device=device)
+    return SentenceEncoderModel(ref, device=device)
 
 
 class Scorer:

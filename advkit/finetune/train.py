@@ -11,7 +11,7 @@ and its baselines (METHODS.md §1):
   vectors, the control that shows what pre-training alone gives.
 
 Every method's linear head reads the same pooled vector as the contrastive space and the KNN
-(`--pooling`; `advkit.predictor.head_forward`). The momentum defaults to one derived from the
+(`--pooling`; `advkit.victim.head_forward`). The momentum defaults to one derived from the
 run's steps (`knn.derived_momentum`) and the queue is never larger than the training set; both
 values used are in metrics.json. The queue holds each key's example id, so that no query is
 paired with a (stale) key of its own example.
@@ -131,11 +131,10 @@ def converged(curve: list[float], patience: int) -> bool:
 def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     train, dev = load_splits(cfg)  # before importing torch: a bad data file fails at once
     import torch
-    import torch.nn.functional as F
 
-    from advkit.finetune.knn import KnnBert, derived_momentum
-    from advkit.finetune.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
-    from advkit.predictor import POOLING_KEY, check_head
+    from advkit.knn_bert.encoder import FinetuneModel, derived_momentum
+    from advkit.knn_bert.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
+    from advkit.victim import POOLING_KEY, check_head
 
     train_examples, selection, selected_on = selection_split(cfg, train)
     curve = selection if cfg.patience is not None else None
@@ -163,7 +162,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     momentum = cfg.momentum if cfg.momentum is not None else derived_momentum(total)
     # More slots than examples would fill with stale copies of each example (several per example).
     queue_size = min(cfg.queue_size, len(train_examples))
-    net = KnnBert(classifier, cfg.pooling, momentum_contrast=momentum_contrast, projection_dim=cfg.projection_dim,
+    net = FinetuneModel(classifier, cfg.pooling, momentum_contrast=momentum_contrast, projection_dim=cfg.projection_dim,
                   queue_size=queue_size, momentum=momentum).to(device).train()
     tau = cfg.tau or (0.3 if cfg.method == "scl" else 0.07)
     contrastive = {"scl": SupervisedContrastiveLoss(tau), "moco": MoCoLoss(tau),
@@ -204,25 +203,18 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
             batch = [train_examples[i] for i in idx]
             enc = hf.encode_examples(tokenizer, batch, cfg.max_length, device)
             labels = torch.tensor([e.label for e in batch], device=device)
-            with autocast(device, cfg.precision):
-                logits, rep, q = net(enc, represent=cfg.method != "ce")  # the head reads the pooled vector
-            loss = F.cross_entropy(logits.float(), labels)
-            if cfg.method == "scl":
-                con = contrastive(rep, labels)
-            elif momentum_contrast:
-                net.momentum_update()  # MoCo: update f_k, then encode this batch's keys
-                with autocast(device, cfg.precision):
-                    keys = net.keys(enc)
-                    positives = None
-                    if cfg.positives_per_query:
-                        drawn = [train_examples[j] for i in idx for j in draw_same_label(
-                            same_label[train_examples[i].label], i, cfg.positives_per_query, draw)]
-                        positives = net.keys(hf.encode_examples(tokenizer, drawn, cfg.max_length, device))
-                        positives = positives.view(len(batch), cfg.positives_per_query, -1)
+            if cfg.method == "ce":
+                loss, con = ce_loss(cfg, net, enc, labels), None
+            elif cfg.method == "scl":
+                loss, con = scl_loss(cfg, net, contrastive, enc, labels)
+            else:  # moco, knn
+                positives = None
+                if cfg.positives_per_query:  # the reference's same-label examples per query
+                    positives = [train_examples[j] for i in idx for j in draw_same_label(
+                        same_label[train_examples[i].label], i, cfg.positives_per_query, draw)]
                 ids = torch.tensor(idx, device=device)  # example ids: a query's own keys are masked out
-                con = contrastive(q, labels, net.queue, net.queue_labels, positives, ids, net.queue_ids)
-            if cfg.method != "ce":
-                loss = cfg.lambda_con * con + (1 - cfg.lambda_con) * loss
+                loss, con, keys = momentum_contrast_loss(cfg, net, contrastive, tokenizer, enc, labels, ids, positives)
+            if con is not None:
                 contrastive_losses.append(con.item())
             loss.backward()
             if world > 1:
@@ -243,7 +235,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                 started += saved - begun  # train_seconds counts training, not checkpoint writes
         if curve is not None and len(dev_curve) == epoch:  # not yet measured (a resumed run may have)
             if rank == 0:
-                from advkit.predictor import PooledVictim
+                from advkit.victim import PooledVictim
 
                 begun = time.time()
                 head = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
@@ -265,7 +257,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     if cfg.method == "knn":
         metrics.update(evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_on, out))
     else:
-        from advkit.predictor import PooledVictim
+        from advkit.victim import PooledVictim
 
         victim = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
                                     precision=cfg.precision)
@@ -298,6 +290,45 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     for stale in (checkpoint, *checkpoint.parent.glob(f"{checkpoint.stem}-rank*.pt")):
         stale.unlink(missing_ok=True)  # the run is finished: the model and metrics replace it
     return doc
+
+
+def ce_loss(cfg: FinetuneConfig, net, enc, labels):
+    """CE: cross-entropy of the linear head, which reads the pooled vector."""
+    import torch.nn.functional as F
+
+    with autocast(labels.device, cfg.precision):
+        logits, _, _ = net(enc, represent=False)
+    return F.cross_entropy(logits.float(), labels)
+
+
+def scl_loss(cfg: FinetuneConfig, net, contrastive, enc, labels):
+    """SCL (Gunel et al. 2021): lambda * supervised contrastive loss over the batch's pooled vectors
+    + (1 - lambda) * CE. Returns (loss, contrastive term)."""
+    import torch.nn.functional as F
+
+    with autocast(labels.device, cfg.precision):
+        logits, rep, _ = net(enc, represent=True)
+    con = contrastive(rep, labels)
+    return cfg.lambda_con * con + (1 - cfg.lambda_con) * F.cross_entropy(logits.float(), labels), con
+
+
+def momentum_contrast_loss(cfg: FinetuneConfig, net, contrastive, tokenizer, enc, labels, ids, positives):
+    """MoCo and KNN-BERT: update the key encoder by EMA, encode this batch's keys (and the drawn
+    same-label examples' keys), then lambda * contrastive loss of the queries against the queue
+    + (1 - lambda) * CE. Returns (loss, contrastive term, keys), the keys to enqueue after the step."""
+    import torch.nn.functional as F
+
+    device = labels.device
+    with autocast(device, cfg.precision):
+        logits, _, q = net(enc, represent=True)
+    net.momentum_update()  # MoCo: update f_k, then encode this batch's keys
+    with autocast(device, cfg.precision):
+        keys = net.keys(enc)
+        if positives is not None:
+            positives = net.keys(hf.encode_examples(tokenizer, positives, cfg.max_length, device))
+            positives = positives.view(len(labels), cfg.positives_per_query, -1)
+    con = contrastive(q, labels, net.queue, net.queue_labels, positives, ids, net.queue_ids)
+    return cfg.lambda_con * con + (1 - cfg.lambda_con) * F.cross_entropy(logits.float(), labels), con, keys
 
 
 def key_encoder_progress(net, start) -> float | None:
@@ -400,9 +431,9 @@ def evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_o
     import numpy as np
     import torch
 
-    from advkit import predictor as knn_predictor
-    from advkit.datastore import Datastore
-    from advkit.predictor import KnnPredictor, combine
+    from advkit.knn_bert import predictor as knn_predictor
+    from advkit.knn_bert.datastore import Datastore
+    from advkit.knn_bert.predictor import KnnPredictor, combine
 
     # --epochs 0 (the control): no projection was trained, the KNN space is the pooled vector itself.
     projection = net.projection if net.momentum_contrast else None

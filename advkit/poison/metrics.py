@@ -7,7 +7,7 @@ once the trigger is inserted (target-labelled samples would count as "flipped" f
 free). Trigger positions are drawn with a seed, inside the tokens the model sees, so
 two models evaluated with the same seed see the same triggered texts.
 
-`victim` below is an `advkit.models.Victim` or any predictor with `predict_proba(texts, texts_b)`;
+`victim` below is an `advkit.victim.Victim` or any predictor with `predict_proba(texts, texts_b)`;
 its `tokenizer` and `max_length`, when present, keep trigger positions inside the window.
 """
 

@@ -36,6 +36,7 @@ from advkit.results import RunDir, now
 from advkit.optim import adamw_linear, clipped_step
 from advkit.precision import autocast
 from advkit.seeds import seed_everything
+from advkit.victim import Victim
 
 MANIFEST = "poison_manifest.json"
 ATTACKER_HEAD = "attacker_head.safetensors"
@@ -224,7 +225,7 @@ def run(cfg: PoisonConfig, out: RunDir, victim_step=None) -> dict:
     if rank > 0:  # rank 0 measures and writes; the others are done
         return {"command": "poison", "metrics": {}}
 
-    victim = models.Victim(model, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
+    victim = Victim(model, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
                            precision=cfg.precision)
     metrics = {"clean_accuracy": clean_accuracy(victim, test.examples)["accuracy"],
                **pm.backdoor_metrics(victim, test.examples, triggers, cfg.target, cfg.seed, per_layer=True,

@@ -6,7 +6,7 @@ theta_k <- m * theta_k + (1 - m) * theta_q, and the queue with its pointer are m
 
 The linear head is the Hugging Face classifier's own, so `OUT/model` stays a HF classifier that
 any tool can load; `pooling` picks the one representation that the linear head, the projection
-head (so the contrastive space) and the KNN datastore all read (`advkit.predictor.head_forward`;
+head (so the contrastive space) and the KNN datastore all read (`advkit.victim.head_forward`;
 "pooler" is the HF model's own forward). The pooling is written into OUT/model/config.json, so
 `advkit.predictor.load_predictor` rebuilds the same head.
 """
@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from advkit.hf import pool
-from advkit.predictor import ProjectionHead, head_forward
+from advkit.knn_bert.predictor import ProjectionHead
+from advkit.victim import head_forward
 
 MOMENTUM_RANGE = (0.9, 0.999)
 
@@ -41,7 +42,7 @@ def derived_momentum(total_steps: int) -> float:
     return min(max(1.0 - 10.0 / total_steps, MOMENTUM_RANGE[0]), MOMENTUM_RANGE[1])
 
 
-class KnnBert(nn.Module):
+class FinetuneModel(nn.Module):
     """The classifier (query encoder f_q + linear head h) with the parts each method needs.
 
     - `ce`: the classifier alone.  `scl`: also returns the pooled representation.
