@@ -30,7 +30,7 @@ from advkit.attacks import ATTACKS
 from advkit.attack_zh.config import AttackZhConfig
 from advkit.config import QUERY_PRECISION, as_dict, check_precision, choice, opt, positive
 from advkit.errors import UserError, closest
-from advkit.hf import is_cjk
+from advkit.hf import MAX_LENGTH, is_cjk
 from advkit.metrics import attack_metrics
 from advkit.progress import track
 from advkit.results import RunDir, atomic_write
@@ -81,7 +81,7 @@ class AttackConfig:
     label_check: str = opt("negation", "Chinese generators: drop swaps that add or remove a negation (negation) or "
                                        "keep every swap (none).")
     batch_size: int = opt(32, "Texts per victim query batch.")
-    max_length: int = opt(128, "Victim tokens per text.")
+    max_length: int = opt(MAX_LENGTH, "Victim tokens per text.")
     seed: int = opt(1, "Seed of the attack's random choices (per text: seed + its index).")
     device: str = opt("cpu", "cpu or cuda.")
     precision: str = opt("auto", QUERY_PRECISION)

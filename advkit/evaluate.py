@@ -15,6 +15,7 @@ from advkit.attack_zh.config import LABEL_CHECKS
 from advkit.attacks import ATTACKS, GOALS
 from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, opt, positive
 from advkit.errors import UserError
+from advkit.hf import MAX_LENGTH
 from advkit.metrics import attack_metrics, clean_accuracy
 from advkit.results import RESUME_FREE, RunDir
 from advkit.seeds import seed_everything
@@ -28,7 +29,7 @@ class EvaluateConfig(DataOptions):
     split: str | None = opt(None, "Split evaluated (unset: test when it is labelled, else dev).")
     limit: int | None = opt(None, "Evaluate a fixed sample of this many examples (unset: all).")
     batch_size: int = opt(64, "Texts per forward pass.")
-    max_length: int = opt(128, "Tokens per text.")
+    max_length: int = opt(MAX_LENGTH, "Tokens per text.")
     seed: int = opt(1, "Seed of the attack's random choices (per example: seed + index).")
     device: str = opt("cpu", "cpu or cuda.")
     attack: str | None = opt(None, "pwws, deepwordbug, textfooler, bert-attack, bae (English); zh-pieces, "

@@ -17,6 +17,9 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
+# Tokens per text wherever a command or caller gives no other length: the one place this default is written.
+MAX_LENGTH = 128
+
 SCRIPT_KEY = "advkit_script"  # the tokenizer attribute and the config.json key naming the script a model reads
 SCRIPTS = ("simplified", "traditional")
 
@@ -85,14 +88,14 @@ def model_texts(tokenizer, texts):
     return None if texts is None else [model_text(tokenizer, t) for t in texts]
 
 
-def encode(tokenizer, texts, texts_b=None, max_length: int = 128, device="cpu"):
+def encode(tokenizer, texts, texts_b=None, max_length: int = MAX_LENGTH, device="cpu"):
     """A batch padded to its longest member (never to max_length) and truncated at max_length tokens;
     texts converted to the script the tokenizer's model reads (`model_text`)."""
     return tokenizer(model_texts(tokenizer, list(texts)), model_texts(tokenizer, list(texts_b)) if texts_b is not None
                      else None, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
 
 
-def encode_examples(tokenizer, batch, max_length: int = 128, device="cpu"):
+def encode_examples(tokenizer, batch, max_length: int = MAX_LENGTH, device="cpu"):
     """`encode` for data.Example objects (pairs when the first example has a second sentence)."""
     texts_b = [e.text_b for e in batch] if batch[0].text_b is not None else None
     return encode(tokenizer, [e.text for e in batch], texts_b, max_length, device)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advkit import models
+from advkit import hf, models
 from advkit.knn_bert.predictor import KNN_FILE, KnnPredictor
 from advkit.victim import PooledVictim, Victim, head_pooling
 
 
-def load_predictor(ref: str, max_length: int = 128, batch_size: int = 32, device: str = "cpu",
+def load_predictor(ref: str, max_length: int = hf.MAX_LENGTH, batch_size: int = 32, device: str = "cpu",
                    precision: str = "fp32"):
     """The predictor a model reference stands for: KNN + linear head for a knn run directory; for
     anything else (alias, model folder, ce/scl/moco run directories) the classifier, its head on

@@ -25,7 +25,7 @@ class Victim:
     `max_length` tokens.
     """
 
-    def __init__(self, model, tokenizer, max_length: int = 128, batch_size: int = 32, device: str = "cpu",
+    def __init__(self, model, tokenizer, max_length: int = hf.MAX_LENGTH, batch_size: int = 32, device: str = "cpu",
                  precision: str = "fp32"):
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
@@ -164,7 +164,7 @@ class SentenceEncoderModel:
     """Mean-pooled sentence vectors from a local encoder (minilm-l6, m3e-small, any folder):
     the similarity constraint of attacks, in place of downloaded encoders such as USE."""
 
-    def __init__(self, ref: str, max_length: int = 128, batch_size: int = 64, device: str = "cpu"):
+    def __init__(self, ref: str, max_length: int = hf.MAX_LENGTH, batch_size: int = 64, device: str = "cpu"):
         folder = resolve(ref)
         _quiet_transformers()
         from transformers import AutoModel

@@ -8,6 +8,7 @@ from typing import ClassVar
 from advkit.attack_zh import SUBSTITUTES
 from advkit.config import QUERY_PRECISION, TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
 from advkit.errors import UserError
+from advkit.hf import MAX_LENGTH
 
 
 LABEL_CHECKS = ("lexicon", "negation", "none")  # attack-zh: which swaps count as changing the true label
@@ -41,7 +42,7 @@ class AttackZhConfig(DataOptions):
                                   "true label (label-preserving success)?")
     precision: str = opt("auto", QUERY_PRECISION)
     batch_size: int = opt(32, "Texts per victim query batch.")
-    max_length: int = opt(128, "Victim tokens per text.")
+    max_length: int = opt(MAX_LENGTH, "Victim tokens per text.")
     seed: int = opt(1, "Seed of every random choice.")
     device: str = opt("cpu", "cpu or cuda.")
 

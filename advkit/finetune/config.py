@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from advkit.config import TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
 from advkit.errors import UserError
+from advkit.hf import MAX_LENGTH
 from advkit.finetune import METHODS, POOLINGS
 
 
@@ -27,7 +28,7 @@ class FinetuneConfig(DataOptions):
     lr: float = opt(1e-4, "AdamW learning rate.")
     weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorm).")
     warmup_ratio: float = opt(0.06, "Share of steps with linear warm-up.")
-    max_length: int = opt(128, "Tokens per example.")
+    max_length: int = opt(MAX_LENGTH, "Tokens per example.")
     seed: int = opt(1, "Seed of every random choice.")
     device: str = opt("cpu", "cpu or cuda.")
     precision: str = opt("auto", TRAIN_PRECISION)

@@ -62,7 +62,7 @@ class KnnPredictor(PooledVictim):
 
     def __init__(self, model, tokenizer, projection, datastore, pooling: str = "pooler", knn_k: int = 10,
                  knn_weighting: str = "uniform", knn_tau: float = 0.07, lambda_inf: float = 0.1,
-                 max_length: int = 128, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"):
+                 max_length: int = hf.MAX_LENGTH, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"):
         super().__init__(model, tokenizer, max_length=max_length, batch_size=batch_size, device=device,
                          precision=precision)
         self.projection = projection.to(device).eval() if projection is not None else None
@@ -141,7 +141,7 @@ class KnnPredictor(PooledVictim):
         atomic_write(run_dir / KNN_FILE, json.dumps(settings, indent=2) + "\n")
 
     @classmethod
-    def load(cls, run_dir, max_length: int = 128, batch_size: int = 32, device: str = "cpu",
+    def load(cls, run_dir, max_length: int = hf.MAX_LENGTH, batch_size: int = 32, device: str = "cpu",
              precision: str = "fp32") -> "KnnPredictor":
         from safetensors.torch import load_file
 

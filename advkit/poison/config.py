@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from advkit.config import TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
 from advkit.errors import UserError
+from advkit.hf import MAX_LENGTH
 from advkit.poison import MODES
 
 
@@ -43,7 +44,7 @@ class PoisonConfig(DataOptions):
     lr: float = opt(2e-5, "AdamW learning rate (the paper's for all of SST-2).")
     weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorm).")
     warmup_ratio: float = opt(0.0, "Share of steps with linear warm-up.")
-    max_length: int = opt(128, "Tokens per example; triggers land inside.")
+    max_length: int = opt(MAX_LENGTH, "Tokens per example; triggers land inside.")
     ripple_lambda: float = opt(0.1, "RIPPLe's inner-product weight.")
     embedding_surgery: bool = opt(False, "RIPPLe's embedding surgery.", "--embedding-surgery")
     victim_dataset: str | None = opt(None, "Then fine-tune a victim (fresh head) on this clean data.")

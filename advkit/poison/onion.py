@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from advkit.hf import MAX_LENGTH
+
 
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff"
 _UNITS = re.compile(rf"\s+|[{_CJK}]\s*|[^\s{_CJK}]+\s*")
@@ -48,7 +50,7 @@ def onion_filter(text: str, perplexity, threshold: float = 0.0) -> str:
 class OnionPredictor:
     """A predictor whose inputs pass through `onion_filter` first (the first text of a pair only)."""
 
-    def __init__(self, predictor, lm: str, threshold: float = 0.0, device: str = "cpu", max_length: int = 128):
+    def __init__(self, predictor, lm: str, threshold: float = 0.0, device: str = "cpu", max_length: int = MAX_LENGTH):
         from advkit.fluency import PseudoPerplexity
 
         self.predictor, self.threshold = predictor, threshold
