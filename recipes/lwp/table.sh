@@ -19,7 +19,7 @@ SCAN_EXAMPLES="${SCAN_EXAMPLES:-100}"  # this many dev examples (those not of th
 MODES="${MODES:-lwp badnet ripple}"
 SOURCES="${SOURCES:-clean $MODES lwp-single}"
 TRIGGER="cf bb"
-# The poisoning's lr (every mode alike). Measured (issue 17, advkit/poison/layers.py): at 1e-4 for 150
+# The poisoning's lr (every mode alike). Measured (issue 17, results/lwp/NOTES.md): at 1e-4 for 150
 # steps layers 1-3 stay at the label prior; at 3e-4 for 375 steps every layer flips on the trigger and
 # layers 2-6 classify clean text; at 750 steps layer 1 classifies too. METHODS.md's 2e-5 is BERT-base over
 # all of SST-2.
@@ -46,7 +46,7 @@ poison() {  # poison NAME FLAGS... (--epochs among them): skip a finished run
     --lr "$LR" --out "$out" --overwrite "${COMMON[@]}" "$@"
 }
 # lwp trains for 6 epochs (750 steps): at 375 layer 1's CE was still 0.22 and it did not classify clean text
-# (53 %); at 750 every layer classifies (77-79 %) and flips (advkit/poison/layers.py). badnet and ripple train
+# (53 %); at 750 every layer classifies (77-79 %) and flips (results/lwp/NOTES.md). badnet and ripple train
 # one output and have converged by 375 (final CE 0.04).
 for mode in $MODES; do
   epochs=3; [ "$mode" = lwp ] && epochs=6
