@@ -257,14 +257,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     if cfg.method == "knn":
         metrics.update(evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_on, out))
     else:
-        from advkit.victim import PooledVictim
-
-        victim = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
-                                    precision=cfg.precision)
-        result = clean_accuracy(victim, dev.examples)
-        out.write_records(result["records"])  # per example: the tables' paired tests read them
-        metrics["accuracy_cls"] = result["accuracy"]
-        metrics["eval_accuracy"] = metrics["accuracy_cls"]
+        metrics.update(evaluate_head(cfg, classifier, tokenizer, dev, out))
     metrics.update({
         "eval_split": dev.split,
         "eval_examples": len(dev.examples),
@@ -290,6 +283,18 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     for stale in (checkpoint, *checkpoint.parent.glob(f"{checkpoint.stem}-rank*.pt")):
         stale.unlink(missing_ok=True)  # the run is finished: the model and metrics replace it
     return doc
+
+
+def evaluate_head(cfg: FinetuneConfig, classifier, tokenizer, dev, out: RunDir) -> dict:
+    """CE, SCL, MoCo: the linear head's accuracy on the evaluation split, with per-example records
+    (the tables' paired tests read them)."""
+    from advkit.victim import PooledVictim
+
+    victim = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
+                          precision=cfg.precision)
+    result = clean_accuracy(victim, dev.examples)
+    out.write_records(result["records"])
+    return {"accuracy_cls": result["accuracy"], "eval_accuracy": result["accuracy"]}
 
 
 def ce_loss(cfg: FinetuneConfig, net, enc, labels):
