@@ -17,7 +17,7 @@ from advkit.attack_zh import SUBSTITUTES, ZH_ATTACKS
 from advkit.attacks import ATTACKS, GOALS
 from advkit.errors import UserError, closest
 from advkit.finetune import METHODS, POOLINGS
-from advkit.poison import MODES
+from advkit.poison import DEFENCES, MODES
 
 
 def opt(default, help: str, *flags: str, show: bool = True):
@@ -179,9 +179,11 @@ class EvaluateConfig(DataOptions):
                                           "run found (its successes; --dataset, --split and --limit are then "
                                           "unused): the accuracy a transfer attack leaves.")
     onion_lm: str | None = opt(None, "ONION defence: filter inputs by this local masked LM's pseudo-perplexity "
-                                     "before the model sees them.")
+                                     "before the model sees them (with --defence onion: detect with it instead).")
     onion_threshold: float = opt(0.0, "ONION: remove a word when dropping it lowers the perplexity by more "
                                       "than this.")
+    defence: str | None = opt(None, "Backdoor detector scored on clean and triggered inputs (with --trigger): strip, "
+                                    "rap, or onion (its LM: --onion-lm); threshold at 5 % false rejections of dev.")
     require: list[str] | None = opt(None, 'Robustness gate (repeatable): "METRIC OP VALUE" with OP one of >= > <= < '
                                           '==, on this run\'s metrics.json names (a card: clean_accuracy or '
                                           'PART.METRIC, e.g. pwws.accuracy_under_attack); exit 1 if one is missed.')
@@ -202,6 +204,14 @@ class EvaluateConfig(DataOptions):
         if self.onion_lm and ((self.attack or "").startswith("zh-") or self.card):
             raise UserError("--onion-lm filters the inputs of clean and backdoor checks and English attacks; "
                             "it does not apply to --attack zh-* or --card")
+        if self.defence is not None:
+            _choice("defence", self.defence, DEFENCES)
+            if self.trigger is None or self.attack or self.card or self.transfer_from:
+                raise UserError(f"--defence {self.defence} is scored on triggered inputs: it needs --trigger and "
+                                "--target, without --attack, --card or --transfer-from")
+            if (self.defence == "onion") != bool(self.onion_lm):
+                raise UserError("--defence onion scores with the LM of --onion-lm (and then filters nothing); "
+                                "give both, or neither for --defence strip|rap")
         if self.transfer_from and (self.attack or self.trigger or self.scan or self.card):
             raise UserError("--transfer-from evaluates a fixed set of adversarial texts; it does not combine with "
                             "--attack, --trigger, --scan or --card")

@@ -51,6 +51,45 @@ def backdoor(predictor, examples, cfg: EvaluateConfig) -> tuple[dict, list]:
     return m, flips
 
 
+DEFENCE_DEV = 200  # clean dev examples a --defence is fitted and thresholded on (all, where fewer)
+
+
+def defence(cfg: EvaluateConfig, predictor, examples, split_name: str) -> tuple:
+    """(the --defence, its clean dev examples), made before --out is touched: a seeded sample of the dev
+    split (the examples evaluated here left out, when dev is the split evaluated)."""
+    from advkit.poison import defences
+
+    dev = data.load(cfg.dataset, "dev", root=cfg.data_root, text_column=cfg.text_column,
+                    text_b_column=cfg.text_b_column, label_column=cfg.label_column)
+    seen = {(e.text, e.text_b) for e in examples} if split_name == "dev" else set()
+    dev = data.sample([e for e in dev.examples if (e.text, e.text_b) not in seen], DEFENCE_DEV, seed=cfg.seed)
+    if len(dev) < 20:  # 5 % of fewer is no threshold
+        raise UserError(f"--defence {cfg.defence}: {len(dev)} clean dev examples left to set its threshold; "
+                        "it needs 20 (evaluate another split)")
+    perplexity = None
+    if cfg.defence == "onion":
+        from advkit.fluency import PseudoPerplexity
+
+        perplexity = PseudoPerplexity(cfg.onion_lm, cfg.device, cfg.max_length, flag="--onion-lm")
+    return defences.build(cfg.defence, predictor, cfg.target, cfg.seed, perplexity), dev
+
+
+def defend(found, predictor, examples, records, flips, cfg: EvaluateConfig) -> dict:
+    """--defence fitted and thresholded on its dev examples, scored on the evaluated examples and their
+    triggered twins (the LFR's texts: same seed); each record gets its scores."""
+    from advkit.poison import defences
+    from advkit.poison import metrics as pm
+    from advkit.poison.triggers import parse_triggers
+
+    window = getattr(predictor, "tokenizer", None), getattr(predictor, "max_length", None)
+    triggered = pm.with_trigger(examples, parse_triggers(cfg.trigger), cfg.target, *window, cfg.seed)
+    m, clean, twins = defences.defend(found[0], predictor, found[1], examples, triggered,
+                                      [r["prediction"] for r in records], flips)
+    for record, score, twin in zip(records, clean, twins):
+        record["suspicion"], record["suspicion_triggered"] = score, twin
+    return m
+
+
 def poison_manifest(folder) -> dict | None:
     """The trigger and target advkit poison recorded beside a poisoned model, if any."""
     import json
@@ -159,7 +198,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
     seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
     predictor, folder = load_predictor(cfg.model, cfg.max_length, cfg.batch_size, cfg.device, cfg.precision)
-    if cfg.onion_lm:
+    if cfg.onion_lm and not cfg.defence:  # --defence onion: the LM detects, nothing is filtered
         from advkit.poison.onion import OnionPredictor
 
         predictor = OnionPredictor(predictor, cfg.onion_lm, cfg.onion_threshold, cfg.device, cfg.max_length)
@@ -172,6 +211,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         parse_triggers(cfg.trigger)
         if not 0 <= cfg.target < n:
             raise UserError(f"--target {cfg.target}: the model has labels 0..{n - 1}")
+    guard = defence(cfg, predictor, examples, split_name) if cfg.defence else None
     attack = None
     if cfg.attack:
         from advkit.attacks import recipes as attacks
@@ -200,6 +240,8 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
                 record["flipped_by_trigger"] = flipped
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}
+        if cfg.defence:
+            metrics["defence"] = defend(guard, predictor, examples, records, flips, cfg)
         if out is not None:
             out.write_records(records)
     else:
@@ -222,7 +264,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
             return {"command": "evaluate", "metrics": {}}
         records = shards.merge() if shards is not None else records
         metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **scorer.describe(), **base}
-    if cfg.onion_lm:
+    if cfg.onion_lm and not cfg.defence:
         from advkit.poison.onion import count_words
 
         # over the evaluated examples themselves (the cache also holds triggered and attacked texts)

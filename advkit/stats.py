@@ -21,6 +21,8 @@ Statistical Significance in NLP"):
   depend on each other (two attacks on the same examples are not independent). Every table says
   "reproduced", "contradicted" or "undecided" through `Family` and nowhere else.
 - `fmt_interval`: every interval a table prints, "[low, high]".
+- `auroc`: how well a score separates two groups (a backdoor defence's suspicion of triggered vs
+  clean inputs): the Mann-Whitney U over n_pos * n_neg, exact from average ranks, ties counting 1/2.
 """
 
 import math
@@ -150,6 +152,24 @@ def paired_bootstrap(a: list, b: list, resamples: int = 10000, seed: int = 0) ->
     count = sum(1 for d in boot if abs(d - observed) >= abs(observed))
     p = (count + 1) / (resamples + 1)
     return {"n": n, "difference": observed, "low": low, "high": high, "p_value": p}
+
+
+def auroc(positives: list, negatives: list) -> float:
+    """P(a random positive scores above a random negative) + 1/2 P(a tie): the area under the ROC
+    curve, exactly, as Mann-Whitney's U / (n_pos * n_neg) with average ranks for ties (no curve
+    sampled). 1.0: every positive above every negative; 0.0: the inverse; 0.5: no separation."""
+    if not positives or not negatives:
+        raise ValueError(f"AUROC needs both groups, got {len(positives)} positives and {len(negatives)} negatives")
+    pooled = sorted([(float(x), 1) for x in positives] + [(float(x), 0) for x in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(pooled):  # a run of equal scores shares the mean of its ranks i+1..j
+        j = i
+        while j < len(pooled) and pooled[j][0] == pooled[i][0]:
+            j += 1
+        rank_sum += (i + 1 + j) / 2 * sum(flag for _, flag in pooled[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def mark(p_value, alpha: float = 0.05) -> str:
