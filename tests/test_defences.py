@@ -2,9 +2,9 @@
 RAP and ONION on a tiny classifier with a real one-token backdoor planted here; `evaluate --defence`
 end to end, every number re-derived from its records; and the bad combinations of flags.
 
-The backdoor is built for real: tiny-random-en's architecture (initialised wide, as the other CLI tests
-do, so that its output depends on the text) fine-tuned on sst2 training texts where every text with
-"cf" inserted is labelled 1. The same training without the poisoned texts gives the clean control:
+The backdoor is built for real: tiny-random-en's architecture fine-tuned (3 epochs, lr 3e-3) on 2000 sst2
+training texts plus some 500 non-target ones with "cf" inserted, labelled 1 (clean test accuracy about
+0.68, label flip rate 1.0). The same training without the poisoned texts gives the clean control:
 on it a detector must not find the word "cf" suspicious, so a detector that flagged rare words
 rather than backdoors would fail.
 """
