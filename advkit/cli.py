@@ -165,6 +165,11 @@ def evaluate(cfg, out, overwrite, resume):
                    f"{_num(m['attack_success_rate'])}, {_num(m['avg_queries'], '.1f')} queries{where}")
     else:
         lfr = f", label flip rate {m['label_flip_rate']:.4f}" if "label_flip_rate" in m else ""
+        if "defence" in m:
+            d = m["defence"]
+            lfr += (f"; {d['name']} AUROC {d['auroc']:.4f}, {d['frr_test']:.4f} of clean inputs rejected at "
+                    f"{d['frr_dev']:.4f} on dev, label flip rate after {d['label_flip_rate_after']:.4f}, accuracy "
+                    f"after {d['accuracy_after']:.4f}")
         on = f"the adversarial examples of {cfg.transfer_from}" if cfg.transfer_from else f"{cfg.dataset}/{m['split']}"
         typer.echo(f"{cfg.model} on {on}: accuracy {m['accuracy']:.4f} on {m['examples']} "
                    f"examples{lfr}{where}")

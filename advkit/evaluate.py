@@ -16,6 +16,7 @@ from advkit.attacks import ATTACKS, GOALS
 from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, opt, positive
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
+from advkit.poison import DEFENCES
 from advkit.metrics import attack_metrics, clean_accuracy
 from advkit.results import RESUME_FREE, RunDir
 from advkit.seeds import seed_everything
@@ -58,9 +59,11 @@ class EvaluateConfig(DataOptions):
                                           "run found (its successes; --dataset, --split and --limit are then "
                                           "unused): the accuracy a transfer attack leaves.")
     onion_lm: str | None = opt(None, "ONION defence: filter inputs by this local masked LM's pseudo-perplexity "
-                                     "before the model sees them.")
+                                     "before the model sees them (with --defence onion: detect with it instead).")
     onion_threshold: float = opt(0.0, "ONION: remove a word when dropping it lowers the perplexity by more "
                                       "than this.")
+    defence: str | None = opt(None, "Backdoor detector scored on clean and triggered inputs (with --trigger): strip, "
+                                    "rap, or onion (its LM: --onion-lm); threshold at 5 % false rejections of dev.")
     require: list[str] | None = opt(None, 'Robustness gate (repeatable): "METRIC OP VALUE" with OP one of >= > <= < '
                                           '==, on this run\'s metrics.json names (a card: clean_accuracy or '
                                           'PART.METRIC, e.g. pwws.accuracy_under_attack); exit 1 if one is missed.')
@@ -81,6 +84,14 @@ class EvaluateConfig(DataOptions):
         if self.onion_lm and ((self.attack or "").startswith("zh-") or self.card):
             raise UserError("--onion-lm filters the inputs of clean and backdoor checks and English attacks; "
                             "it does not apply to --attack zh-* or --card")
+        if self.defence is not None:
+            choice("defence", self.defence, DEFENCES)
+            if self.trigger is None or self.attack or self.card or self.transfer_from:
+                raise UserError(f"--defence {self.defence} is scored on triggered inputs: it needs --trigger and "
+                                "--target, without --attack, --card or --transfer-from")
+            if (self.defence == "onion") != bool(self.onion_lm):
+                raise UserError("--defence onion scores with the LM of --onion-lm (and then filters nothing); "
+                                "give both, or neither for --defence strip|rap")
         if self.transfer_from and (self.attack or self.trigger or self.scan or self.card):
             raise UserError("--transfer-from evaluates a fixed set of adversarial texts; it does not combine with "
                             "--attack, --trigger, --scan or --card")
@@ -132,6 +143,45 @@ def backdoor(predictor, examples, cfg: EvaluateConfig) -> tuple[dict, list]:
         m["scan_examples"] = scan["examples"]
         m["scan_top"] = scan["top"][:10]
     return m, flips
+
+
+DEFENCE_DEV = 200  # clean dev examples a --defence is fitted and thresholded on (all, where fewer)
+
+
+def defence(cfg: EvaluateConfig, predictor, examples, split_name: str) -> tuple:
+    """(the --defence, its clean dev examples), made before --out is touched: a seeded sample of the dev
+    split (the examples evaluated here left out, when dev is the split evaluated)."""
+    from advkit.poison import defences
+
+    dev = data.load(cfg.dataset, "dev", root=cfg.data_root, text_column=cfg.text_column,
+                    text_b_column=cfg.text_b_column, label_column=cfg.label_column)
+    seen = {(e.text, e.text_b) for e in examples} if split_name == "dev" else set()
+    dev = data.sample([e for e in dev.examples if (e.text, e.text_b) not in seen], DEFENCE_DEV, seed=cfg.seed)
+    if len(dev) < 20:  # 5 % of fewer is no threshold
+        raise UserError(f"--defence {cfg.defence}: {len(dev)} clean dev examples left to set its threshold; "
+                        "it needs 20 (evaluate another split)")
+    perplexity = None
+    if cfg.defence == "onion":
+        from advkit.fluency import PseudoPerplexity
+
+        perplexity = PseudoPerplexity(cfg.onion_lm, cfg.device, cfg.max_length, flag="--onion-lm")
+    return defences.build(cfg.defence, predictor, cfg.target, cfg.seed, perplexity), dev
+
+
+def defend(found, predictor, examples, records, flips, cfg: EvaluateConfig) -> dict:
+    """--defence fitted and thresholded on its dev examples, scored on the evaluated examples and their
+    triggered twins (the LFR's texts: same seed); each record gets its scores."""
+    from advkit.poison import defences
+    from advkit.poison import metrics as pm
+    from advkit.poison.triggers import parse_triggers
+
+    window = getattr(predictor, "tokenizer", None), getattr(predictor, "max_length", None)
+    triggered = pm.with_trigger(examples, parse_triggers(cfg.trigger), cfg.target, *window, cfg.seed)
+    m, clean, twins = defences.defend(found[0], predictor, found[1], examples, triggered,
+                                      [r["prediction"] for r in records], flips)
+    for record, score, twin in zip(records, clean, twins):
+        record["suspicion"], record["suspicion_triggered"] = score, twin
+    return m
 
 
 def poison_manifest(folder) -> dict | None:
@@ -243,7 +293,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
     seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
     predictor, folder = load_predictor(cfg.model, cfg.max_length, cfg.batch_size, cfg.device, cfg.precision)
-    if cfg.onion_lm:
+    if cfg.onion_lm and not cfg.defence:  # --defence onion: the LM detects, nothing is filtered
         from advkit.poison.onion import OnionPredictor
 
         predictor = OnionPredictor(predictor, cfg.onion_lm, cfg.onion_threshold, cfg.device, cfg.max_length)
@@ -256,6 +306,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         parse_triggers(cfg.trigger)
         if not 0 <= cfg.target < n:
             raise UserError(f"--target {cfg.target}: the model has labels 0..{n - 1}")
+    guard = defence(cfg, predictor, examples, split_name) if cfg.defence else None
     attack = None
     if cfg.attack:
         from advkit.attacks import recipes as attacks
@@ -284,6 +335,8 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
                 record["flipped_by_trigger"] = flipped
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}
+        if cfg.defence:
+            metrics["defence"] = defend(guard, predictor, examples, records, flips, cfg)
         if out is not None:
             out.write_records(records)
     else:
@@ -296,7 +349,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}
         metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **scorer.describe(), **base}
-    if cfg.onion_lm:
+    if cfg.onion_lm and not cfg.defence:
         from advkit.poison.onion import count_words
 
         # over the evaluated examples themselves (the cache also holds triggered and attacked texts)

@@ -21,6 +21,8 @@ Statistical Significance in NLP"):
   depend on each other (two attacks on the same examples are not independent). Every table says
   "reproduced", "contradicted" or "undecided" through `Family` and nowhere else.
 - `fmt_interval`: every interval a table prints, "[low, high]".
+- `auroc`: how well a score separates two groups (a backdoor defence's suspicion of triggered vs
+  clean inputs): the Mann-Whitney U over n_pos * n_neg, exact from average ranks, ties counting 1/2.
 """
 
 import math
@@ -175,6 +177,24 @@ def stratified_paired(strata: list, resamples: int = 10000, seed: int = 0) -> di
     pooled = mcnemar([x for a, _ in strata for x in a], [y for _, b in strata for y in b])
     return {"n": n, "strata": len(strata), "difference": observed, "low": low, "high": high,
             "p_value": pooled["p_value"], "a_only": pooled["a_only"], "b_only": pooled["b_only"]}
+
+
+def auroc(positives: list, negatives: list) -> float:
+    """P(a random positive scores above a random negative) + 1/2 P(a tie): the area under the ROC
+    curve, exactly, as Mann-Whitney's U / (n_pos * n_neg) with average ranks for ties (no curve
+    sampled). 1.0: every positive above every negative; 0.0: the inverse; 0.5: no separation."""
+    if not positives or not negatives:
+        raise ValueError(f"AUROC needs both groups, got {len(positives)} positives and {len(negatives)} negatives")
+    pooled = sorted([(float(x), 1) for x in positives] + [(float(x), 0) for x in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(pooled):  # a run of equal scores shares the mean of its ranks i+1..j
+        j = i
+        while j < len(pooled) and pooled[j][0] == pooled[i][0]:
+            j += 1
+        rank_sum += (i + 1 + j) / 2 * sum(flag for _, flag in pooled[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def mark(p_value, alpha: float = 0.05) -> str:

@@ -6,3 +6,5 @@ reads without importing the method.
 
 # lwp: a loss at every layer; badnet: the final layer only; ripple: restricted inner product (Kurita et al.)
 MODES = ("lwp", "badnet", "ripple")
+# inference-time backdoor detectors (advkit.poison.defences): evaluate --defence
+DEFENCES = ("onion", "rap", "strip")
