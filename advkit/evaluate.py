@@ -215,14 +215,6 @@ def transferred(run: str) -> tuple[list, list[int]]:
     return [data.Example(r["adversarial"], r["label"], r.get("text_b")) for r in found], [r["index"] for r in found]
 
 
-def load_predictor(ref: str, max_length: int, batch_size: int, device: str, precision: str = "fp32"):
-    """What gets evaluated and attacked: a knn run's combined KNN + linear predictor, else the classifier."""
-    from advkit.predictor import load_predictor as load
-
-    return load(ref, max_length=max_length, batch_size=batch_size, device=device, precision=precision), \
-        models.resolve(ref)
-
-
 def zh_config(cfg: EvaluateConfig, split_name: str):
     """attack-zh's settings for `evaluate --attack zh-<substitutes>`: the same search, records and metrics."""
     import dataclasses
@@ -292,7 +284,11 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     if cfg.attack and split.language != "en":
         raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
     seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
-    predictor, folder = load_predictor(cfg.model, cfg.max_length, cfg.batch_size, cfg.device, cfg.precision)
+    from advkit.predictor import load_predictor  # what gets evaluated and attacked (a knn run: the combined one)
+
+    predictor = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
+                               precision=cfg.precision)
+    folder = models.resolve(cfg.model)
     if cfg.onion_lm and not cfg.defence:  # --defence onion: the LM detects, nothing is filtered
         from advkit.poison.onion import OnionPredictor
 
