@@ -30,14 +30,6 @@ FRR = 0.05  # false rejections of clean dev inputs the threshold allows
 NOT_PROTECTED = -2.0  # RAP's score of an input not predicted as the protected class: below any -drop
 
 
-def _probs(predictor, texts, texts_b=None):
-    import numpy as np
-
-    out = [predictor.predict_proba(texts[i : i + 256], None if texts_b is None else texts_b[i : i + 256])
-           for i in range(0, len(texts), 256)]
-    return np.concatenate(out) if out else np.zeros((0, predictor.num_labels))
-
-
 class Onion:
     """ONION's word suspicion as a text's score: max over words i of p_0 - p_i, `perplexity` as in
     advkit.poison.onion (`text -> float | None`). A text of fewer than two words, or one the LM
@@ -111,7 +103,7 @@ class Strip:
         rng = random.Random(self.seed)
         copies = [self.perturb(t, rng) for t in texts for _ in range(self.copies)]
         copies_b = None if texts_b is None else [b for b in texts_b for _ in range(self.copies)]
-        p = np.clip(_probs(self.predictor, copies, copies_b), 1e-12, 1.0)
+        p = np.clip(self.predictor.predict_proba(copies, copies_b), 1e-12, 1.0)  # it batches itself
         entropy = -(p * np.log(p)).sum(axis=1).reshape(len(texts), self.copies)
         return -entropy.mean(axis=1)
 
