@@ -16,7 +16,7 @@ class FinetuneConfig(DataOptions):
     COMMAND: ClassVar[str] = "finetune"
 
     model: str = opt("minilm-l6", "Alias, model folder or Hugging Face id.")
-    method: str = opt("ce", "ce, scl (Gunel et al.), moco, or knn (KNN-BERT).")
+    method: str = opt("ce", "ce, scl (Gunel et al.), moco, knn (KNN-BERT), or at (A2T-style adversarial training).")
     train_split: str = opt("train", "Split trained on.")
     eval_split: str = opt("dev", "Split evaluated after training.")
     train_limit: int | None = opt(None, "Train on a seeded sample of this many examples (unset: all).")
@@ -52,6 +52,11 @@ class FinetuneConfig(DataOptions):
     lambda_inf: float | str = opt(0.1, "Weight of p_knn at inference: p = l*p_knn + (1-l)*p_cls, or 'auto' "
                                        "(chosen on dev, never on the reported split).")
     datastore: str = opt("train", "train (the re-encoded training split) or queue (the training-time queue).")
+    # Adversarial training (at; Yoo & Qi 2021, A2T): advkit/finetune/adversarial.py
+    adv_ratio: float = opt(0.2, "at: share of each batch attacked; the adversarial examples that flip the model join "
+                                "the batch with their true labels.")
+    adv_warmup: int = opt(1, "at: clean epochs before adversarial examples are generated.")
+    adv_queries: int = opt(50, "at: query budget of the attack, per attacked example.")
     shots: int | None = opt(None, "Few-shot: K training examples per class, drawn with the seed.")
     seeds: str | None = opt(None, "Comma-separated seeds, one run each (OUT/seed-S), e.g. 13,21,42,87,100.")
     patience: int | None = opt(None, "Train to convergence: after each epoch measure the linear head on dev "
@@ -80,7 +85,10 @@ class FinetuneConfig(DataOptions):
         if self.epochs < 0 or (self.epochs == 0 and (self.method != "knn" or self.datastore != "train")):
             raise UserError(f"--epochs must be positive (0 only with --method knn and --datastore train: the "
                             f"un-fine-tuned control), got {self.epochs}")
-        fraction(self, "warmup_ratio", "lambda_con")
+        fraction(self, "warmup_ratio", "lambda_con", "adv_ratio")
+        positive(self, "adv_queries")
+        if self.adv_warmup < 0:
+            raise UserError(f"--adv-warmup must be 0 or more, got {self.adv_warmup}")
         if self.momentum is not None:
             fraction(self, "momentum")
         choice("pooling", self.pooling, POOLINGS)

@@ -7,6 +7,9 @@ and its baselines (METHODS.md §1):
 - `moco`: lambda * L_con with one random same-class queue key as positive + (1 - lambda) * CE.
 - `knn`: lambda * L_con with top_k + end_k same-class queue keys as positives + (1 - lambda) * CE,
   then a KNN datastore of the training split, interpolated with the head by lambda_inf.
+- `at`: adversarial training after A2T (Yoo & Qi 2021): CE, and after `adv_warmup` clean epochs CE
+  over each batch plus the adversarial examples a cheap attack finds on part of it
+  (`advkit.finetune.adversarial`).
   `--epochs 0` (knn only) trains nothing: the KNN vote over the pre-trained encoder's pooled
   vectors, the control that shows what pre-training alone gives.
 
@@ -176,7 +179,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     optimizer, schedule = adamw_linear(trained, cfg.lr, cfg.weight_decay, max(total, 1), cfg.warmup_ratio)
     order = torch.Generator().manual_seed(cfg.seed)
     state = {"epoch": 0, "step": 0, "order": order.get_state(), "losses": [], "contrastive_losses": [],
-             "train_seconds": 0.0, "dev_curve": []}
+             "train_seconds": 0.0, "dev_curve": [], "adversarial": {}}
     # theta_0 of f_q + g_q (= f_k + g_k at the start), to measure how far the key encoder moves; taken
     # before a checkpoint is loaded, so that a resumed run measures from the same seeded start.
     start = None
@@ -189,6 +192,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         resumed_at = state["epoch"] * steps_per_epoch + state["step"]
     losses, contrastive_losses = state["losses"], state["contrastive_losses"]
     dev_curve = state.get("dev_curve", [])  # the head's dev accuracy after each epoch (--patience)
+    adversarial = state.setdefault("adversarial", {})  # at: per epoch, examples attacked, flipped, queries
     started, saved = time.time() - state["train_seconds"], time.time()
     for epoch in range(state["epoch"], cfg.epochs):
         if epoch == state["epoch"]:
@@ -205,6 +209,8 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
             labels = torch.tensor([e.label for e in batch], device=device)
             if cfg.method == "ce":
                 loss, con = ce_loss(cfg, net, enc, labels), None
+            elif cfg.method == "at":
+                loss, con = at_loss(cfg, net, tokenizer, batch, enc, labels, epoch, adversarial), None
             elif cfg.method == "scl":
                 loss, con = scl_loss(cfg, net, contrastive, enc, labels)
             else:  # moco, knn
@@ -230,7 +236,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                 save_checkpoint(checkpoint, net, optimizer, schedule, draw, {
                     "epoch": epoch, "step": step + 1, "order": epoch_order, "losses": losses, "world": world,
                     "contrastive_losses": contrastive_losses, "train_seconds": begun - started,
-                    "dev_curve": dev_curve}, rank)
+                    "dev_curve": dev_curve, "adversarial": adversarial}, rank)
                 saved = time.time()
                 started += saved - begun  # train_seconds counts training, not checkpoint writes
         if curve is not None and len(dev_curve) == epoch:  # not yet measured (a resumed run may have)
@@ -274,7 +280,10 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         "train_loss_last_epoch": sum(losses[-steps_per_epoch:]) / steps_per_epoch if losses else None,
         **({"contrastive_loss_last_epoch": sum(contrastive_losses[-steps_per_epoch:]) / steps_per_epoch}
            if contrastive_losses else {}),
-        "tau": tau if cfg.method != "ce" else None,
+        "tau": tau if cfg.method not in ("ce", "at") else None,
+        **({"adversarial_training": {"ratio": cfg.adv_ratio, "warmup_epochs": cfg.adv_warmup,
+                                     "query_budget": cfg.adv_queries, "per_epoch": adversarial}}
+           if cfg.method == "at" else {}),
         "train_seconds": round(train_seconds, 2),
         "processes": world,
         "resumed_at_step": resumed_at,  # None: trained from the start in one go
@@ -304,6 +313,29 @@ def ce_loss(cfg: FinetuneConfig, net, enc, labels):
     with autocast(labels.device, cfg.precision):
         logits, _, _ = net(enc, represent=False)
     return F.cross_entropy(logits.float(), labels)
+
+
+def at_loss(cfg: FinetuneConfig, net, tokenizer, batch, enc, labels, epoch: int, log: dict):
+    """A2T: after `adv_warmup` clean epochs, the first `adv_ratio` of the (shuffled) batch is attacked
+    on the model as it is now; the adversarial examples that flip it join the batch with their true
+    labels, and CE is taken over all of them. `log` counts, per epoch, what the attack did."""
+    import torch
+
+    from advkit.finetune import adversarial
+
+    if epoch < cfg.adv_warmup or cfg.adv_ratio == 0:
+        return ce_loss(cfg, net, enc, labels)
+    attacked = batch[: max(1, round(cfg.adv_ratio * len(batch)))]
+    found, outcome = adversarial.attack(net, tokenizer, attacked, cfg.adv_queries, cfg.max_length, labels.device,
+                                        cfg.precision)
+    tally = log.setdefault(str(epoch + 1), {})
+    for key, value in dataclasses.asdict(outcome).items():
+        tally[key] = tally.get(key, 0) + value
+    if not found:
+        return ce_loss(cfg, net, enc, labels)
+    mixed = batch + found
+    return ce_loss(cfg, net, hf.encode_examples(tokenizer, mixed, cfg.max_length, labels.device),
+                   torch.tensor([e.label for e in mixed], device=labels.device))
 
 
 def scl_loss(cfg: FinetuneConfig, net, contrastive, enc, labels):
