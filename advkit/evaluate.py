@@ -13,7 +13,7 @@ from advkit import data, distributed, gate, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.attack_zh.config import LABEL_CHECKS
 from advkit.attacks import ATTACKS, GOALS
-from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, opt, positive
+from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, fraction, opt, positive
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 from advkit.poison import DEFENCES
@@ -48,6 +48,8 @@ class EvaluateConfig(DataOptions):
                              "or adaptive (it reads a smooth score of the same decision: each class's k nearest "
                              "keys, softmax at knn_tau, mixed with the head by lambda_inf; success is still the "
                              "shipped vote's).")
+    lambda_inf: float | None = opt(None, "knn runs: mix the vote by this instead of the run's lambda_inf (1: the "
+                                         "KNN vote alone, 0: the linear head alone), e.g. to attack each part.")
     precision: str = opt("auto", QUERY_PRECISION)
     label_check: str = opt("lexicon", "Chinese attacks: lexicon | negation | none (see attack-zh).")
     card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
@@ -70,6 +72,8 @@ class EvaluateConfig(DataOptions):
 
     def check(self) -> None:
         positive(self, "batch_size", "max_length", "limit", "query_budget")
+        if self.lambda_inf is not None:
+            fraction(self, "lambda_inf")
         choice("label-check", self.label_check, LABEL_CHECKS)
         check_precision(self)
         if self.attack is not None:  # before any model loads
@@ -287,7 +291,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     from advkit.predictor import load_predictor  # what gets evaluated and attacked (a knn run: the combined one)
 
     predictor = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
-                               precision=cfg.precision)
+                               precision=cfg.precision, lambda_inf=cfg.lambda_inf)
     folder = models.resolve(cfg.model)
     if cfg.onion_lm and not cfg.defence:  # --defence onion: the LM detects, nothing is filtered
         from advkit.poison.onion import OnionPredictor

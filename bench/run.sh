@@ -15,6 +15,7 @@ fi
 $PY bench/knn_memory.py
 $PY bench/knn_inference.py
 $PY bench/knn_epoch.py
+$PY bench/at_epoch.py 1000 1
 $PY bench/shard_attack.py "$CE" 100
 $PY bench/query_precision.py 2000
 $PY bench/window_attack.py "$CE" 30

@@ -1,5 +1,6 @@
 """KNN-BERT fine-tuning: losses, queue, momentum update, datastore, predictor, CLI runs."""
 
+import json
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from advkit.knn_bert.datastore import Datastore
 from advkit.knn_bert.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
 from advkit.knn_bert.predictor import select_lambda_inf
-from conftest import read_json
+from conftest import advkit, read_json
 from advkit.victim import Victim
 
 # ---- losses -------------------------------------------------------------------------------------
@@ -205,8 +206,6 @@ TINY = ["--model", "tiny-random-en", "--dataset", "sst2", "--train-limit", "48",
 
 @pytest.fixture(scope="module")
 def knn_run(tmp_path_factory):
-    from conftest import advkit
-
     out = tmp_path_factory.mktemp("knn") / "run"
     r = advkit("finetune", "--method", "knn", *TINY, "--seed", "3", "--out", out)
     assert r.code == 0, r.stderr
@@ -400,6 +399,23 @@ def test_pooling_refused_where_the_head_cannot_read_it():
     check_head(model, "pooler")  # its own forward
     with pytest.raises(UserError, match="--pooling mean"):
         check_head(model, "mean")
+
+
+def test_evaluate_lambda_inf_attacks_the_vote_or_the_head_alone(knn_run, tmp_path):
+    """`evaluate --lambda-inf 1` scores the KNN vote alone, 0 the head alone: the run's own per-part
+    predictions on the same dev sample; a model that is not a knn run refuses it."""
+    records = {r["index"]: r for r in map(json.loads, (knn_run / "records.jsonl").read_text().splitlines())}
+    for lam, key in (("1", "prediction_knn"), ("0", "prediction_cls")):
+        out = tmp_path / f"lam{lam}"
+        r = advkit("evaluate", "--model", knn_run, "--dataset", "sst2", "--split", "dev", "--limit", "24",
+                   "--max-length", "32", "--lambda-inf", lam, "--quiet", "--out", out)
+        assert r.code == 0, r.stderr
+        assert read_json(out / "metrics.json")["config"]["lambda_inf"] == float(lam)
+        got = {r["index"]: r["prediction"] for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
+        assert got == {i: rec[key] for i, rec in records.items()}
+    r = advkit("evaluate", "--model", knn_run / "model", "--dataset", "sst2", "--limit", "4", "--lambda-inf", "1",
+               "--out", tmp_path / "no")
+    assert r.code == 2 and "not a knn run directory" in r.stderr and not (tmp_path / "no").exists()
 
 
 def test_old_knn_runs_load_as_they_predicted(knn_run, tmp_path):

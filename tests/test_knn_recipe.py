@@ -69,16 +69,19 @@ def test_the_seeds_part_trains_each_seed_and_meets_three_attackers_then_skips_wh
     here = root / "sst2" / "seeds" / "2"
     # the stub writes no run, so the transfer, which reads the head's attack, waits for the next pass
     assert [c.split(" --out ")[1].split()[0] for c in calls] == [str(here / r) for r in (
-        "ce", "knn", "ce-pwws", "knn-pwws", "knn-adaptive-pwws", "knn-cls-pwws")]
-    assert all("--seed 2" in c and "--save-model" in c and "--patience 1" in c for c in calls[:2])
-    goals = {c.split(" --out ")[1].split()[0]: c.split("--goal ")[1].split()[0] for c in calls[2:6]}
+        "ce", "knn", "at", "ce-pwws", "knn-pwws", "knn-adaptive-pwws", "knn-cls-pwws", "at-pwws")]
+    assert all("--seed 2" in c and "--save-model" in c and "--patience 1" in c for c in calls[:3])
+    assert "--method at --epochs 3 " in calls[2]  # AT_EPOCHS' default
+    goals = {c.split(" --out ")[1].split()[0]: c.split("--goal ")[1].split()[0] for c in calls[3:8]}
     assert goals == {str(here / "ce-pwws"): "plain", str(here / "knn-pwws"): "plain",
-                     str(here / "knn-adaptive-pwws"): "adaptive", str(here / "knn-cls-pwws"): "plain"}
-    assert f"--model {here}/knn/model " in calls[5] and "--limit 50" in calls[5]
-    # finished: both models, every attack on 50 examples; the head found 30: only the transfer is left
-    for run in ("ce", "knn"):
+                     str(here / "knn-adaptive-pwws"): "adaptive", str(here / "knn-cls-pwws"): "plain",
+                     str(here / "at-pwws"): "plain"}
+    assert f"--model {here}/knn/model " in calls[6] and "--limit 50" in calls[6]
+    assert f"--model {here}/at " in calls[7]
+    # finished: the three models, every attack on 50 examples; the head found 30: only the transfer is left
+    for run in ("ce", "knn", "at"):
         _run(here / run)
-    for run in ("ce-pwws", "knn-pwws", "knn-adaptive-pwws"):
+    for run in ("ce-pwws", "knn-pwws", "knn-adaptive-pwws", "at-pwws"):
         _run(here / run, {"examples": 50})
     _run(here / "knn-cls-pwws", {"examples": 50, "successes": 30})
     (tmp_path / "calls.log").unlink()
@@ -87,3 +90,28 @@ def test_the_seeds_part_trains_each_seed_and_meets_three_attackers_then_skips_wh
     _run(here / "knn-transfer-pwws", {"examples": 30})
     (tmp_path / "calls.log").unlink()
     assert _table_sh(tmp_path, root, DATASETS="", SEEDS="2", SEED_LIMIT="50") == []
+
+
+def test_a_lambda_inf_chosen_within_one_standard_error_gets_its_vote_attacked_alone(tmp_path):
+    import sys
+
+    root = tmp_path / "runs"
+    here = root / "sst2" / "seeds" / "1"
+    selection = {"lambda_inf_selected_on": "dev (500 of 872 examples)", "selection_accuracy": {"0.0": 0.866,
+                 "0.5": 0.86, "1.0": 0.866}}
+    for run in ("ce", "at"):
+        _run(here / run)
+    _run(here / "knn", {"lambda_inf": 0.0, **selection})
+    for run in ("ce-pwws", "knn-pwws", "knn-adaptive-pwws", "at-pwws"):
+        _run(here / run, {"examples": 50})
+    _run(here / "knn-cls-pwws", {"examples": 50, "successes": 0})
+    calls = _table_sh(tmp_path, root, DATASETS="", SEEDS="1", SEED_LIMIT="50", PYTHON=sys.executable,
+                      PYTHONPATH=str(REPO))
+    assert len(calls) == 1 and "--lambda-inf 1 " in calls[0] and f"--out {here}/knn-vote-pwws" in calls[0]
+    # a firm choice (a margin of 4 points on 500 examples, over one standard error) or a vote already alone:
+    for firm in ({"lambda_inf": 0.0, **selection, "selection_accuracy": {"0.0": 0.9, "1.0": 0.86}},
+                 {"lambda_inf": 1.0, **selection}):
+        _run(here / "knn", firm)
+        (tmp_path / "calls.log").unlink(missing_ok=True)
+        assert _table_sh(tmp_path, root, DATASETS="", SEEDS="1", SEED_LIMIT="50", PYTHON=sys.executable,
+                         PYTHONPATH=str(REPO)) == []

@@ -206,3 +206,40 @@ def test_a_head_attack_without_successes_leaves_nothing_to_transfer(tmp_path):
                                    "successes": 0})
     rows = [line for line in build(tmp_path).splitlines() if line.startswith("| sst2 | 1 |")]
     assert "| 25.0 [" in rows[0]  # right under both of its own attacks on example 1 only
+
+
+def test_at_rows_and_a_flagged_lambda_with_its_vote_attacked_alone(tmp_path):
+    """AT beside CE and KNN-BERT per seed, pooled against both outside the claims' family; a lambda_inf
+    chosen within one standard error is marked † with its margin, and the vote attacked alone shows."""
+    here = tmp_path / "sst2" / "seeds" / "1"
+    _write(here / "ce", {"eval_accuracy": 0.8, "eval_examples": 10},
+           [{"index": i, "label": 1, "prediction": int(i < 8)} for i in range(10)])
+    _write(here / "at", {"eval_accuracy": 0.9, "eval_examples": 10},
+           [{"index": i, "label": 1, "prediction": int(i < 9)} for i in range(10)])
+    # dev: 0.0 and 1.0 tie at 0.866 on 500 examples (SE 1.5 points): flagged; the vote alone was attacked
+    _write(here / "knn", {"accuracy_combined": 0.82, "eval_examples": 10, "lambda_inf": 0.0,
+                          "lambda_inf_selected_on": "dev (500 of 872 examples)",
+                          "selection_accuracy": {"0.0": 0.866, "0.5": 0.85, "1.0": 0.866}})
+
+    def attack(name, survivors, **extra):
+        _write(here / name, {"accuracy_before": 1.0, "accuracy_under_attack": len(survivors) / 10, "examples": 10,
+                             **extra}, [{"index": i, "status": "failed" if i in survivors else "success"}
+                                        for i in range(10)])
+
+    attack("ce-pwws", {0})
+    attack("at-pwws", {0, 1, 2})  # AT survives on 0-2
+    attack("knn-pwws", set(range(6)))
+    attack("knn-adaptive-pwws", set(range(6)))
+    attack("knn-cls-pwws", set(range(6)), successes=0)
+    attack("knn-vote-pwws", set(range(7)))
+    table = build(tmp_path)
+    row = next(line for line in table.splitlines() if line.startswith("| sst2 | 1 |"))
+    assert "| 90.0 [" in row  # AT clean
+    assert "| 0.0 † (dev margin 0.0 over 1, SE 1.5, n=500) |" in row
+    assert "| 100 -> 70.0 [" in row and "| 100 -> 30.0 [" in row  # the vote alone; AT under PWWS
+    assert "| +20.0, p=0.5 | +30.0, p=0.25 |" in row  # AT − CE (2 vs 0), strongest KNN − AT (3 vs 0)
+    against = table.split("Against adversarial training")[1].split("## ")[0]
+    assert "- sst2, AT − CE, clean accuracy on the whole test split: +10.0 [" in against
+    assert "- sst2, KNN-BERT under the strongest attack − AT under PWWS: +30.0 [" in against
+    assert "over 1 seed (10 (seed, example) pairs), McNemar p=0.25" in against
+    assert not any("AT" in line for line in _claims_of(table))  # context, not one of the paper's claims

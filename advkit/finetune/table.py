@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from advkit import stats
+from advkit.knn_bert.selection import selection_margin
 from advkit.report import read_optional as _read, read_records, run_hours, write_table
 
 METHODS = ("ce", "scl", "moco", "knn")
@@ -60,6 +61,15 @@ def _correct(run: Path, key: str = "prediction") -> dict[int, bool] | None:
     return {r["index"]: r[key] == r["label"] for r in records} if records else None
 
 
+def _lambda(knn: dict) -> str:
+    """lambda_inf, flagged † where dev chose it within one standard error of the next grid value."""
+    found = selection_margin(knn)
+    if found is None or not found["flagged"]:
+        return f"{knn['lambda_inf']}"
+    return (f"{knn['lambda_inf']} † (dev margin {100 * found['margin']:.1f} over {found['runner_up']:g}, "
+            f"SE {100 * found['se']:.1f}, n={found['n']})")
+
+
 def _mcnemar(a: dict | None, b: dict | None) -> str:
     """b vs a on the same examples: b's accuracy minus a's (points), McNemar's exact p; * p < 0.05."""
     if not a or not b or set(a) != set(b):
@@ -97,7 +107,9 @@ def build(root: Path) -> str:
              "Accuracy (%) on the evaluation split (see the sizes column), with its 95 % interval: Wilson's for "
              "one run, mean ± Student's t half-width over seeds for 16-shot (std where only the std was stored). "
              "KNN: linear head (cls), KNN vote (knn), and their mix by lambda_inf (combined), lambda_inf chosen on "
-             "dev (imdb: on 10 % of train held out), never on the reported split. KNN pre-trained: the KNN vote "
+             "dev (imdb: on 10 % of train held out), never on the reported split; † marks a choice whose dev accuracy "
+             "beats the next grid value's by no more than one standard error of it, sqrt(a(1 - a)/n), so another dev "
+             "sample could have chosen otherwise (its KNN vote and head are then attacked alone too, below). KNN pre-trained: the KNN vote "
              "over the un-fine-tuned encoder (what pre-training alone gives). Few-shot: 16 examples per class, seeds "
              "13, 21, 42, 87, 100. KNN − CE: KNN combined minus CE on the same examples, McNemar's exact test "
              "(needs per-example records; * p < 0.05 before any correction: the claims below are Holm-adjusted); few-shot: the difference paired by seed, mean ± t half-width, "
@@ -125,7 +137,7 @@ def build(root: Path) -> str:
             sizes = f"{any_m['train_examples']} / {any_m['eval_examples']} ({any_m['eval_split']})"
             if knn is not None and knn["train_examples"] != any_m["train_examples"]:
                 sizes += f"; KNN trains on {knn['train_examples']} (the rest chose lambda_inf)"
-            lam = "–" if knn is None else (f"{knn['lambda_inf']}" if "lambda_inf_mean" not in knn
+            lam = "–" if knn is None else (_lambda(knn) if "lambda_inf_mean" not in knn
                                            else f"{knn['lambda_inf_mean']:.2f} ± {knn['lambda_inf_std']:.2f}")
             attacked = []
             for attack, _ in ATTACKS:
@@ -207,35 +219,78 @@ def _strongest(here: Path) -> dict[int, bool] | None:
 
 
 def _over_seeds(root: Path) -> list[str]:
-    """Robustness over seeds: per seed, CE and KNN-BERT (each trained at that seed) under PWWS on the same
-    test examples, KNN-BERT also under the adaptive PWWS and its head's adversarial examples."""
+    """Robustness over seeds: per seed, CE, KNN-BERT and AT (each trained at that seed) under PWWS on the
+    same test examples, KNN-BERT also under the adaptive PWWS and its head's adversarial examples, and its
+    head and (where dev's lambda_inf was not firm) its vote attacked alone."""
     rows = []
     for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
         for here in _seed_dirs(root, dataset):
             m = {k: (_read(here / k) or {}).get("metrics") for k in
-                 ("ce", "knn", f"ce-{SEED_ATTACK}", f"knn-{SEED_ATTACK}", f"knn-adaptive-{SEED_ATTACK}")}
+                 ("ce", "knn", "at", *(f"{r}-{SEED_ATTACK}" for r in ("ce", "knn", "knn-adaptive", "knn-cls",
+                                                                      "knn-vote", "at")))}
             strongest = _strongest(here)
             worst = "–" if strongest is None else stats.fmt_rate(sum(strongest.values()), len(strongest))
-            adaptive_gain = _mcnemar(_under_attack(here / f"knn-{SEED_ATTACK}"),
-                                     _under_attack(here / f"knn-adaptive-{SEED_ATTACK}"))
+            under = {r: _under_attack(here / f"{r}-{SEED_ATTACK}") for r in ("ce", "knn", "knn-adaptive", "at")}
             rows.append(f"| {dataset} | {here.name} | {_cell(m['ce'], 'eval_accuracy')} | "
-                        f"{_cell(m['knn'], 'accuracy_combined')} | {(m['knn'] or {}).get('lambda_inf', '–')} | "
+                        f"{_cell(m['knn'], 'accuracy_combined')} | {_cell(m['at'], 'eval_accuracy')} | "
+                        f"{_lambda(m['knn']) if m['knn'] else '–'} | "
                         f"{_pwws(m[f'ce-{SEED_ATTACK}'])} | {_pwws(m[f'knn-{SEED_ATTACK}'])} | "
-                        f"{_pwws(m[f'knn-adaptive-{SEED_ATTACK}'])} | {adaptive_gain} | {worst} | "
-                        f"{_mcnemar(_under_attack(here / f'ce-{SEED_ATTACK}'), strongest)} |")
+                        f"{_pwws(m[f'knn-adaptive-{SEED_ATTACK}'])} | {_mcnemar(under['knn'], under['knn-adaptive'])} | "
+                        f"{worst} | {_mcnemar(under['ce'], strongest)} | {_pwws(m[f'knn-cls-{SEED_ATTACK}'])} | "
+                        f"{_pwws(m[f'knn-vote-{SEED_ATTACK}'])} | {_pwws(m[f'at-{SEED_ATTACK}'])} | "
+                        f"{_mcnemar(under['ce'], under['at'])} | {_mcnemar(under['at'], strongest)} |")
     if not rows:
         return []
     return ["", "## Robustness over seeds, against the strongest attack", "",
-            "CE and KNN-BERT trained at each seed (the rich-source recipe, weights kept), both attacked by PWWS on "
-            "the same n test examples (seed 0). KNN-BERT meets three attackers: PWWS scored by its shipped vote "
+            "CE, KNN-BERT and AT (adversarial training, `--method at`: A2T-style, one clean epoch then adversarial "
+            "ones) trained at each seed (the rich-source recipe, weights kept), all attacked by PWWS on the same n "
+            "test examples (seed 0). KNN-BERT meets three attackers: PWWS scored by its shipped vote "
             "(plain), the adaptive PWWS (`--goal adaptive`: the search reads a smooth twin of the vote, each class's "
             "nearest keys under a softmax, and succeeds only when the shipped vote flips), and its linear head's "
-            "adversarial examples (transfer). Strongest: still right under all three. Accuracy (%) before -> under "
-            "the attack with its Wilson interval; adaptive − plain and KNN − CE: McNemar's exact p on the same "
+            "adversarial examples (transfer). Strongest: still right under all three. Beside them, KNN-BERT's "
+            "parts attacked alone: its linear head, and its KNN vote (`--lambda-inf 1`) where dev's lambda_inf "
+            "was not firm (†) and the run does not ship the vote alone already. Accuracy (%) before -> under "
+            "the attack with its Wilson interval; differences: McNemar's exact p on the same "
             "examples (before correction; the pooled claim below is in the Holm family).", "",
-            "| data set | seed | CE clean | KNN clean (combined) | lambda_inf | CE under PWWS | KNN under PWWS "
-            "| KNN under adaptive PWWS | adaptive − plain | KNN under the strongest | strongest KNN − CE |",
-            "|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+            "| data set | seed | CE clean | KNN clean (combined) | AT clean | lambda_inf | CE under PWWS | "
+            "KNN under PWWS | KNN under adaptive PWWS | adaptive − plain | KNN under the strongest | "
+            "strongest KNN − CE | KNN head alone under PWWS | KNN vote alone under PWWS | AT under PWWS | AT − CE | "
+            "strongest KNN − AT |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, *_against_at(root)]
+
+
+def _pooled(root: Path, dataset: str, a, b) -> dict | None:
+    """stats.stratified_paired of b vs a over the seeds where both exist on the same examples; a and b
+    map a seed folder to {example: correct}."""
+    strata = []
+    for here in _seed_dirs(root, dataset):
+        x, y = a(here), b(here)
+        if x and y and set(x) == set(y):
+            keys = sorted(x)
+            strata.append(([x[k] for k in keys], [y[k] for k in keys]))
+    return stats.stratified_paired(strata) if strata else None
+
+
+def _against_at(root: Path) -> list[str]:
+    """AT against CE and against KNN-BERT, pooled over seeds: context for the claims, not a claim of the paper
+    (so not in its Holm family)."""
+    ce, at = (lambda h: _under_attack(h / f"ce-{SEED_ATTACK}")), (lambda h: _under_attack(h / f"at-{SEED_ATTACK}"))
+    lines = []
+    for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for name, r in (("AT − CE, clean accuracy on the whole test split",
+                         _pooled(root, dataset, lambda h: _correct(h / "ce"), lambda h: _correct(h / "at"))),
+                        ("AT − CE under PWWS", _pooled(root, dataset, ce, at)),
+                        ("KNN-BERT under the strongest attack − AT under PWWS", _pooled(root, dataset, at, _strongest))):
+            if r is not None:
+                lines.append(f"- {dataset}, {name}: {100 * r['difference']:+.1f} "
+                             f"{stats.fmt_interval(r['low'], r['high'], spec='+.1f')} points over {r['strata']} "
+                             f"seed{'s' if r['strata'] != 1 else ''} ({r['n']} (seed, example) pairs), "
+                             f"McNemar p={r['p_value']:.3g} (pooled discordant pairs).")
+    if not lines:
+        return []
+    return ["", "Against adversarial training (AT, the baseline users compare robustness methods with), pooled over "
+            "seeds as the claim below is (stratified bootstrap interval): a comparison beside the paper's claims, "
+            "not one of them, so outside their Holm family.", "", *lines]
 
 
 def _seed_claim(root: Path, dataset: str) -> stats.Claim | None:

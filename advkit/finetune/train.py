@@ -488,7 +488,7 @@ def evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_o
     if selection is not None:
         p_cls, p_knn, _ = predictor.parts(*texts(selection))
         predictor.lambda_inf, scores = knn_predictor.select_lambda_inf(p_cls, p_knn, [e.label for e in selection])
-        found = {"lambda_inf_selected_on": selected_on, "selection_accuracy": {str(k): v for k, v in scores.items()}}
+        found = {"lambda_inf_selected_on": selected_on, "selection_examples": len(selection), "selection_accuracy": {str(k): v for k, v in scores.items()}}
     p_cls, p_knn, q = predictor.parts(*texts(dev.examples))
     gold = np.array([e.label for e in dev.examples])
     accuracy = {name: float((p.argmax(1) == gold).mean()) for name, p in

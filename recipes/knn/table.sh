@@ -28,6 +28,11 @@ metric() {  # metric RUN KEY: that number from a finished run's metrics.json, or
     "$1/metrics.json" "$2"
 }
 
+vote_alone() {  # vote_alone KNN_RUN: dev's lambda_inf choice is within one standard error (advkit.knn_bert.selection)
+  # and the run does not already ship the vote alone (lambda_inf 1): its KNN vote is then attacked alone too
+  [ "$("$PYTHON" -m advkit.knn_bert.selection "$1" 2>/dev/null || true)" = flagged ] && [ "$(metric "$1" lambda_inf)" != 1.0 ]
+}
+
 for ds in $DATASETS; do
   for m in $METHODS; do
     save=()
@@ -54,6 +59,10 @@ for ds in $DATASETS; do
         [ "$(metric "$out" examples)" = "$n" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$model" \
           --dataset "$ds" --split test --limit "$n" --attack "$attack" --max-length 128 --out "$out"
       done
+      out="$ROOT/$ds/rich/knn-vote-$attack"  # the vote alone, where dev's choice of lambda_inf was not firm
+      ! vote_alone "$ROOT/$ds/rich/knn" || [ "$(metric "$out" examples)" = "$n" ] || "$ADVKIT" evaluate --quiet \
+        --overwrite --model "$ROOT/$ds/rich/knn" --lambda-inf 1 --dataset "$ds" --split test --limit "$n" \
+        --attack "$attack" --max-length 128 --out "$out"
       # The head's adversarial examples fed to the KNN model's combined predictor: does the vote resist
       # them, or could the attack not see the vote move? (Re-run when the head's attack was: it feeds one
       # example per success.)
@@ -63,24 +72,36 @@ for ds in $DATASETS; do
     done
   fi
 done
-# Robustness over seeds (issue 30): on SST-2, CE and KNN-BERT trained at each of SEEDS (weights kept),
-# both attacked by PWWS on the same SEED_LIMIT test examples; KNN-BERT also by the adaptive PWWS (the
+# Robustness over seeds (issue 30): on SST-2, CE, KNN-BERT and AT trained at each of SEEDS (weights kept),
+# all attacked by PWWS on the same SEED_LIMIT test examples; KNN-BERT also by the adaptive PWWS (the
 # search reads the vote's smooth twin, success is the shipped vote's: `--goal adaptive`) and by its head's
 # adversarial examples. The table judges KNN-BERT under the strongest of the three, pooled over seeds.
+# Where dev's lambda_inf choice was not firm (vote_alone), the KNN vote alone is attacked as well (knn-vote-*),
+# beside the head alone (knn-cls-*), here and in the rich-source attacks above.
 # SEEDS="" leaves this part out; a seed whose runs are finished is skipped.
+# AT, the adversarial-training baseline (`--method at`, A2T-style), is trained and attacked beside them:
+# one clean epoch, then adversarial ones, at most AT_EPOCHS in all (an AT epoch costs several CE epochs:
+# bench/out/at_epoch.json).
 SEEDS="${SEEDS-1 2 3}"
 SEED_LIMIT="${SEED_LIMIT:-200}"
+AT_EPOCHS="${AT_EPOCHS:-3}"
 for s in $SEEDS; do
   here="$ROOT/sst2/seeds/$s"
   for m in ce knn; do
     finetune "$here/$m" --recipe recipes/knn/sst2.toml --method "$m" --patience 1 --seed "$s" --save-model
   done
-  for run in ce:ce:plain knn:knn:plain knn-adaptive:knn:adaptive knn-cls:knn/model:plain; do
+  finetune "$here/at" --recipe recipes/knn/sst2.toml --method at --epochs "$AT_EPOCHS" --patience 1 --seed "$s" \
+    --save-model
+  for run in ce:ce:plain knn:knn:plain knn-adaptive:knn:adaptive knn-cls:knn/model:plain at:at:plain; do
     IFS=: read -r name model goal <<< "$run"
     out="$here/$name-pwws"
     [ "$(metric "$out" examples)" = "$SEED_LIMIT" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$here/$model" \
       --dataset sst2 --split test --limit "$SEED_LIMIT" --attack pwws --goal "$goal" --max-length 128 --out "$out"
   done
+  out="$here/knn-vote-pwws"
+  ! vote_alone "$here/knn" || [ "$(metric "$out" examples)" = "$SEED_LIMIT" ] || "$ADVKIT" evaluate --quiet \
+    --overwrite --model "$here/knn" --lambda-inf 1 --dataset sst2 --split test --limit "$SEED_LIMIT" --attack pwws \
+    --max-length 128 --out "$out"
   out="$here/knn-transfer-pwws" head="$here/knn-cls-pwws"  # no transfer where the head's attack found nothing
   found="$(metric "$head" successes || true)"
   [ "$found" = 0 ] || [ "$(metric "$out" examples)" = "$found" ] || "$ADVKIT" evaluate --quiet --overwrite \
