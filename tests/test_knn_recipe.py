@@ -105,6 +105,10 @@ def test_a_lambda_inf_chosen_within_one_standard_error_gets_its_vote_attacked_al
     for run in ("ce-pwws", "knn-pwws", "knn-adaptive-pwws", "at-pwws"):
         _run(here / run, {"examples": 50})
     _run(here / "knn-cls-pwws", {"examples": 50, "successes": 0})
+    assert _table_sh(tmp_path, root, DATASETS="", SEEDS="1", SEED_LIMIT="50", PYTHON=sys.executable,
+                     PYTHONPATH=str(REPO)) == []  # no weights kept: nothing to attack
+    (here / "knn" / "model").mkdir()
+    (here / "knn" / "model" / "config.json").write_text("{}")
     calls = _table_sh(tmp_path, root, DATASETS="", SEEDS="1", SEED_LIMIT="50", PYTHON=sys.executable,
                       PYTHONPATH=str(REPO))
     assert len(calls) == 1 and "--lambda-inf 1 " in calls[0] and f"--out {here}/knn-vote-pwws" in calls[0]

@@ -28,9 +28,10 @@ metric() {  # metric RUN KEY: that number from a finished run's metrics.json, or
     "$1/metrics.json" "$2"
 }
 
-vote_alone() {  # vote_alone KNN_RUN: dev's lambda_inf choice is within one standard error (advkit.knn_bert.selection)
-  # and the run does not already ship the vote alone (lambda_inf 1): its KNN vote is then attacked alone too
-  [ "$("$PYTHON" -m advkit.knn_bert.selection "$1" 2>/dev/null || true)" = flagged ] && [ "$(metric "$1" lambda_inf)" != 1.0 ]
+vote_alone() {  # vote_alone KNN_RUN: dev's lambda_inf choice is within one standard error (advkit.knn_bert.selection),
+  # the run does not already ship the vote alone (lambda_inf 1) and its weights are kept: its vote is attacked alone
+  [ -f "$1/model/config.json" ] && [ "$(metric "$1" lambda_inf)" != 1.0 ] &&
+    [ "$("$PYTHON" -m advkit.knn_bert.selection "$1" 2>/dev/null || true)" = flagged ]
 }
 
 for ds in $DATASETS; do
