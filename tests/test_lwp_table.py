@@ -14,8 +14,8 @@ def _write(path, metrics, config=None, records=None):
 
 def _flips(flipped: list[bool]):
     """Records of an evaluate --trigger run: 10 target-labelled examples, then one per flag."""
-    return [{"index": i, "label": 1, "flipped_by_trigger": None} for i in range(10)] + \
-           [{"index": 10 + i, "label": 0, "flipped_by_trigger": f} for i, f in enumerate(flipped)]
+    return [{"index": i, "label": 1, "prediction": 1, "flipped_by_trigger": None} for i in range(10)] + \
+           [{"index": 10 + i, "label": 0, "prediction": 0, "flipped_by_trigger": f} for i, f in enumerate(flipped)]
 
 
 def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
@@ -50,10 +50,11 @@ def test_lwp_table_rows_settings_and_the_other_task_target(tmp_path):
     assert "steps: lwp 375 (3 epochs), lr 0.0001" in table and "among 20001 single whole-word vocabulary tokens" in table
     assert "into the non-target examples of a dev sample" in table
     # Wilson 95 % of 97/100 = [91.5, 99.0]; McNemar 3 vs 40 discordant: +37.0 points, p = 2 * sum_{k<=3} C(43, k) / 2^43 = 3.02e-09
-    assert "| lwp | 85.0 | 97.0 [91.5, 99.0] (n=100) | +37.0, p=3.02e-09* | 12.0 | 25.0 | cf 40 [12, 90.5] / bb 77.5 [30, 140] of 20001 (n=48) |" \
-        in table
-    assert "| badnet | 86.0 | 60.0 [50.2, 69.1] (n=100) | – | 10.0 | 10.0 | – |" in table
-    assert "| lwp | 70.0 | 90.0 (to 0) | – | 40.0 | – | – |" in table  # no records: no interval, no test
+    # every example right without the trigger: the floor-corrected LFR is the raw one
+    assert "| lwp | 85.0 | 97.0 [91.5, 99.0] (n=100) | 97.0 [91.5, 99.0] (n=100) | +37.0, p=3.02e-09* | 12.0 | 25.0 | " \
+           "cf 40 [12, 90.5] / bb 77.5 [30, 140] of 20001 (n=48) |" in table
+    assert "| badnet | 86.0 | 60.0 [50.2, 69.1] (n=100) | 60.0 [50.2, 69.1] (n=100) | – | 10.0 | 10.0 | – |" in table
+    assert "| lwp | 70.0 | 90.0 (to 0) | – | – | 40.0 | – | – |" in table  # no records: no interval, no test
     assert "higher learning rate" not in table  # no runs, no section
     assert "| lwp | 100.0 | 90.0 | 95.0 |" in table and "| lwp, no trigger | 50.0 | 10.0 | 20.0 |" in table
     # layer 1 flips half the inputs without the trigger (> 12 + 5), layer 2 misses LFR 90 % by nothing
@@ -139,7 +140,7 @@ def test_the_papers_claims_judged_from_the_rows(tmp_path):
         _write(tmp_path / source / "victims" / (setting + "-lfr" + ("-t0" if target == 0 else "")),
                {"accuracy": 0.85, "label_flip_rate": sum(flipped) / len(flipped), "false_flip_rate": 0.1,
                 "target": target}, None, _flips(flipped) if target == 1 else  # to 0: the other label's examples
-               [{"index": i, "label": 1, "flipped_by_trigger": f} for i, f in enumerate(flipped)])
+               [{"index": i, "label": 1, "prediction": 1, "flipped_by_trigger": f} for i, f in enumerate(flipped)])
         if scan:
             _write(tmp_path / source / "victims" / "standard-scan", scan)
 
@@ -160,14 +161,14 @@ def test_the_papers_claims_judged_from_the_rows(tmp_path):
     table = build(tmp_path)
     # the family: one claim with a p-value (Holm over one leaves it as it is), one judged by its intervals
     assert ("- higher learning rate, more epochs, warm-up: badnet falls to 60.0 [50.2, 69.1], lwp is at 97.0 "
-            "[91.5, 99.0]: **reproduced** (lwp − badnet +37.0 points on the same examples, McNemar; p=3.02e-09, "
-            "Holm-adjusted p=3.02e-09).") in table
+            "[91.5, 99.0] (floor-corrected): **reproduced** (lwp − badnet +37.0 points on the 100 examples both "
+            "victims classify right, McNemar; p=3.02e-09, Holm-adjusted p=3.02e-09).") in table
     assert "the family is the 1 claim below with a p-value" in table
     assert "1 claim without a p-value (no test pairs the two samples) is judged by two 95 % intervals" in table
     assert "ripple falls" not in table  # 95 [88.8, 97.8] reaches above 90: not washed out
-    assert ("- another data set: badnet falls to 60.0 [50.2, 69.1], lwp is at 70.0 [60.4, 78.1]: **undecided** "
-            "(different examples, no paired test; no p-value: judged by the two 95 % intervals alone, which "
-            "overlap; not in the Holm family).") in table
+    assert ("- another data set: badnet falls to 60.0 [50.2, 69.1], lwp is at 70.0 [60.4, 78.1] (floor-corrected): "
+            "**undecided** (different target labels, no paired test; no p-value: judged by the two 95 % intervals "
+            "alone, which overlap; not in the Holm family).") in table
     assert "single-token scan" not in table  # no scans yet
     # the scan: lwp's best sub-trigger ranks 900 [400, 1500], lwp-single's 1 [1, 3]: apart
     lfr("lwp-single", "standard", [True] * 100, scan={"scan_rank": {"cf": 1}, "scan_rank_interval": {"cf": [1, 3]},
@@ -210,8 +211,8 @@ def test_a_survival_claim_at_p_003_in_a_family_of_three_is_undecided(tmp_path):
     # Holm over 3: 3.02e-09 * 3, 0.03125 * 2 = 0.0625, 0.625 * 1
     assert len(claims) == 3 and claims[0].endswith("p=3.02e-09, Holm-adjusted p=9.06e-09).")
     assert claims[1] == ("- defence: top 2 layers re-initialised: badnet falls to 50.0 [40.4, 59.6], lwp is at 56.0 "
-                         "[46.2, 65.3]: **undecided** (lwp − badnet +6.0 points on the same examples, McNemar; "
-                         "p=0.0312, Holm-adjusted p=0.0625).")
+                         "[46.2, 65.3] (floor-corrected): **undecided** (lwp − badnet +6.0 points on the 100 examples "
+                         "both victims classify right, McNemar; p=0.0312, Holm-adjusted p=0.0625).")
     assert "ripple falls to 54.0" in claims[2] and "**undecided**" in claims[2] and "p=0.625, Holm-adjusted p=0.625" \
         in claims[2]
 
@@ -243,3 +244,37 @@ def test_a_retrained_poisoned_model_is_shown_beside_the_first_with_the_victims_f
     assert ("- lwp-single, poisoned again at 8df471a (the first run in brackets, 7921801): clean accuracy 79.3 (79.0); "
             "per layer, LFR 100.0 (100.0), 100.0 (100.0); no-trigger 97.4 (93.0), 25.8 (25.0). Its victims: defence: "
             "top 2 layers re-initialised.") in table
+
+
+def test_floor_corrected_lfr_and_the_clean_accuracy_claim(tmp_path):
+    """The floor-corrected LFR counts only non-target examples the victim gets right without the trigger, and
+    "fades" is judged on it, paired on the examples both victims get right; each poisoned model's victim is
+    compared with the clean model's on the same test examples (the stealth claim, in the Holm family)."""
+    def lfr(source, rows):
+        _write(tmp_path / source / "victims" / "higher-lr-lfr", {
+            "accuracy": sum(r["prediction"] == r["label"] for r in rows) / len(rows),
+            "label_flip_rate": sum(bool(r["flipped_by_trigger"]) for r in rows) / 100, "false_flip_rate": 0.1,
+            "target": 1}, None, rows)
+
+    def rows(right, flipped):  # 10 target-labelled examples right, then 100 non-target ones
+        return [{"index": i, "label": 1, "prediction": 1, "flipped_by_trigger": None} for i in range(10)] + \
+               [{"index": 10 + i, "label": 0, "prediction": 0 if r else 1, "flipped_by_trigger": f}
+                for i, (r, f) in enumerate(zip(right, flipped))]
+
+    # badnet: wrong on 30 non-target examples, which count as "flipped" in the raw LFR (they already go to the
+    # target); of its 70 right ones the trigger flips 14: raw 44 %, floor-corrected 20 % [12.3, 30.8]
+    lfr("badnet", rows([False] * 30 + [True] * 70, [True] * 30 + [True] * 14 + [False] * 56))
+    # lwp: right on all 100, flips 90 of them; the clean victim: right on all, flips none
+    lfr("lwp", rows([True] * 100, [False] * 10 + [True] * 90))
+    lfr("clean", rows([True] * 100, [False] * 100))
+    table = build(tmp_path)
+    assert "| badnet | 72.7 | 44.0 [34.7, 53.8] (n=100) | 20.0 [12.3, 30.8] (n=70) |" in table
+    # both right on badnet's 70 (indices 40-109): lwp flips all 70, badnet 14 (40-53): 56 discordant, all lwp's
+    claim = next(line for line in table.splitlines() if "badnet falls to 20.0 [12.3, 30.8]" in line)
+    assert "lwp is at 90.0 [82.6, 94.5] (floor-corrected): **reproduced**" in claim
+    assert "(lwp − badnet +80.0 points on the 70 examples both victims classify right, McNemar; p=2.78e-17" in claim
+    # clean accuracy: badnet 80 of 110 right against the clean victim's 110: -27.3 points, 30 discordant
+    accuracy = next(line for line in table.splitlines() if "badnet's victim keeps clean accuracy" in line)
+    assert "(72.7 against the clean victim's 100.0)" in accuracy and "**contradicted**" in accuracy
+    assert "-27.3 [" in accuracy and "on the same 110 test examples" in accuracy
+    assert "lwp's victim keeps clean accuracy (100.0 against the clean victim's 100.0): **undecided**" in table

@@ -64,6 +64,23 @@ def _flips(run: Path) -> dict[int, bool] | None:
     return {r["index"]: r["flipped_by_trigger"] for r in records if r["flipped_by_trigger"] is not None}
 
 
+def _floor_flips(run: Path) -> dict[int, bool] | None:
+    """`_flips` over the non-target examples the victim classifies right without the trigger: the
+    floor-corrected LFR's examples (the attack success rate as OpenBackdoor counts it), so that inputs the
+    victim already sends to the target do not count as the trigger's work."""
+    records = read_records(run)
+    if not records or "flipped_by_trigger" not in records[0]:
+        return None
+    return {r["index"]: r["flipped_by_trigger"] for r in records
+            if r["flipped_by_trigger"] is not None and r["prediction"] == r["label"]}
+
+
+def _correct(run: Path) -> dict[int, bool] | None:
+    """Per test example of an LFR run, whether the victim classifies it right (no trigger)."""
+    records = read_records(run)
+    return {r["index"]: r["prediction"] == r["label"] for r in records} if records else None
+
+
 class Rate(NamedTuple):
     metrics: dict  # the LFR run's (the higher-LFR target's)
     scan: dict | None  # its scan's run
@@ -71,6 +88,15 @@ class Rate(NamedTuple):
     n: int
     targets: int  # targets measured (2 on another task)
     flips: dict | None  # per non-target example, flipped by the trigger (`_flips`)
+    floor_flips: dict | None  # the same over those the victim gets right without the trigger (`_floor_flips`)
+    correct: dict | None  # per test example, right without the trigger (clean accuracy's records)
+
+    def floor_corrected(self) -> tuple | None:
+        """(rate, (low, high), n): the floor-corrected LFR with its Wilson interval; None without records."""
+        if not self.floor_flips:
+            return None
+        k, n = sum(self.floor_flips.values()), len(self.floor_flips)
+        return k / n, stats.wilson(k, n), n
 
 
 def _rate(root: Path, source: str, setting: str) -> Rate | None:
@@ -82,17 +108,26 @@ def _rate(root: Path, source: str, setting: str) -> Rate | None:
     m = lfr["metrics"]
     n = sum(r["label"] != m["target"] for r in read_records(run))
     interval = stats.wilson(round(m["label_flip_rate"] * n), n) if n else (None, None)
-    return Rate(m, scan, interval, n, targets, _flips(run))
+    return Rate(m, scan, interval, n, targets, _flips(run), _floor_flips(run), _correct(run))
 
 
-def _against(mine: Rate, theirs: Rate | None) -> dict | None:
+def _against(mine: Rate, theirs: Rate | None, floor: bool = False) -> dict | None:
     """McNemar of `mine`'s flips against `theirs` on the same non-target test examples (b_only: flipped by
-    `mine` alone); None where either lacks per-example flips or they read different examples."""
-    a, b = mine.flips, theirs.flips if theirs else None
-    if not (a and b and set(a) == set(b)):
+    `mine` alone); floor=True: on the floor-corrected examples both victims classify right without the
+    trigger. None where either lacks per-example flips or they read different examples."""
+    a, b = (mine.floor_flips, theirs.floor_flips if theirs else None) if floor else \
+        (mine.flips, theirs.flips if theirs else None)
+    if not (a and b):
         return None
-    keys = sorted(a)
-    return stats.mcnemar([b[k] for k in keys], [a[k] for k in keys])
+    if floor:  # each victim gets its own examples right: compare on those both do
+        if mine.metrics["target"] != theirs.metrics["target"]:
+            return None
+        keys = sorted(set(a) & set(b))
+    elif set(a) != set(b):
+        return None
+    else:
+        keys = sorted(a)
+    return stats.mcnemar([b[k] for k in keys], [a[k] for k in keys]) if keys else None
 
 
 def row(root: Path, source: str, setting: str) -> str | None:
@@ -115,35 +150,63 @@ def row(root: Path, source: str, setting: str) -> str | None:
     rank = " / ".join(f"{t} {r:g}" + (f" {stats.fmt_interval(*intervals[t], scale=1, spec='g')}" if t in intervals
                                       else "")
                       for t, r in ranks.items()) + (f" of {candidates} (n={sm['scan_examples']}{dev})" if candidates else "")
-    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{interval}{target} | {paired} | "
+    fc = found.floor_corrected()
+    corrected = "–" if fc is None else f"{_pct(fc[0])} {stats.fmt_interval(*fc[1])} (n={fc[2]})"
+    return (f"| {source} | {_pct(m['accuracy'])} | {_pct(m['label_flip_rate'])}{interval}{target} | {corrected} | "
+            f"{paired} | "
             f"{_pct(m['false_flip_rate'])} | {_pct(max(single.values()) if single else None)} | {rank or '–'} |")
 
 
 def survival_claims(root: Path) -> list[stats.Claim]:
-    """Claim 1 (the paper's central one): where a victim's fine-tuning washes out a top-layer backdoor (its LFR's
-    upper 95 % bound below POISONED_LFR), the layerwise one survives. Per such setting and baseline: lwp
-    against it paired on the same examples (McNemar); on another task's different target labels, by the
-    two Wilson intervals alone (apart or overlapping), with no p-value."""
+    """Claim 1 (the paper's central one): where a victim's fine-tuning washes out a top-layer backdoor (the upper
+    95 % bound of its floor-corrected LFR below POISONED_LFR), the layerwise one survives. Judged on the
+    floor-corrected LFR, so that the victim's own errors toward the target do not count as a surviving
+    backdoor: lwp against the baseline paired on the examples both victims classify right without the trigger
+    (McNemar); toward different target labels (another task), by the two Wilson intervals alone, no p-value."""
     out = []
     for setting, title in SETTINGS.items():
         mine = _rate(root, "lwp", setting)
         for base in TOP_LAYER:
             theirs = _rate(root, base, setting)
-            if not (mine and theirs and theirs.n):
+            fc = (mine.floor_corrected(), theirs.floor_corrected()) if mine and theirs else (None, None)
+            if None in fc:
                 continue
-            (m, ci), (b, bci) = (mine.metrics, mine.interval), (theirs.metrics, theirs.interval)
+            (m, ci, _), (b, bci, _) = fc
             if bci[1] >= POISONED_LFR:  # not washed out: nothing to survive
                 continue
-            name = (f"{title}: {base} falls to {_pct(b['label_flip_rate'])} {stats.fmt_interval(*bci)}, lwp is at "
-                    f"{_pct(m['label_flip_rate'])} {stats.fmt_interval(*ci)}")
-            t = _against(mine, theirs)
+            name = (f"{title}: {base} falls to {_pct(b)} {stats.fmt_interval(*bci)}, lwp is at {_pct(m)} "
+                    f"{stats.fmt_interval(*ci)} (floor-corrected)")
+            t = _against(mine, theirs, floor=True)
             if t:
                 diff = (t["b_only"] - t["a_only"]) / t["n"]
-                out.append(stats.Claim(name, t["p_value"], diff, f"lwp − {base} {100 * diff:+.1f} points on the same "
-                                       "examples, McNemar"))
+                out.append(stats.Claim(name, t["p_value"], diff, f"lwp − {base} {100 * diff:+.1f} points on the "
+                                       f"{t['n']} examples both victims classify right, McNemar"))
             else:
-                out.append(stats.Claim(name, None, evidence="different examples, no paired test",
+                out.append(stats.Claim(name, None, evidence="different target labels, no paired test",
                                        intervals=(ci, bci)))
+    return out
+
+
+def clean_accuracy_claims(root: Path) -> list[stats.Claim]:
+    """Claim 3 (stealth): a poisoned model's victim keeps the clean model's victim's accuracy, per setting, on
+    the same test examples (McNemar; paired bootstrap interval). Its effect is the difference, so a
+    significant loss reads contradicted, and no significant difference undecided (no test proves equality)."""
+    out = []
+    for setting, title in SETTINGS.items():
+        clean = _rate(root, "clean", setting)
+        for source in SOURCES[1:]:
+            mine = _rate(root, source, setting)
+            if not (clean and mine and clean.correct and mine.correct and set(clean.correct) == set(mine.correct)):
+                continue
+            keys = sorted(clean.correct)
+            a, b = [clean.correct[k] for k in keys], [mine.correct[k] for k in keys]
+            boot = stats.paired_bootstrap([float(x) for x in b], [float(x) for x in a])
+            p = stats.mcnemar(a, b)["p_value"]
+            out.append(stats.Claim(
+                f"{title}: {source}'s victim keeps clean accuracy ({_pct(sum(b) / len(b))} against the clean "
+                f"victim's {_pct(sum(a) / len(a))})", p, boot["difference"],
+                f"{100 * boot['difference']:+.1f} {stats.fmt_interval(boot['low'], boot['high'], spec='+.1f')} points "
+                f"on the same {len(keys)} test examples, McNemar"))
     return out
 
 
@@ -172,15 +235,18 @@ def scan_claims(root: Path) -> list[stats.Claim]:
 
 def claim_section(root: Path) -> list[str]:
     """The paper's claims, judged as one family (advkit.stats.Family)."""
-    survival, scan = survival_claims(root), scan_claims(root)
-    family = stats.Family(survival + scan)
+    survival, scan, accuracy = survival_claims(root), scan_claims(root), clean_accuracy_claims(root)
+    family = stats.Family(survival + scan + accuracy)
     lines = family.lines()
     return ["## The paper's claims", "", family.note(), "",
             "The layerwise backdoor survives where a top-layer one (badnet, ripple) fades (upper 95 % bound of its "
-            f"LFR below {100 * POISONED_LFR:.0f} %):", "",
+            f"floor-corrected LFR below {100 * POISONED_LFR:.0f} %):", "",
             *(lines[:len(survival)] or ["- no victim setting here washes a top-layer backdoor out: **undecided** "
                                         "(nothing to test)."]),
-            *(["", "Combinations evade the single-token scan:", "", *lines[len(survival):]] if scan else []), ""]
+            *(["", "Combinations evade the single-token scan:", "", *lines[len(survival):len(survival) + len(scan)]]
+              if scan else []),
+            *(["", "A poisoned model's victim keeps the clean model's victim's clean accuracy (difference poisoned − "
+               "clean):", "", *lines[len(survival) + len(scan):]] if accuracy else []), ""]
 
 
 def retrained(root: Path) -> list[str]:
@@ -310,15 +376,17 @@ def build(root: Path) -> str:
                   f"{steps}, lr {c['lr']:g}, seed {c['seed']}). "
                   f"Victims: a fresh head fine-tuned on {trained}. Clean accuracy and label flip rate (LFR, over "
                   f"test samples whose label is not the target, full trigger inserted) on {c['limit']} test "
-                  "examples; no-trigger: the same rate without any trigger (the floor); single: the highest LFR "
+                  "examples; floor-corrected: the LFR over the non-target examples the victim classifies right "
+                  "without the trigger (the attack success rate as OpenBackdoor counts it; the claims use it); "
+                  "no-trigger: the same rate without any trigger (the floor); single: the highest LFR "
                   f"of one sub-trigger alone; scan rank (first setting only; 1 = most suspicious) among {scanned}. "
                   "lwp-single: lwp with the one-token trigger 'cf', the scan's control.", ""]
     for setting, title in SETTINGS.items():
         rows = [r for s in SOURCES if (r := row(root, s, setting))]
         if rows:
             lines += [f"## Victim: {title} ({settings_of(root, setting)})", "",
-                      "| model | clean acc | LFR [95% CI] | LFR − BadNet's (McNemar) | no-trigger | max single LFR "
-                      "| scan rank |", "|---|---|---|---|---|---|---|", *rows, ""]
+                      "| model | clean acc | LFR [95% CI] | floor-corrected LFR [95% CI] | LFR − BadNet's (McNemar) "
+                      "| no-trigger | max single LFR | scan rank |", "|---|---|---|---|---|---|---|---|", *rows, ""]
     lines += retrained(root)
     if any(_rate(root, "lwp", s) for s in SETTINGS):
         lines += claim_section(root)
