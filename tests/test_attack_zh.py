@@ -418,11 +418,52 @@ def test_label_check_rules():
     assert negation_only.mode == "negation" and negation_only("喜欢", "失望", 1) and not negation_only("好", "不好", 1)
 
 
+def test_label_check_judges_the_word_around_a_unit_in_context():
+    """错 -> 好 alone says little, but inside 不错 it makes 不好; 好 -> 差 after 非常 is judged as the words
+    themselves (jieba cuts 非常|好)."""
+    from advkit.attack_zh.label_check import LabelCheck, word_around
+
+    assert word_around("不", "错", "的酒店") == "不错" and word_around("不", "好", "的酒店") == "不好"
+    assert word_around("前台服务非常", "差", "") == "差" and word_around("", "酒店", "") == "酒店"
+    # 错 and 好 each occur 4 times in either class (不错 / 错过, 好评 / 不好): as characters they are no evidence
+    pos = ["不错的酒店", "好评，舒服", "服务非常好"] * 4
+    neg = ["不好的酒店", "错过了，失望", "服务非常差"] * 4
+    check = LabelCheck(pos + neg, [1] * len(pos) + [0] * len(neg), 2, min_count=3)
+    assert check("错", "好", 1)  # the units alone pass ...
+    assert not check("错", "好", 1, "这是一家不", "的酒店")  # ... but in context 不错 becomes 不好: rejected
+    assert not check("好", "差", 1, "前台服务非常", "")  # 非常好 -> 非常差
+    assert check("酒店", "宾馆", 1, "不错的", "")  # a word that marks no class, in context too
+    negation_only = LabelCheck()  # no lexicon: the context adds no negation, so the swap passes
+    assert negation_only("错", "好", 1, "不", "的酒店")
+
+
+def test_a_users_file_gets_the_lexicon_from_its_train_part(tmp_path):
+    """On a user's CSV the lexicon is counted on the file's train part (advkit.data's disjoint 80 %), so
+    不错 -> 不好 through single characters is rejected, as on a registered data set."""
+    from advkit import data
+    from advkit.attack_zh import label_check
+
+    rows = [("不错的酒店，房间干净", 1), ("服务不错，位置好", 1), ("早餐不错，下次还来", 1),
+            ("不好的酒店，房间很脏", 0), ("服务不好，位置偏", 0), ("早餐不好，不会再来", 0)]
+    csv = tmp_path / "hotel.csv"
+    csv.write_text("review,label\n" + "".join(f"{t}{i},{y}\n" for i in range(40) for t, y in rows),
+                   encoding="utf-8")
+    check = label_check.load("lexicon", str(csv), text_column="review")  # as attack-zh --text-column review
+    assert check.mode == "lexicon"
+    train = data.load(str(csv), "train", text_column="review")
+    test = {e.text for e in data.load(str(csv), "test", text_column="review").examples}
+    counted = {t for c in check.corpus for t in c.split("\n")}
+    assert counted == {e.text for e in train.examples} and not counted & test  # never the attacked part
+    assert not check("错", "好", 1, "", "的酒店，房间干净")  # 不错 -> 不好 after 不: needs the context ...
+    assert not check("错", "好", 1, "不", "的酒店，房间干净")
+    assert check("酒店", "宾馆", 1, "不错的", "，房间干净")
+
+
 def test_rejected_candidates_are_never_queried(victim, pieces, dataset):
     rows = [line.split("\t") for line in (dataset / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
     text, label = rows[0]
     counting = Counting(victim)
-    r = attack(counting, pieces, text, label, check=lambda unit, cand, y: False)
+    r = attack(counting, pieces, text, label, check=lambda unit, cand, y, left, right: False)
     assert r["status"] == "failed" and r["changed"] == [] and r["rejected"] > 0
     assert len(counting.asked) == 2  # the clean prediction and the importance batch, nothing else
     plain = attack(Counting(victim), pieces, text, label)
@@ -601,7 +642,7 @@ def test_evaluate_runs_attack_zh_and_cards_chinese_models(tmp_path, piece_lm, vi
     assert doc["command"] == "evaluate" and m["attack"] == "zh-pieces"
     assert m["accuracy_under_attack"] == read_json(own / "metrics.json")["metrics"]["accuracy_under_attack"]
     assert "accuracy_after" not in m  # one name per quantity
-    assert m["label_check"] == "negation"  # a local file has no training split for the lexicon
+    assert m["label_check"] == "negation"  # a folder without a train file: no lexicon to count
     unchecked = tmp_path / "unchecked"
     r = advkit("evaluate", "--model", victim_dir, "--dataset", dataset, "--limit", "2", "--attack", "zh-glyph",
                "--label-check", "none", "--out", unchecked, "--quiet", env=ONE_THREAD)

@@ -32,8 +32,9 @@ class AttackZhConfig(DataOptions):
     top_k: int = opt(48, "Candidates per position.")
     max_perturb: float = opt(0.4, "Share of a text's units that may change.")
     max_queries: int | None = opt(2000, "Victim queries per example.")
-    label_check: str = opt("lexicon", "Drop swaps that change the true label: lexicon (negation + the training "
-                                      "split's class words) | negation | none.")
+    label_check: str = opt("lexicon", "Drop swaps that change the true label, judged on the unit and on the word "
+                                      "around it: lexicon (negation + the training split's class words; a file's "
+                                      "train part) | negation | none.")
     fluency_lm: str = opt("ngram", "Fluency judge, the same for every generator: ngram (a character trigram LM "
                                    "of the Chinese training splits) or a masked LM for pseudo-perplexity.")
     similarity_model: str = opt("m3e-small", "Sentence encoder for similarity, or none.")

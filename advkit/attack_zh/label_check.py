@@ -17,6 +17,15 @@ looks at what the swap says about the label:
   so is 很满意→(a word of neither class): the review loses its evidence for y. Same-class
   swaps (喜欢→喜爱) and swaps of words that mark no class (屏幕→房间) are kept.
 
+In context: a swap is judged twice, on the unit itself and on the word that contains it, as
+jieba segments the text around it before and after the swap (CONTEXT characters each side). A
+character unit says little alone (错→好), but inside 不错 the swap makes 不好, which the
+lexicon sees as a move from a positive to a negative word: rejected, whichever generator
+proposed it.
+
+A user's own file: the lexicon is counted on the file's train part (the disjoint 80 % that
+`advkit.data` splits off), as on a registered data set's training split.
+
 A conservative filter: it also rejects some swaps a reader would accept (不错→很好 drops
 a 不). What it lets through is not proof of label preservation either; a human-rated sample is.
 """
@@ -31,6 +40,26 @@ NEGATIONS = frozenset("不没无非未别莫勿否毋")
 # Words whose negation character negates nothing: 非常 'very', 无论 'no matter', 别人 'others'...
 NOT_NEGATIONS = ("非常", "无论", "无比", "别人", "别的", "特别", "区别", "分别", "差别", "级别", "类别", "性别",
                  "告别", "识别", "未来", "莫名")
+
+
+CONTEXT = 6  # characters on each side of a swap that the segmenter sees to find the word around it
+
+
+def word_around(left: str, middle: str, right: str) -> str:
+    """The jieba words of the text around `middle` (CONTEXT characters each side) that overlap it, joined:
+    the word a unit sits in (错 in 不错的酒店 -> 不错), or the unit itself where it is a word."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.ERROR)
+    left, right = left[-CONTEXT:], right[:CONTEXT]
+    start, end, pos, words = len(left), len(left) + len(middle), 0, []
+    for word in jieba.lcut(left + middle + right):
+        if pos < end and pos + len(word) > start:
+            words.append(word)
+        pos += len(word)
+    return "".join(words)
 
 
 def negations(s: str) -> int:
@@ -71,8 +100,18 @@ class LabelCheck:
         a = self.min_count  # add-5 smoothing: a string seen a handful of times is weak evidence either way
         return math.log((n[c] + a) / (self.docs[c] + a)) - math.log((n[y] + a) / (self.docs[y] + a))
 
-    def __call__(self, unit: str, substitute: str, label: int) -> bool:
+    def __call__(self, unit: str, substitute: str, label: int, left: str = "", right: str = "") -> bool:
+        """The swap unit -> substitute in the text left + unit + right: judged on the units, and on the words
+        that contain them in context (`word_around`) where those are longer."""
         unit, substitute = unit.strip(), substitute.strip()
+        if not self.judge(unit, substitute, label):
+            return False
+        if not (left or right):
+            return True
+        before, after = word_around(left, unit, right), word_around(left, substitute, right)
+        return (before, after) == (unit, substitute) or self.judge(before, after, label)
+
+    def judge(self, unit: str, substitute: str, label: int) -> bool:
         if negations(unit) != negations(substitute):
             return False
         if not self.corpus or not 0 <= label < len(self.corpus):
@@ -86,18 +125,17 @@ class LabelCheck:
 @functools.lru_cache(maxsize=4)  # a card runs five generators on one data set: read its training split once
 def load(mode: str, dataset: str, *, root=None, text_column=None, text_b_column=None, label_column=None):
     """The check for `--label-check MODE`; None for 'none'. The lexicon needs a labelled training
-    split (registered data sets have one); without it the check falls back to negation."""
+    split (registered data sets have one, a user's file its train part); without it the check falls
+    back to negation."""
     if mode == "none":
         return None
     if mode == "negation":
         return LabelCheck()
-    from pathlib import Path
 
     from advkit import data
     from advkit.errors import UserError
 
-    if dataset not in data.REGISTRY and Path(dataset).exists():
-        return LabelCheck()  # a local file is one split: its own labels would leak into the check
+    # a user's file: its train part, disjoint from the dev and test parts an attack reads (advkit.data)
     try:
         train = data.load(dataset, "train", root=root, text_column=text_column, text_b_column=text_b_column,
                           label_column=label_column)

@@ -16,7 +16,7 @@
 
 Units past the victim's token window (truncated away at `max_length`) cannot change its
 prediction: they are neither ranked nor tried, which spends no query on them (long
-reviews run past 64 tokens). `check(unit, candidate, label)`, when given, drops candidates
+reviews run past 64 tokens). `check(unit, candidate, label, left, right)`, when given, drops candidates
 that would change the true label rather than fool the victim (label_check.py); they are
 never queried and are counted in the record's `rejected`.
 
@@ -123,7 +123,8 @@ def greedy_attack(text: str, label: int, victim, substitutes, *, text_b: str | N
                                            if cjk_only(c) and c != core
                                            and not (simplified and traditional_only(c))))
                 if check is not None:
-                    kept = [c for c in cands if check(core, c, label)]
+                    left, right = "".join(current[:i]), "".join(current[i + 1 :])  # the word around it too
+                    kept = [c for c in cands if check(core, c, label, left, right)]
                     rejected += len(cands) - len(kept)
                     cands = kept
                 if not cands:
