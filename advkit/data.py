@@ -421,9 +421,21 @@ def to_examples(rows, path: Path, text, text_b, label, names: tuple[str, ...]) -
     return examples
 
 
-def training_text(language: str, root: str | None = None) -> tuple[list[str], list[str]]:
+HALVES = ("A", "B")  # the training text split in two by line: what proposes (A) and what judges (B) share nothing
+
+
+def text_half(line: str) -> str:
+    """The half a line belongs to, by a hash of its text (so a line repeated anywhere lands in one half)."""
+    import zlib
+
+    return HALVES[zlib.crc32(line.encode("utf-8")) % 2]
+
+
+def training_text(language: str, root: str | None = None, half: str | None = None) -> tuple[list[str], list[str]]:
     """(distinct non-empty lines, data set names): every text of the registered training splits of
-    one language (both sentences of a pair), in registry order."""
+    one language (both sentences of a pair), in registry order; with `half` ("A" or "B") only the lines
+    of that half (`text_half`): Chinese attacks build their proposer from A and their fluency judge
+    from B, so the judge never rewards a proposer for repeating its own training text."""
     lines, names = [], []
     for name, spec in REGISTRY.items():
         if spec.language == language and "train" in spec.splits:
@@ -431,7 +443,8 @@ def training_text(language: str, root: str | None = None) -> tuple[list[str], li
             lines.extend(e.text for e in split.examples)
             lines.extend(e.text_b for e in split.examples if e.text_b)
             names.append(name)
-    return list(dict.fromkeys(line.strip() for line in lines if line.strip())), names
+    lines = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
+    return ([line for line in lines if text_half(line) == half] if half else lines), names
 
 
 def sample(examples: list, limit: int | None, seed: int = 0) -> list:

@@ -1,7 +1,7 @@
 """Fluency scores.
 
 - `CharNgram`: perplexity under an interpolated Kneser-Ney character trigram LM (Chen & Goodman
-  1998) counted on the Chinese training splits: attack-zh's default fluency judge. It proposes
+  1998) counted on half B of the Chinese training splits: attack-zh's default fluency judge. It proposes
   no substitutes (every masked LM here does: the chars and pieces generators), reads Simplified
   text natively, and costs nothing next to a pseudo-perplexity (one pass per character).
 - `WordNgram`: the same estimator over lower-cased words, counted on the English training splits

@@ -696,3 +696,24 @@ for name in ZH_ATTACKS:
                           env={**os.environ, **closed, **ONE_THREAD}, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["zh-pieces", "zh-spans", "zh-chars", "zh-words", "zh-glyph", "zh-homophone"]
+
+
+@pytest.mark.shared_data()
+def test_the_piece_lm_learns_from_half_a_and_the_fluency_judge_counts_half_b():
+    """The proposer and the fluency judge share no line of the Chinese training text: the piece LM trains on
+    half A (and is scored on held-out lines of B), the trigram judge is counted on half B."""
+    from advkit import data
+    from advkit.attack_zh.config import TINY_PIECE_LM, BuildPieceLmConfig
+    from advkit.attack_zh.piece_lm import split_corpus
+    from advkit.attack_zh.run import ngram_judge
+
+    a, _ = data.training_text("zh", half="A")
+    b, _ = data.training_text("zh", half="B")
+    everything, _ = data.training_text("zh")
+    assert a and b and not set(a) & set(b) and set(a) | set(b) == set(everything)
+    assert 0.45 < len(a) / len(everything) < 0.55
+    heldout, train = split_corpus(BuildPieceLmConfig(**TINY_PIECE_LM))
+    assert set(train) <= set(a) and set(heldout) <= set(b)
+    judge = ngram_judge(None)
+    starts = sum(n for g, n in judge.tri.items() if g.startswith(judge.BOS * 2))  # one per line counted
+    assert starts == len(b)

@@ -36,7 +36,8 @@ class AttackZhConfig(DataOptions):
                                       "around it: lexicon (negation + the training split's class words; a file's "
                                       "train part) | negation | none.")
     fluency_lm: str = opt("ngram", "Fluency judge, the same for every generator: ngram (a character trigram LM "
-                                   "of the Chinese training splits) or a masked LM for pseudo-perplexity.")
+                                   "of half B of the Chinese training splits; the piece LM learns from half A) or "
+                                   "a masked LM for pseudo-perplexity.")
     similarity_model: str = opt("m3e-small", "Sentence encoder for similarity, or none.")
     judge: str | None = opt(None, "An independent classifier never attacked (e.g. a finetune run on the full "
                                   "training split): does it still give each successful adversarial text its "
@@ -63,7 +64,8 @@ class BuildPieceLmConfig:
     COMMAND: ClassVar[str] = "build-piece-lm"
 
 
-    corpus: str | None = opt(None, "A UTF-8 text file, one sentence a line (unset: the Chinese training splits).")
+    corpus: str | None = opt(None, "A UTF-8 text file, one sentence a line (unset: half A of the Chinese training splits; "
+                                "half B is held out and judges fluency).")
     data_root: str | None = opt(None, "Folder of the registered data sets (else $ADVKIT_DATA, ../shared/datasets).")
     base: str = opt("albert-tiny-zh", "Character-level masked LM to warm-start from.")
     tiny: bool = opt(False, "A toy size that builds in seconds (tests).", "--tiny")

@@ -48,8 +48,9 @@ def default_folder() -> Path:
 # ---------------------------------------------------------------------------- corpus
 
 
-def read_corpus(cfg: BuildPieceLmConfig) -> list[str]:
-    """Distinct non-empty lines: a text file, or the training splits of the Chinese data sets."""
+def read_corpus(cfg: BuildPieceLmConfig, half: str = "A") -> list[str]:
+    """Distinct non-empty lines: a text file, or one half (`data.text_half`) of the training splits of the
+    Chinese data sets: A to build from, B held out (attack-zh's fluency judge is counted on B)."""
     if cfg.corpus:
         path = Path(cfg.corpus)
         try:
@@ -63,8 +64,8 @@ def read_corpus(cfg: BuildPieceLmConfig) -> list[str]:
         lines = text.splitlines()
         source = str(path)
     else:
-        lines, names = data.training_text("zh", cfg.data_root)
-        source = "training splits of " + ", ".join(names)
+        lines, names = data.training_text("zh", cfg.data_root, half=half)
+        source = f"half {half} of the training splits of " + ", ".join(names)
     lines = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
     if not lines:
         raise UserError(f"{source}: no text")
@@ -74,11 +75,17 @@ def read_corpus(cfg: BuildPieceLmConfig) -> list[str]:
 
 
 def split_corpus(cfg: BuildPieceLmConfig) -> tuple[list[str], list[str]]:
-    """(held-out lines, training lines): the corpus shuffled with the seed, the held-out part first."""
+    """(held-out lines, training lines). The Chinese training splits: training lines from half A, held-out
+    lines a seeded sample of half B (never trained on). A text file: shuffled with the seed, the
+    held-out part first."""
     lines = read_corpus(cfg)
     random.Random(cfg.seed).shuffle(lines)
-    heldout_n = min(cfg.heldout, len(lines) // 10)  # never more than a tenth of a small corpus
-    heldout, train = lines[:heldout_n], lines[heldout_n:]
+    if cfg.corpus:
+        heldout_n = min(cfg.heldout, len(lines) // 10)  # never more than a tenth of a small corpus
+        heldout, train = lines[:heldout_n], lines[heldout_n:]
+    else:
+        other = read_corpus(cfg, half="B")
+        heldout, train = random.Random(cfg.seed).sample(other, min(cfg.heldout, len(other))), lines
     if cfg.corpus_limit is not None:
         train = train[: cfg.corpus_limit]
     return heldout, train

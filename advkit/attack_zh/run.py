@@ -2,7 +2,7 @@
 
 Metrics are `advkit.metrics.attack_metrics` of the records (METHODS.md §3 and the shared
 definitions): fluency is the perplexity under one fixed judge that proposes no substitute (by
-default the character trigram LM of the Chinese training splits, `fluency.CharNgram`; or
+default the character trigram LM of half B of the Chinese training splits, `fluency.CharNgram`; or
 pseudo-perplexity under a masked LM named by --fluency-lm), similarity the cosine of m3e-small
 mean-pooled sentence vectors, `rejected_per_example` the candidates the label check dropped
 (never queried); `label_check` names the check.
@@ -40,8 +40,9 @@ def load_examples(cfg: AttackZhConfig):
 
 @lru_cache(maxsize=2)
 def ngram_judge(root: str | None) -> CharNgram:
-    """The character trigram judge of every registered Chinese training split (built once per process)."""
-    lines, _ = data.training_text("zh", root)
+    """The character trigram judge of half B of the registered Chinese training splits (built once per
+    process): the piece LM is built from half A, so the judge shares no line with the proposer."""
+    lines, _ = data.training_text("zh", root, half="B")
     if not lines:
         raise UserError("--fluency-lm ngram: no Chinese training split found (see advkit list datasets)")
     return CharNgram(lines)
@@ -150,7 +151,7 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     if rank > 0:
         return {"command": "attack-zh", "metrics": {}}
     metrics = {**attack_metrics(records), "label_check": check.mode if check else "none", "fluency_judge": (
-               "character trigram LM (Kneser-Ney) of the Chinese training splits" if cfg.fluency_lm == NGRAM
+               "character trigram LM (Kneser-Ney) of half B of the Chinese training splits" if cfg.fluency_lm == NGRAM
                else f"pseudo-perplexity under {cfg.fluency_lm}"), "dataset": cfg.dataset,
                "split": cfg.split, "substitutes": cfg.substitutes, "model": str(models.resolve(cfg.model))}
     if attack:  # evaluate's name for the run, so cards and tables read English and Chinese attacks alike
