@@ -75,7 +75,11 @@ class AttackConfig:
                                    "--overwrite).")
     attack_lm: str | None = opt(None, "Local masked LM for bert-attack / bae; the piece LM for zh-pieces and "
                                       "zh-spans.")
-    attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE.")
+    attack_encoder: str = opt("minilm-l6", "Local sentence encoder in place of USE; also the one that scores each "
+                                           "English adversarial example's similarity to its original.")
+    min_similarity: float | None = opt(None, "English attacks: keep every candidate's --attack-encoder cosine with "
+                                             "the original at or above this (-1 to 1), a constraint the search "
+                                             "respects.")
     query_budget: int | None = opt(None, "Victim queries per text before giving up (unset: the recipe's; 2000 for "
                                          "the Chinese generators, as attack-zh).")
     label_check: str = opt("negation", "Chinese generators: drop swaps that add or remove a negation (negation) or "
@@ -102,6 +106,12 @@ class AttackConfig:
                             "the extension)")
         choice("label-check", self.label_check, ATTACK_LABEL_CHECKS)
         positive(self, "batch_size", "max_length", "query_budget")
+        if self.min_similarity is not None:
+            if not -1 <= self.min_similarity <= 1:  # a cosine
+                raise UserError(f"--min-similarity must be between -1 and 1, got {self.min_similarity}")
+            if self.attack in ZH_ATTACKS:
+                raise UserError("--min-similarity constrains an English attack; the Chinese generators keep "
+                                "attack-zh's settings")
 
 
 @dataclass(frozen=True)
@@ -233,22 +243,28 @@ def mark_units(units: list[str], changed: list[dict]) -> str:
 
 
 class English:
-    """A TextAttack recipe on the predictor."""
+    """A TextAttack recipe on the predictor; each success scored as `evaluate --attack` scores it
+    (attacks.quality: similarity, fluency before and after, share of words changed)."""
 
     def __init__(self, cfg: AttackConfig, predictor):
         from advkit.attacks import recipes
+        from advkit.attacks.quality import Scorer
 
         self.recipes = recipes
         self.attack, self.note = recipes.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
                                                query_budget=cfg.query_budget, batch_size=cfg.batch_size,
-                                               device=cfg.device)
+                                               device=cfg.device, min_similarity=cfg.min_similarity)
+        self.scorer = Scorer(cfg.attack_encoder, cfg.device)
 
     def __call__(self, text: str, label: int, index: int) -> dict:
         r = self.recipes.attack_one(self.attack, data.Example(text, label), index)
         success = r["status"] == "success"
-        return {**r, "prediction_before": r["original_prediction"], "prediction_after": r["adversarial_prediction"],
-                "changes": r["words_changed"], "marked": mark_words(r["original"], r["adversarial"]) if success
-                else None}
+        return {**r, **self.scorer.score(r), "prediction_before": r["original_prediction"],
+                "prediction_after": r["adversarial_prediction"], "changes": r["words_changed"],
+                "marked": mark_words(r["original"], r["adversarial"]) if success else None}
+
+    def describe(self) -> dict:
+        return self.scorer.describe()
 
 
 class Chinese:
@@ -347,6 +363,7 @@ def attack(cfg: AttackConfig, items: list, export: Path | None, run: RunDir | No
         if run is not None:
             run.append_record(record)  # on disk as it finishes
     metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": attacker.note,
+               **(attacker.describe() if hasattr(attacker, "describe") else {}),
                "model": str(models.resolve(cfg.model)), "label_names": names,
                "inputs": str(cfg.file) if cfg.file else "--text"}
     exported = 0
@@ -383,5 +400,10 @@ def describe(result: dict) -> list[str]:
         shown = r["marked"] if r["marked"] is not None else (
             "(not attacked)" if r["status"] == "skipped" else "(none found)")
         lines += [f"{r['source']}: {status}", f"  original:    {r['text']}", f"  adversarial: {shown}",
-                  f"  label:       {before} -> {after}", ""]
+                  f"  label:       {before} -> {after}"]
+        if r.get("similarity") is not None:  # an English success: how good an example it is
+            ppl = (f", fluency perplexity {r['fluency_ppl_before']:.0f} -> {r['fluency_ppl_after']:.0f}"
+                   if r.get("fluency_ppl_before") is not None else "")
+            lines.append(f"  quality:     similarity {r['similarity']:.3f}{ppl}")
+        lines.append("")
     return lines

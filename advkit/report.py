@@ -150,10 +150,11 @@ def robustness_figure(rows: list[tuple[str, float, float, int]], title: str):
         ax.bar([x + shift for x in xs], rates, 0.4, label=label, color=color, yerr=errors, capsize=3,
                error_kw={"elinewidth": 1, "ecolor": "#333333"})
         for x, rate, (_, high) in zip(xs, rates, bounds):
-            ax.text(x + shift, high + 0.015, f"{rate:.2f}", ha="center", fontsize=8)
+            ax.text(x + shift, high + 0.015, f"{100 * rate:.1f}", ha="center", fontsize=8)  # as card.md: %
     ax.set_xticks(list(xs), [f"{r[0]}\n(n={r[3]})" if r[3] else r[0] for r in rows])
     ax.set_ylim(0, 1.15)
-    ax.set_ylabel("accuracy (Wilson 95 % interval)")
+    ax.yaxis.set_major_formatter(lambda y, _: f"{100 * y:.0f}")
+    ax.set_ylabel("accuracy, % (Wilson 95 % interval)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()

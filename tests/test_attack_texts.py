@@ -97,6 +97,22 @@ def test_one_text_prints_the_original_the_marked_adversarial_text_and_the_labels
     metrics = read_json(out / "metrics.json")
     assert metrics["command"] == "attack" and metrics["metrics"]["successes"] == 1
     assert metrics["metrics"]["attack_success_rate"] == 1.0
+    # the example's quality, as evaluate --attack scores it: printed, recorded, averaged in the metrics
+    assert -1 <= record["similarity"] <= 1 and record["fluency_ppl_after"] > 0 and record["fluency_ppl_before"] > 0
+    assert shown["quality"].strip() == (f"similarity {record['similarity']:.3f}, fluency perplexity "
+                                        f"{record['fluency_ppl_before']:.0f} -> {record['fluency_ppl_after']:.0f}")
+    m = metrics["metrics"]
+    assert m["similarity"] == record["similarity"] and m["similarity_n"] == 1 and m["similarity_model"] == "minilm-l6"
+    # --min-similarity above this success's similarity: the search must find another or fail
+    strict = tmp_path / "strict"
+    r = advkit("attack", "--model", victim_en, "--attack", "pwws", "--text", TEXT, "--out", strict, "--quiet",
+               "--min-similarity", f"{record['similarity'] + 0.01:.4f}", env=ONE_THREAD)
+    assert r.code == 0, r.stderr
+    [again] = [json.loads(line) for line in (strict / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert again["adversarial"] != record["adversarial"]
+    assert again["status"] != "success" or again["similarity"] >= record["similarity"] + 0.01 - 1e-6
+    assert read_json(strict / "metrics.json")["config"]["min_similarity"] == pytest.approx(record["similarity"] + 0.01,
+                                                                                           abs=1e-4)
 
 
 def test_export_is_a_data_set_that_finetune_trains_on(victim_en, tmp_path):
@@ -185,6 +201,8 @@ def test_bad_input_is_one_line_and_exit_2(victim_en, tmp_path):
         (["--attack", "zh-glyph", "--text", TEXT], "attacks Chinese characters; this text has none"),
         (["--attack", "pwws", "--text", TEXT, "--export", tmp_path / "adv.txt"], ".tsv"),
         (["--attack", "pwws", "--text", TEXT, "--export", existing], "exists"),
+        (["--attack", "pwws", "--text", TEXT, "--min-similarity", "1.5"], "--min-similarity must be between -1 and 1"),
+        (["--attack", "zh-chars", "--text", "这部电影很好看", "--min-similarity", "0.5"], "English attack"),
     ]
     for args, message in cases:
         r = advkit("attack", "--model", victim_en, *args, "--quiet", env=ONE_THREAD)
