@@ -22,7 +22,7 @@ LAYERS = [
      "advkit.results", "advkit.hf", "advkit.stats", "advkit.precision", "advkit.gate"},
     {"advkit.data", "advkit.models", "advkit.metrics", "advkit.victim", "advkit.predictor", "advkit.report",
      "advkit.fluency", "advkit.assets", *(f"advkit.knn_bert{m}" for m in ("", ".encoder", ".losses", ".datastore",
-                                                                          ".predictor"))},
+                                                                          ".predictor", ".selection"))},
     {"advkit.config"},
     set(),  # the methods' modules (below)
     {"advkit.evaluate", "advkit.card", "advkit.pipeline", "advkit.attack_texts"},
