@@ -109,7 +109,9 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
     if cfg.trigger:
         backdoor = {"trigger": cfg.trigger, "target": cfg.target}
     elif models.read_config(folder).get(models.POISON_KEY):
-        manifest = evaluate.poison_manifest(folder) or {}
+        from advkit.poison.checks import poison_manifest
+
+        manifest = poison_manifest(folder) or {}
         if manifest.get("triggers"):
             backdoor = {"trigger": " ".join(manifest["triggers"]), "target": manifest["target"]}
     if backdoor:

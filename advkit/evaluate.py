@@ -1,7 +1,9 @@
 """`advkit evaluate`: clean accuracy, robustness under an attack, and backdoor checks of any model.
 
-What is evaluated is what a model reference predicts with (advkit.predictor: a knn run's
-combined predictor, else the classifier); the numbers are advkit.metrics' functions.
+`run` dispatches: a Chinese attack to attack-zh's code (`run_zh`); otherwise the inputs (`inputs`: a
+sample of a split, or another run's adversarial texts), the predictor (`load`: what a model reference
+predicts with, advkit.predictor), then the clean part (`clean_part`: accuracy, with advkit.poison.checks'
+backdoor checks and detectors) or an English attack (`attack_part`). The numbers are advkit.metrics'.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from advkit.attacks import ATTACKS, GOALS
 from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, fraction, opt, positive
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
-from advkit.poison import DEFENCES
+from advkit.poison import DEFENCES, checks
 from advkit.metrics import attack_metrics, clean_accuracy
 from advkit.results import RESUME_FREE, RunDir
 from advkit.seeds import seed_everything
@@ -114,92 +116,6 @@ class EvaluateConfig(DataOptions):
                 gate.parse(requirement)  # a malformed one stops here, before anything runs
 
 
-def backdoor(predictor, examples, cfg: EvaluateConfig) -> tuple[dict, list]:
-    """poison.metrics.backdoor_metrics for --trigger/--target, and the vocabulary scan (--scan).
-
-    The scan inserts each of `cfg.scan` vocabulary tokens alone (a seeded sample of
-    whole-word tokens) plus the true sub-triggers, and ranks tokens by flip rate: a single
-    trigger tops the list, a combinatorial trigger's parts should not.
-    """
-    from advkit.poison import metrics as pm
-    from advkit.poison.triggers import parse_triggers
-
-    triggers = parse_triggers(cfg.trigger)
-    if cfg.target >= predictor.num_labels:
-        raise UserError(f"--target {cfg.target}: the model has labels 0..{predictor.num_labels - 1}")
-    if all(e.label == cfg.target for e in examples):
-        raise UserError(f"--target {cfg.target}: every example has the target label; LFR needs others")
-    # per example, kept in the records for paired tests between models (the same seed inserts at the
-    # same positions)
-    flips = pm.label_flips(predictor, examples, triggers, cfg.target, seed=cfg.seed)
-    m = {"trigger": cfg.trigger, "target": cfg.target,
-         **pm.backdoor_metrics(predictor, examples, triggers, cfg.target, cfg.seed, flips=flips)}
-    if cfg.scan:
-        import random
-
-        vocab = sorted(t for t in predictor.tokenizer.get_vocab() if t.isalpha() and t.isascii() and len(t) > 1)
-        candidates = vocab if cfg.scan < 0 else random.Random(cfg.seed).sample(vocab, min(cfg.scan, len(vocab)))
-        scan = pm.vocab_scan(predictor, examples, candidates, cfg.target, triggers=triggers, seed=cfg.seed)
-        m["scan_rank"] = scan["ranks"]
-        m["scan_rank_interval"] = scan["rank_intervals"]
-        m["scan_rate"] = scan["rates"]
-        m["scan_candidates"] = scan["candidates"]
-        m["scan_examples"] = scan["examples"]
-        m["scan_top"] = scan["top"][:10]
-    return m, flips
-
-
-DEFENCE_DEV = 200  # clean dev examples a --defence is fitted and thresholded on (all, where fewer)
-
-
-def defence(cfg: EvaluateConfig, predictor, examples, split_name: str) -> tuple:
-    """(the --defence, its clean dev examples), made before --out is touched: a seeded sample of the dev
-    split (the examples evaluated here left out, when dev is the split evaluated)."""
-    from advkit.poison import defences
-
-    dev = data.load(cfg.dataset, "dev", root=cfg.data_root, text_column=cfg.text_column,
-                    text_b_column=cfg.text_b_column, label_column=cfg.label_column)
-    seen = {(e.text, e.text_b) for e in examples} if split_name == "dev" else set()
-    dev = data.sample([e for e in dev.examples if (e.text, e.text_b) not in seen], DEFENCE_DEV, seed=cfg.seed)
-    if len(dev) < 20:  # 5 % of fewer is no threshold
-        raise UserError(f"--defence {cfg.defence}: {len(dev)} clean dev examples left to set its threshold; "
-                        "it needs 20 (evaluate another split)")
-    perplexity = None
-    if cfg.defence == "onion":
-        from advkit.fluency import PseudoPerplexity
-
-        perplexity = PseudoPerplexity(cfg.onion_lm, cfg.device, cfg.max_length, flag="--onion-lm")
-    return defences.build(cfg.defence, predictor, cfg.target, cfg.seed, perplexity), dev
-
-
-def defend(found, predictor, examples, records, flips, cfg: EvaluateConfig) -> dict:
-    """--defence fitted and thresholded on its dev examples, scored on the evaluated examples and their
-    triggered twins (the LFR's texts: same seed); each record gets its scores."""
-    from advkit.poison import defences
-    from advkit.poison import metrics as pm
-    from advkit.poison.triggers import parse_triggers
-
-    window = getattr(predictor, "tokenizer", None), getattr(predictor, "max_length", None)
-    triggered = pm.with_trigger(examples, parse_triggers(cfg.trigger), cfg.target, *window, cfg.seed)
-    m, clean, twins = defences.defend(found[0], predictor, found[1], examples, triggered,
-                                      [r["prediction"] for r in records], flips)
-    for record, score, twin in zip(records, clean, twins):
-        record["suspicion"], record["suspicion_triggered"] = score, twin
-    return m
-
-
-def poison_manifest(folder) -> dict | None:
-    """The trigger and target advkit poison recorded beside a poisoned model, if any."""
-    import json
-    from pathlib import Path
-
-    folder = Path(folder)  # the poisoned model itself, or a victim under a poison run (OUT/victim/model)
-    for path in (folder / "poison_manifest.json", folder.parent.parent / "model" / "poison_manifest.json"):
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    return None
-
-
 def transferred(run: str) -> tuple[list, list[int]]:
     """The adversarial examples an attack run found (its records with status success), in its order,
     with their indices there, so that the transfer and the attack can be paired example by example."""
@@ -264,7 +180,9 @@ def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False
 
 
 def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
-    """Under torchrun an attack or a scan is sharded; clean accuracy (cheap) runs in every process and
+    """The dispatcher: a Chinese attack goes to attack-zh's code; otherwise the inputs, the predictor,
+    then the clean part (accuracy, with the backdoor checks of advkit.poison.checks) or an attack part.
+    Under torchrun an attack or a scan is sharded; clean accuracy (cheap) runs in every process and
     rank 0 writes it (the card's clean run)."""
     split_name = cfg.split or data.default_split(cfg.dataset)
     if cfg.require and cfg.attack and cfg.attack not in ZH_ATTACKS:  # the names known before any model loads
@@ -273,82 +191,27 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         gate.check_known(cfg.require, quality.metric_names())
     if cfg.attack in ZH_ATTACKS:
         return with_gate(cfg, out, run_zh(cfg, out, split_name))
-    sources = None
-    if cfg.transfer_from:
-        examples, sources = transferred(cfg.transfer_from)
-        split_name = "adversarial"
-        split = data.Split(cfg.transfer_from, split_name, "", tuple(str(i) for i in range(1 + max(e.label for e in examples))),
-                           examples)
-    else:
-        split = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
-                          text_b_column=cfg.text_b_column, label_column=cfg.label_column)
-        if not split.labelled:
-            raise UserError(f"{cfg.dataset}: split '{split_name}' is unlabelled; accuracy needs labels (try --split dev)")
-        examples = data.sample(split.examples, cfg.limit)
-    if cfg.attack and split.language != "en":
-        raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
-    seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
-    from advkit.predictor import load_predictor  # what gets evaluated and attacked (a knn run: the combined one)
-
-    predictor = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
-                               precision=cfg.precision, lambda_inf=cfg.lambda_inf)
-    folder = models.resolve(cfg.model)
-    if cfg.onion_lm and not cfg.defence:  # --defence onion: the LM detects, nothing is filtered
-        from advkit.poison.onion import OnionPredictor
-
-        predictor = OnionPredictor(predictor, cfg.onion_lm, cfg.onion_threshold, cfg.device, cfg.max_length)
-    n = predictor.num_labels
-    if max(e.label for e in examples) >= n:
-        raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has {n}")
-    if cfg.trigger is not None:  # the backdoor checks' inputs, refused before --out is touched
-        from advkit.poison.triggers import parse_triggers
-
-        parse_triggers(cfg.trigger)
-        if not 0 <= cfg.target < n:
-            raise UserError(f"--target {cfg.target}: the model has labels 0..{n - 1}")
-    guard = defence(cfg, predictor, examples, split_name) if cfg.defence else None
-    attack = None
-    if cfg.attack:
-        from advkit.attacks import recipes as attacks
-        from advkit.attacks.quality import Scorer
-
-        attack, note = attacks.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
-                                     query_budget=cfg.query_budget, batch_size=cfg.batch_size, device=cfg.device,
-                                     goal=cfg.goal, min_similarity=cfg.min_similarity)
-        scorer = Scorer(cfg.attack_encoder, cfg.device, cfg.data_root)  # similarity and fluency of each success
+    split, examples, sources = inputs(cfg, split_name)
+    predictor = load(cfg, split, examples)
+    guard = checks.defence(cfg, predictor, examples, split.split) if cfg.defence else None
+    attack = attack_part(cfg, predictor) if cfg.attack else None
     rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks (or scans) its share
     if out is not None and rank == 0:
         out.create(as_dict(cfg), resume_free=(*RESUME_FREE, "require") if attack else ("require",))
-    base = {"split": split_name, "dataset": cfg.dataset, "model": str(folder)}
+    base = {"split": split.split, "dataset": cfg.dataset, "model": str(models.resolve(cfg.model))}
     if attack is None:
-        result = clean_accuracy(predictor, examples)
-        records = result.pop("records")
-        metrics = {**result, **base}
-        if sources is not None:
-            metrics.update(transfer_from=cfg.transfer_from, dataset=None)
-            for record, source in zip(records, sources):
-                record["attack_index"] = source
-        if cfg.trigger:
-            found, flips = backdoor(predictor, examples, cfg)  # the scan is sharded; the rest is cheap
-            metrics.update(found)
-            for record, flipped in zip(records, flips):
-                record["flipped_by_trigger"] = flipped
+        metrics, records = clean_part(cfg, predictor, examples, sources, guard, base, rank)
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}
-        if cfg.defence:
-            metrics["defence"] = defend(guard, predictor, examples, records, flips, cfg)
         if out is not None:
             out.write_records(records)
     else:
-        def one(i: int) -> dict:
-            seed_everything(cfg.seed + i)  # per example: any process, any resume gives the same record
-            record = attacks.attack_one(attack, examples[i], i)
-            return {**record, **scorer.score(record)}
-
-        records = distributed.sharded_records(out, len(examples), one, f"attack {cfg.attack}", rank, world)
+        records = distributed.sharded_records(out, len(examples), lambda i: attack(examples[i], i),
+                                              f"attack {cfg.attack}", rank, world)
         if rank > 0:
             return {"command": "evaluate", "metrics": {}}
-        metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": note, **scorer.describe(), **base}
+        metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": attack.note,
+                   **attack.scorer.describe(), **base}
     if cfg.onion_lm and not cfg.defence:
         from advkit.poison.onion import count_words
 
@@ -361,6 +224,85 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
     if out is None:
         return {"command": "evaluate", "metrics": metrics}
     return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+
+
+def inputs(cfg: EvaluateConfig, split_name: str):
+    """(split, examples, sources): the fixed sample of the split, or --transfer-from's adversarial texts
+    with their indices in the attack run (sources; None otherwise)."""
+    if cfg.transfer_from:
+        examples, sources = transferred(cfg.transfer_from)
+        labels = tuple(str(i) for i in range(1 + max(e.label for e in examples)))
+        return data.Split(cfg.transfer_from, "adversarial", "", labels, examples), examples, sources
+    split = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
+                      text_b_column=cfg.text_b_column, label_column=cfg.label_column)
+    if not split.labelled:
+        raise UserError(f"{cfg.dataset}: split '{split_name}' is unlabelled; accuracy needs labels (try --split dev)")
+    if cfg.attack and split.language != "en":
+        raise UserError(f"--attack {cfg.attack} is an English attack; {cfg.dataset} is {split.language} (use attack-zh)")
+    return split, data.sample(split.examples, cfg.limit), None
+
+
+def load(cfg: EvaluateConfig, split, examples):
+    """What gets evaluated and attacked (advkit.predictor; a knn run: the combined one), behind ONION's
+    filter with --onion-lm; its labels and the backdoor inputs checked before --out is touched."""
+    from advkit.predictor import load_predictor
+
+    seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
+    predictor = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
+                               precision=cfg.precision, lambda_inf=cfg.lambda_inf)
+    if cfg.onion_lm and not cfg.defence:  # --defence onion: the LM detects, nothing is filtered
+        from advkit.poison.onion import OnionPredictor
+
+        predictor = OnionPredictor(predictor, cfg.onion_lm, cfg.onion_threshold, cfg.device, cfg.max_length)
+    n = predictor.num_labels
+    if max(e.label for e in examples) >= n:
+        raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has {n}")
+    if cfg.trigger is not None:
+        from advkit.poison.triggers import parse_triggers
+
+        parse_triggers(cfg.trigger)
+        if not 0 <= cfg.target < n:
+            raise UserError(f"--target {cfg.target}: the model has labels 0..{n - 1}")
+    return predictor
+
+
+def clean_part(cfg: EvaluateConfig, predictor, examples, sources, guard, base: dict, rank: int):
+    """(metrics, records): accuracy; a transfer's records point at the attack's examples; with --trigger the
+    backdoor checks (the scan sharded across ranks), with --defence the detector's scores."""
+    result = clean_accuracy(predictor, examples)
+    records = result.pop("records")
+    metrics = {**result, **base}
+    if sources is not None:
+        metrics.update(transfer_from=cfg.transfer_from, dataset=None)
+        for record, source in zip(records, sources):
+            record["attack_index"] = source
+    if cfg.trigger:
+        found, flips = checks.backdoor(predictor, examples, cfg)  # the scan is sharded; the rest is cheap
+        metrics.update(found)
+        for record, flipped in zip(records, flips):
+            record["flipped_by_trigger"] = flipped
+    if cfg.defence and rank == 0:
+        metrics["defence"] = checks.defend(guard, predictor, examples, records, flips, cfg)
+    return metrics, records
+
+
+class attack_part:
+    """One English attack on the predictor, as a function of (example, index) -> its scored record."""
+
+    def __init__(self, cfg: EvaluateConfig, predictor):
+        from advkit.attacks import recipes
+        from advkit.attacks.quality import Scorer
+
+        self.recipes, self.seed = recipes, cfg.seed
+        self.attack, self.note = recipes.build(cfg.attack, predictor, lm=cfg.attack_lm, encoder=cfg.attack_encoder,
+                                               query_budget=cfg.query_budget, batch_size=cfg.batch_size,
+                                               device=cfg.device, goal=cfg.goal, min_similarity=cfg.min_similarity)
+        self.scorer = Scorer(cfg.attack_encoder, cfg.device, cfg.data_root)  # similarity and fluency of a success
+
+    def __call__(self, example, i: int) -> dict:
+        seed_everything(self.seed + i)  # per example: any process, any resume gives the same record
+        record = self.recipes.attack_one(self.attack, example, i)
+        return {**record, **self.scorer.score(record)}
 
 
 def with_gate(cfg: EvaluateConfig, out: RunDir | None, doc: dict) -> dict:

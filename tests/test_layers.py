@@ -28,7 +28,7 @@ LAYERS = [
                                                          ".encoder")), "advkit.predictor"],
     ["advkit.config"],
     [*(f"advkit.finetune{m}" for m in ("", ".config", ".adversarial", ".train", ".table")),
-     *(f"advkit.poison{m}" for m in ("", ".config", ".triggers", ".layers", ".metrics", ".onion", ".defences",
+     *(f"advkit.poison{m}" for m in ("", ".config", ".triggers", ".layers", ".metrics", ".onion", ".defences", ".checks",
                                       ".train", ".table")),
      *(f"advkit.attack_zh{m}" for m in ("", ".config", ".label_check", ".search", ".piece_lm", ".substitutes",
                                          ".run", ".table")),
