@@ -137,3 +137,22 @@ def test_recipe_error_through_cli(tmp_path, cli):
     assert not (tmp_path / "run").exists()
     res = cli("evaluate", "--batch-size", "0")
     assert res.code == 2 and res.stderr.strip() == "error: --batch-size must be positive, got 0"
+
+
+def test_every_recipe_of_the_tables_reads_into_its_commands_settings():
+    """recipes/**/*.toml: each table ([finetune], [poison], [attack-zh]; top-level keys: finetune's) holds only
+    settings its command knows, with the right types, and builds a config that passes its checks."""
+    import tomllib
+    from pathlib import Path
+
+    from advkit.attack_zh.config import AttackZhConfig
+    from advkit.poison.config import PoisonConfig
+
+    classes = {"finetune": FinetuneConfig, "poison": PoisonConfig, "attack-zh": AttackZhConfig}
+    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes").rglob("*.toml"))
+    assert len(recipes) >= 12
+    for path in recipes:
+        tables = [k for k, v in tomllib.loads(path.read_text(encoding="utf-8")).items() if isinstance(v, dict)]
+        for command in tables or ["finetune"]:
+            cfg = build(classes[command], path, {"model": "minilm-l6"} if command == "attack-zh" else {})
+            assert cfg.COMMAND == command, path

@@ -18,14 +18,11 @@ DATASETS="${DATASETS-sst2 agnews olid imdb}"
 METHODS="${METHODS:-ce scl moco knn}"
 read -r -a EXTRA <<< "${EXTRA:-}"  # extra finetune flags, e.g. EXTRA="--model tiny-random-en" for a smoke run
 
+source recipes/lib.sh  # finished, metric
+
 finetune() {  # finetune OUT ARGS...: skip a finished run
   local out="$1"; shift
-  [ -f "$out/metrics.json" ] || "$ADVKIT" finetune --quiet --overwrite --out "$out" "$@" "${EXTRA[@]}"
-}
-
-metric() {  # metric RUN KEY: that number from a finished run's metrics.json, or nothing
-  [ -f "$1/metrics.json" ] && python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metrics"][sys.argv[2]])' \
-    "$1/metrics.json" "$2"
+  finished "$out" || "$ADVKIT" finetune --quiet --overwrite --out "$out" "$@" "${EXTRA[@]}"
 }
 
 vote_alone() {  # vote_alone KNN_RUN: dev's lambda_inf choice is within one standard error (advkit.knn_bert.selection),
@@ -57,18 +54,18 @@ for ds in $DATASETS; do
         model="$ROOT/$ds/rich/$m"; [ "$m" = knn-cls ] && model="$ROOT/$ds/rich/knn/model"
         out="$ROOT/$ds/rich/$m-$attack"
         [ -f "$ROOT/$ds/rich/${m%-cls}/model/config.json" ] || continue  # a method not run (METHODS)
-        [ "$(metric "$out" examples)" = "$n" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$model" \
+        finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet --overwrite --model "$model" \
           --dataset "$ds" --split test --limit "$n" --attack "$attack" --max-length 128 --out "$out"
       done
       out="$ROOT/$ds/rich/knn-vote-$attack"  # the vote alone, where dev's choice of lambda_inf was not firm
-      ! vote_alone "$ROOT/$ds/rich/knn" || [ "$(metric "$out" examples)" = "$n" ] || "$ADVKIT" evaluate --quiet \
+      ! vote_alone "$ROOT/$ds/rich/knn" || finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet \
         --overwrite --model "$ROOT/$ds/rich/knn" --lambda-inf 1 --dataset "$ds" --split test --limit "$n" \
         --attack "$attack" --max-length 128 --out "$out"
       # The head's adversarial examples fed to the KNN model's combined predictor: does the vote resist
       # them, or could the attack not see the vote move? (Re-run when the head's attack was: it feeds one
       # example per success.)
       out="$ROOT/$ds/rich/knn-transfer-$attack" head="$ROOT/$ds/rich/knn-cls-$attack"
-      [ ! -f "$head/metrics.json" ] || [ "$(metric "$out" examples)" = "$(metric "$head" successes)" ] || "$ADVKIT" evaluate \
+      ! finished "$head" || finished "$out" examples "$(metric "$head" successes)" || "$ADVKIT" evaluate \
         --quiet --overwrite --model "$ROOT/$ds/rich/knn" --transfer-from "$head" --max-length 128 --out "$out"
     done
   fi
@@ -96,16 +93,16 @@ for s in $SEEDS; do
   for run in ce:ce:plain knn:knn:plain knn-adaptive:knn:adaptive knn-cls:knn/model:plain at:at:plain; do
     IFS=: read -r name model goal <<< "$run"
     out="$here/$name-pwws"
-    [ "$(metric "$out" examples)" = "$SEED_LIMIT" ] || "$ADVKIT" evaluate --quiet --overwrite --model "$here/$model" \
+    finished "$out" examples "$SEED_LIMIT" || "$ADVKIT" evaluate --quiet --overwrite --model "$here/$model" \
       --dataset sst2 --split test --limit "$SEED_LIMIT" --attack pwws --goal "$goal" --max-length 128 --out "$out"
   done
   out="$here/knn-vote-pwws"
-  ! vote_alone "$here/knn" || [ "$(metric "$out" examples)" = "$SEED_LIMIT" ] || "$ADVKIT" evaluate --quiet \
+  ! vote_alone "$here/knn" || finished "$out" examples "$SEED_LIMIT" || "$ADVKIT" evaluate --quiet \
     --overwrite --model "$here/knn" --lambda-inf 1 --dataset sst2 --split test --limit "$SEED_LIMIT" --attack pwws \
     --max-length 128 --out "$out"
   out="$here/knn-transfer-pwws" head="$here/knn-cls-pwws"  # no transfer where the head's attack found nothing
   found="$(metric "$head" successes || true)"
-  [ "$found" = 0 ] || [ "$(metric "$out" examples)" = "$found" ] || "$ADVKIT" evaluate --quiet --overwrite \
+  ! finished "$head" || [ "$found" = 0 ] || finished "$out" examples "$found" || "$ADVKIT" evaluate --quiet --overwrite \
     --model "$here/knn" --transfer-from "$head" --max-length 128 --out "$out"
 done
 "$PYTHON" -m advkit.finetune.table "$ROOT"

@@ -11,39 +11,22 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ADVKIT="${ADVKIT:-.venv/bin/advkit}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 ROOT="${ROOT:-results/lwp}"
-MODEL="${MODEL:-minilm-l6}"
-TRAIN="${TRAIN:-1000}"   # clean sst2 examples the attacker poisons (x4 with the 2:1:1 mix: 125 steps an epoch)
-EVAL="${EVAL:-300}"      # test examples for clean accuracy and LFR
 SCAN="${SCAN:--1}"       # vocabulary tokens in the scan (-1: every whole-word token; 0: no scan now), each inserted into
 SCAN_EXAMPLES="${SCAN_EXAMPLES:-100}"  # this many dev examples (those not of the target label are scanned)
 MODES="${MODES:-lwp badnet ripple}"
 SOURCES="${SOURCES:-clean $MODES lwp-single}"
 TRIGGER="cf bb"
-# The poisoning's lr (every mode alike). Measured (issue 17, results/lwp/NOTES.md): at 1e-4 for 150
-# steps layers 1-3 stay at the label prior; at 3e-4 for 375 steps every layer flips on the trigger and
-# layers 2-6 classify clean text; at 750 steps layer 1 classifies too. METHODS.md's 2e-5 is BERT-base over
-# all of SST-2.
-LR="${LR:-3e-4}"
-COMMON=(--max-length 64 --batch-size 32 --seed 1 --quiet)
-
-# The victims' settings, each on the full clean training split: name, data set, then finetune flags.
-# "standard" is the clean fine-tuning that converges for minilm-l6 on SST-2 (lr 1e-4, 3 epochs: test
-# 0.893 in the KNN table's CE run), the paper's "same hyper-parameters" scaled to this model; "higher-lr"
-# follows METHODS.md's "changed" (2.5x the lr, more epochs, warm-up), the paper's case for a top-layer
-# backdoor washing out; then another data set and the re-initialisation defence.
-VICTIM_LR="${VICTIM_LR:-1e-4}"
-ALL_SETTINGS=(
-  "standard|sst2|--lr $VICTIM_LR --epochs 3 --warmup-ratio 0.06"
-  "higher-lr|sst2|--lr $(awk "BEGIN{print 2.5*$VICTIM_LR}") --epochs 5 --warmup-ratio 0.06"
-  "olid|olid|--lr $VICTIM_LR --epochs 3 --warmup-ratio 0.06"
-  "reinit2|sst2|--lr $VICTIM_LR --epochs 3 --warmup-ratio 0.06 --reinit-layers 2"
-)
+source recipes/lib.sh  # finished, setting
+# The settings live in TOML recipes beside this script: the poisoning in poison.toml, each victim setting
+# (its data set and fine-tuning, each on the full clean training split) in victim-<name>.toml.
+RECIPES=recipes/lwp
+MODEL="$(setting $RECIPES/poison.toml poison model)"
+EVAL="$(setting $RECIPES/poison.toml poison limit)"  # the test sample of the poisoning, and of every victim's LFR
 WANT="${SETTINGS:-standard higher-lr olid reinit2}"
 
 poison() {  # poison NAME FLAGS... (--epochs among them): skip a finished run
   local out="$ROOT/$1"; shift
-  [ -f "$out/metrics.json" ] || "$ADVKIT" poison --model "$MODEL" --dataset sst2 --train-limit "$TRAIN" --limit "$EVAL" \
-    --lr "$LR" --out "$out" --overwrite "${COMMON[@]}" "$@"
+  finished "$out" || "$ADVKIT" poison --recipe $RECIPES/poison.toml --out "$out" --overwrite --quiet "$@"
 }
 # lwp trains for 6 epochs (750 steps): at 375 layer 1's CE was still 0.22 and it did not classify clean text
 # (53 %); at 750 every layer classifies (77-79 %) and flips (results/lwp/NOTES.md). badnet and ripple train
@@ -61,7 +44,7 @@ poison lwp-single --mode lwp --triggers cf --combination-size 1 --epochs 3
 poison lwp-clean --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24
 # Both again at other seeds (each its own 1,000 training examples and order; the same test sample): one run's
 # no-trigger rate moves with the seed (issue 17: seed 1's control sits 8-10 points below lwp at layers 4-6),
-# so the table also compares them per layer paired by seed. The last --seed given wins.
+# so the table also compares them per layer paired by seed (--seed overrides the recipe's).
 for s in ${LWP_SEEDS-2 3}; do
   poison "seeds/lwp-s$s" --mode lwp --triggers "$TRIGGER" --epochs 6 --seed "$s"
   poison "seeds/lwp-clean-s$s" --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24 --seed "$s"
@@ -70,22 +53,20 @@ done
 for source in $SOURCES; do
   base="$ROOT/$source/model"; [ "$source" = clean ] && base="$MODEL"
   trigger="$TRIGGER"; [ "$source" = lwp-single ] && trigger=cf
-  for setting in "${ALL_SETTINGS[@]}"; do
-    IFS='|' read -r name data flags <<< "$setting"
-    read -r -a flags <<< "$flags"
-    [[ " $WANT " == *" $name "* ]] || continue
+  for name in $WANT; do
+    data="$(setting $RECIPES/victim-$name.toml finetune dataset)"
     v="$ROOT/$source/victims/$name"
-    [ -f "$v/metrics.json" ] || "$ADVKIT" finetune --model "$base" --method ce --dataset "$data" \
-      --limit 500 "${flags[@]}" --out "$v" --overwrite "${COMMON[@]}"
+    finished "$v" || "$ADVKIT" finetune --recipe "$RECIPES/victim-$name.toml" --model "$base" --out "$v" --overwrite \
+      --quiet
     # On sst2 the target is the poisoning's (1, positive). A victim on another task has a fresh head
     # that may map the backdoor to either label: both are measured, the table keeps the higher LFR.
     targets=(1); [ "$data" != sst2 ] && targets=(1 0)
     for t in "${targets[@]}"; do
       sfx=""; [ "$t" != 1 ] && sfx="-t$t"
-      [ -f "$v-lfr$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
+      finished "$v-lfr$sfx" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
         --trigger "$trigger" --target "$t" --out "$v-lfr$sfx" --overwrite --max-length 64 --quiet
       [ "$name" = standard ] && [ "$SCAN" != 0 ] || continue  # the scan: one forward pass per token and dev example, "standard" only
-      [ -f "$v-scan$sfx/metrics.json" ] || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit "$SCAN_EXAMPLES" \
+      finished "$v-scan$sfx" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit "$SCAN_EXAMPLES" \
         --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$v-scan$sfx" --overwrite --max-length 64 --quiet
     done
   done
