@@ -23,6 +23,7 @@ $PY bench/pwws_vs_textattack.py "$CE" "$PWWS_N"
 if .venv/bin/advkit list models | grep -q "^piece-lm-zh .*not built"; then .venv/bin/advkit build-piece-lm --quiet; fi
 $PY bench/zh_vs_textattack.py --limit "$ZH_N"
 $PY bench/piece_proposers.py 1000
+$PY bench/label_check_context.py
 if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   $PY bench/gpu_check.py --out bench/out/gpu_check.json
 fi

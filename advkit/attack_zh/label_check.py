@@ -21,7 +21,8 @@ In context: a swap is judged twice, on the unit itself and on the word that cont
 jieba segments the text around it before and after the swap (CONTEXT characters each side). A
 character unit says little alone (错→好), but inside 不错 the swap makes 不好, which the
 lexicon sees as a move from a positive to a negative word: rejected, whichever generator
-proposed it.
+proposed it. In context only such moves towards another class count (the new word must be
+evidence for it), not a word that merely loses its evidence.
 
 A user's own file: the lexicon is counted on the file's train part (the disjoint 80 % that
 `advkit.data` splits off), as on a registered data set's training split.
@@ -109,16 +110,22 @@ class LabelCheck:
         if not (left or right):
             return True
         before, after = word_around(left, unit, right), word_around(left, substitute, right)
-        return (before, after) == (unit, substitute) or self.judge(before, after, label)
+        return (before, after) == (unit, substitute) or self.judge(before, after, label, removal=False)
 
-    def judge(self, unit: str, substitute: str, label: int) -> bool:
+    def judge(self, unit: str, substitute: str, label: int, removal: bool = True) -> bool:
+        """The rules on two strings. removal=False (the words in context): only a move to a word that is
+        itself evidence for another class counts (score_c > log ratio), not the loss of the true class's
+        evidence: breaking a word that marks the class (很差 -> 太 in a negative review) is what most
+        character swaps do, and the judge keeps the label of such successes as often as of the others
+        (bench/label_check_context.py)."""
         if negations(unit) != negations(substitute):
             return False
         if not self.corpus or not 0 <= label < len(self.corpus):
             return True
-        n, was = self.counts(substitute), self.counts(unit)[label]
+        n, was = self.counts(substitute), self.counts(unit)[label] if removal else 0
         return not any((n[c] >= self.min_count or was >= self.min_count)
                        and self.score(substitute, c, label) - self.score(unit, c, label) > self.ratio
+                       and (removal or self.score(substitute, c, label) > self.ratio)
                        for c in range(len(self.corpus)) if c != label)
 
 
