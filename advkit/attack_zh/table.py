@@ -116,9 +116,10 @@ def build(root: Path) -> str:
              "words: jieba + HIT Cilin synonyms; glyph: TextAttack's morphonyms; homophone: pypinyin. "
              "Every generator runs with the label check (`--label-check lexicon`, advkit/attack_zh/label_check.py): a "
              "candidate that adds or removes a negation, or that moves the text towards another class by the "
-             "training split's word statistics, is dropped before any query (rejected / example counts them). "
-             "Rows 'no label check' attack the same examples without it: the difference in success is the share "
-             "of 'successes' that changed the true label instead of fooling the victim.", ""]
+             "training split's word statistics, is dropped before any query (rejected / example counts them)."
+             + (" Rows 'no label check' attack the same examples without it: the difference in success is the "
+                "share of 'successes' that changed the true label instead of fooling the victim."
+                if any(root.glob("attacks/*/*/*-nocheck/metrics.json")) else ""), ""]
     attacks = root / "attacks"
     claims: list[tuple[str, str, str, stats.Claim]] = []  # (a, b, measure, claim), one per section
     intro = len(lines)
