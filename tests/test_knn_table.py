@@ -214,7 +214,9 @@ def test_at_rows_and_a_flagged_lambda_with_its_vote_attacked_alone(tmp_path):
     here = tmp_path / "sst2" / "seeds" / "1"
     _write(here / "ce", {"eval_accuracy": 0.8, "eval_examples": 10},
            [{"index": i, "label": 1, "prediction": int(i < 8)} for i in range(10)])
-    _write(here / "at", {"eval_accuracy": 0.9, "eval_examples": 10},
+    _write(here / "at", {"eval_accuracy": 0.9, "eval_examples": 10, "epochs_trained": 2, "converged": True,
+                         "adversarial_training": {"ratio": 0.2, "warmup_epochs": 1, "query_budget": 50,
+                                                  "per_epoch": {"2": {"attacked": 30, "succeeded": 12, "queries": 400}}}},
            [{"index": i, "label": 1, "prediction": int(i < 9)} for i in range(10)])
     # dev: 0.0 and 1.0 tie at 0.866 on 500 examples (SE 1.5 points): flagged; the vote alone was attacked
     _write(here / "knn", {"accuracy_combined": 0.82, "eval_examples": 10, "lambda_inf": 0.0,
@@ -242,4 +244,6 @@ def test_at_rows_and_a_flagged_lambda_with_its_vote_attacked_alone(tmp_path):
     assert "- sst2, AT − CE, clean accuracy on the whole test split: +10.0 [" in against
     assert "- sst2, KNN-BERT under the strongest attack − AT under PWWS: +30.0 [" in against
     assert "over 1 seed (10 (seed, example) pairs), McNemar p=0.25" in against
+    assert ("- sst2, seed 1, AT's training: 2 epochs (1 clean, until dev accuracy stopped improving); 30 examples "
+            "attacked (0.2 of each batch, 50 queries each), 12 adversarial examples joined their batches.") in against
     assert not any("AT" in line for line in _claims_of(table))  # context, not one of the paper's claims

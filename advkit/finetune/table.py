@@ -286,6 +286,16 @@ def _against_at(root: Path) -> list[str]:
                              f"{stats.fmt_interval(r['low'], r['high'], spec='+.1f')} points over {r['strata']} "
                              f"seed{'s' if r['strata'] != 1 else ''} ({r['n']} (seed, example) pairs), "
                              f"McNemar p={r['p_value']:.3g} (pooled discordant pairs).")
+    for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        for here in _seed_dirs(root, dataset):
+            m = (_read(here / "at") or {}).get("metrics")
+            if m and "adversarial_training" in m:
+                a = m["adversarial_training"]
+                done = {k: sum(e.get(k, 0) for e in a["per_epoch"].values()) for k in ("attacked", "succeeded")}
+                lines.append(f"- {dataset}, seed {here.name}, AT's training: {m['epochs_trained']} epochs "
+                             f"({a['warmup_epochs']} clean{', until dev accuracy stopped improving' if m.get('converged') else ''}); "
+                             f"{done['attacked']} examples attacked ({a['ratio']:g} of each batch, {a['query_budget']} "
+                             f"queries each), {done['succeeded']} adversarial examples joined their batches.")
     if not lines:
         return []
     return ["", "Against adversarial training (AT, the baseline users compare robustness methods with), pooled over "
