@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from advkit import evaluate, metrics, report
+from advkit import metrics, report
 from conftest import REPO, read_json
 
 CLOSED_PORT = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",

@@ -132,7 +132,7 @@ def test_a_card_with_intervals_and_a_missed_gate(cli, victim, tmp_path):
     m = read_json(out / "metrics.json")["metrics"]
     assert m["gate"]["outcome"] == "failed" and len(m["gate"]["passed"]) == 2
     text = (out / "card.md").read_text()
-    assert "## Gate: failed" in text and f"- missed: pwws.accuracy_under_attack" in text
+    assert "## Gate: failed" in text and "- missed: pwws.accuracy_under_attack" in text
 
     # every rate of the card with its Wilson interval and n
     n = clean["examples"]
