@@ -111,7 +111,9 @@ def test_a_lambda_inf_chosen_within_one_standard_error_gets_its_vote_attacked_al
     (here / "knn" / "model" / "config.json").write_text("{}")
     calls = _table_sh(tmp_path, root, DATASETS="", SEEDS="1", SEED_LIMIT="50", PYTHON=sys.executable,
                       PYTHONPATH=str(REPO))
-    assert len(calls) == 1 and "--lambda-inf 1 " in calls[0] and f"--out {here}/knn-vote-pwws" in calls[0]
+    assert len(calls) == 2 and all("--lambda-inf 1 " in c for c in calls)
+    assert f"--goal plain --max-length 128 --out {here}/knn-vote-pwws" in calls[0]
+    assert f"--goal adaptive --max-length 128 --out {here}/knn-vote-adaptive-pwws" in calls[1]
     # a firm choice (a margin of 4 points on 500 examples, over one standard error) or a vote already alone:
     for firm in ({"lambda_inf": 0.0, **selection, "selection_accuracy": {"0.0": 0.9, "1.0": 0.86}},
                  {"lambda_inf": 1.0, **selection}):

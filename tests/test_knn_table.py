@@ -234,11 +234,13 @@ def test_at_rows_and_a_flagged_lambda_with_its_vote_attacked_alone(tmp_path):
     attack("knn-adaptive-pwws", set(range(6)))
     attack("knn-cls-pwws", set(range(6)), successes=0)
     attack("knn-vote-pwws", set(range(7)))
+    attack("knn-vote-adaptive-pwws", set(range(4)))
     table = build(tmp_path)
     row = next(line for line in table.splitlines() if line.startswith("| sst2 | 1 |"))
     assert "| 90.0 [" in row  # AT clean
     assert "| 0.0 † (dev margin 0.0 over 1, SE 1.5, n=500) |" in row
-    assert "| 100 -> 70.0 [" in row and "| 100 -> 30.0 [" in row  # the vote alone; AT under PWWS
+    assert "| 100 -> 70.0 [" in row and " / 100 -> 40.0 [" in row  # the vote alone: plain / adaptive
+    assert "| 100 -> 30.0 [" in row  # AT under PWWS
     assert "| +20.0, p=0.5 | +30.0, p=0.25 |" in row  # AT − CE (2 vs 0), strongest KNN − AT (3 vs 0)
     against = table.split("Against adversarial training")[1].split("## ")[0]
     assert "- sst2, AT − CE, clean accuracy on the whole test split: +10.0 [" in against

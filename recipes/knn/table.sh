@@ -57,10 +57,12 @@ for ds in $DATASETS; do
         finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet --overwrite --model "$model" \
           --dataset "$ds" --split test --limit "$n" --attack "$attack" --max-length 128 --out "$out"
       done
-      out="$ROOT/$ds/rich/knn-vote-$attack"  # the vote alone, where dev's choice of lambda_inf was not firm
-      ! vote_alone "$ROOT/$ds/rich/knn" || finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet \
-        --overwrite --model "$ROOT/$ds/rich/knn" --lambda-inf 1 --dataset "$ds" --split test --limit "$n" \
-        --attack "$attack" --max-length 128 --out "$out"
+      for goal in plain adaptive; do  # the vote alone, where dev's choice of lambda_inf was not firm
+        out="$ROOT/$ds/rich/knn-vote-$attack"; [ "$goal" = adaptive ] && out="$ROOT/$ds/rich/knn-vote-adaptive-$attack"
+        ! vote_alone "$ROOT/$ds/rich/knn" || finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet \
+          --overwrite --model "$ROOT/$ds/rich/knn" --lambda-inf 1 --dataset "$ds" --split test --limit "$n" \
+          --attack "$attack" --goal "$goal" --max-length 128 --out "$out"
+      done
       # The head's adversarial examples fed to the KNN model's combined predictor: does the vote resist
       # them, or could the attack not see the vote move? (Re-run when the head's attack was: it feeds one
       # example per success.)
@@ -74,8 +76,9 @@ done
 # all attacked by PWWS on the same SEED_LIMIT test examples; KNN-BERT also by the adaptive PWWS (the
 # search reads the vote's smooth twin, success is the shipped vote's: `--goal adaptive`) and by its head's
 # adversarial examples. The table judges KNN-BERT under the strongest of the three, pooled over seeds.
-# Where dev's lambda_inf choice was not firm (vote_alone), the KNN vote alone is attacked as well (knn-vote-*),
-# beside the head alone (knn-cls-*), here and in the rich-source attacks above.
+# Where dev's lambda_inf choice was not firm (vote_alone), the KNN vote alone is attacked as well, by the plain
+# and the adaptive goal (knn-vote-*, knn-vote-adaptive-*), beside the head alone (knn-cls-*), here and in the
+# rich-source attacks above.
 # SEEDS="" leaves this part out; a seed whose runs are finished is skipped.
 # AT, the adversarial-training baseline (`--method at`, A2T-style), is trained and attacked beside them:
 # one clean epoch, then adversarial ones, at most AT_EPOCHS in all (an AT epoch costs several CE epochs:
@@ -96,10 +99,12 @@ for s in $SEEDS; do
     finished "$out" examples "$SEED_LIMIT" || "$ADVKIT" evaluate --quiet --overwrite --model "$here/$model" \
       --dataset sst2 --split test --limit "$SEED_LIMIT" --attack pwws --goal "$goal" --max-length 128 --out "$out"
   done
-  out="$here/knn-vote-pwws"
-  ! vote_alone "$here/knn" || finished "$out" examples "$SEED_LIMIT" || "$ADVKIT" evaluate --quiet \
-    --overwrite --model "$here/knn" --lambda-inf 1 --dataset sst2 --split test --limit "$SEED_LIMIT" --attack pwws \
-    --max-length 128 --out "$out"
+  for goal in plain adaptive; do  # the vote alone (plain PWWS cannot see a step-valued vote move; adaptive can)
+    out="$here/knn-vote-pwws"; [ "$goal" = adaptive ] && out="$here/knn-vote-adaptive-pwws"
+    ! vote_alone "$here/knn" || finished "$out" examples "$SEED_LIMIT" || "$ADVKIT" evaluate --quiet \
+      --overwrite --model "$here/knn" --lambda-inf 1 --dataset sst2 --split test --limit "$SEED_LIMIT" \
+      --attack pwws --goal "$goal" --max-length 128 --out "$out"
+  done
   out="$here/knn-transfer-pwws" head="$here/knn-cls-pwws"  # no transfer where the head's attack found nothing
   found="$(metric "$head" successes || true)"
   ! finished "$head" || [ "$found" = 0 ] || finished "$out" examples "$found" || "$ADVKIT" evaluate --quiet --overwrite \
