@@ -250,14 +250,13 @@ def _over_seeds(root: Path) -> list[str]:
             "nearest keys under a softmax, and succeeds only when the shipped vote flips), and its linear head's "
             "adversarial examples (transfer). Strongest: still right under all three. Beside them, KNN-BERT's "
             "parts attacked alone: its linear head, and its KNN vote (`--lambda-inf 1`, by the plain and the "
-            "adaptive goal) where dev's lambda_inf was not firm (†) and the run does not ship the vote alone already. Accuracy (%) before -> under "
-            "the attack with its Wilson interval; differences: McNemar's exact p on the same "
-            "examples (before correction; the pooled claim below is in the Holm family).", "",
+            "adaptive goal) where dev's lambda_inf was not firm (†) and the run does not ship the vote alone "
+            "already. Accuracy (%) before -> under the attack with its Wilson interval; differences: McNemar's "
+            "exact p on the same examples (before correction; the pooled claim below is in the Holm family).", "",
             "| data set | seed | CE clean | KNN clean (combined) | AT clean | lambda_inf | CE under PWWS | "
             "KNN under PWWS | KNN under adaptive PWWS | adaptive − plain | KNN under the strongest | "
-            "strongest KNN − CE | KNN head alone under PWWS | KNN vote alone under PWWS: plain / adaptive | AT under PWWS | "
-            "AT − CE | "
-            "strongest KNN − AT |",
+            "strongest KNN − CE | KNN head alone under PWWS | KNN vote alone under PWWS: plain / adaptive | "
+            "AT under PWWS | AT − CE | strongest KNN − AT |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, *_against_at(root)]
 
 
