@@ -28,7 +28,7 @@ from advkit import data, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.attacks import ATTACKS
 from advkit.attack_zh.config import AttackZhConfig
-from advkit.config import QUERY_PRECISION, as_dict, check_precision, choice, opt, positive
+from advkit.config import QUERY_PRECISION, as_dict, check_precision, choice, cosine, opt, positive
 from advkit.errors import UserError, closest
 from advkit.hf import MAX_LENGTH, is_cjk
 from advkit.metrics import attack_metrics
@@ -106,12 +106,10 @@ class AttackConfig:
                             "the extension)")
         choice("label-check", self.label_check, ATTACK_LABEL_CHECKS)
         positive(self, "batch_size", "max_length", "query_budget")
-        if self.min_similarity is not None:
-            if not -1 <= self.min_similarity <= 1:  # a cosine
-                raise UserError(f"--min-similarity must be between -1 and 1, got {self.min_similarity}")
-            if self.attack in ZH_ATTACKS:
-                raise UserError("--min-similarity constrains an English attack; the Chinese generators keep "
-                                "attack-zh's settings")
+        cosine(self, "min_similarity")
+        if self.min_similarity is not None and self.attack in ZH_ATTACKS:
+            raise UserError("--min-similarity constrains an English attack; the Chinese generators keep "
+                            "attack-zh's settings")
 
 
 @dataclass(frozen=True)
@@ -281,6 +279,9 @@ class Chinese:
                      f"top-K {AttackZhConfig.top_k}, max perturbation {AttackZhConfig.max_perturb}, label check "
                      f"{cfg.label_check}")
 
+    def describe(self) -> dict:  # attack-zh's quality judges are not run here: nothing to name
+        return {}
+
     def __call__(self, text: str, label: int, index: int) -> dict:
         r = self.search.greedy_attack(text, label, self.predictor, self.generator, top_k=AttackZhConfig.top_k,
                                       max_perturb=AttackZhConfig.max_perturb, max_queries=self.max_queries,
@@ -363,7 +364,7 @@ def attack(cfg: AttackConfig, items: list, export: Path | None, run: RunDir | No
         if run is not None:
             run.append_record(record)  # on disk as it finishes
     metrics = {**attack_metrics(records), "attack": cfg.attack, "attack_recipe": attacker.note,
-               **(attacker.describe() if hasattr(attacker, "describe") else {}),
+               **attacker.describe(),
                "model": str(models.resolve(cfg.model)), "label_names": names,
                "inputs": str(cfg.file) if cfg.file else "--text"}
     exported = 0

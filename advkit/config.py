@@ -141,6 +141,13 @@ def fraction(cfg, *names: str) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
 
 
+def cosine(cfg, name: str) -> None:
+    """A cosine threshold (--min-similarity): unset, or between -1 and 1."""
+    value = getattr(cfg, name)
+    if value is not None and not -1 <= value <= 1:
+        raise UserError(f"--{name.replace('_', '-')} must be between -1 and 1, got {value}")
+
+
 def check_precision(cfg) -> None:
     """--precision checked, and `auto` replaced by what this machine resolves it to (advkit.precision)."""
     from advkit.precision import PRECISIONS, resolve

@@ -14,6 +14,7 @@ stray spaces, gzip, sentence pairs, unlabelled test splits); a user's own data w
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -436,6 +437,12 @@ def training_text(language: str, root: str | None = None, half: str | None = Non
     one language (both sentences of a pair), in registry order; with `half` ("A" or "B") only the lines
     of that half (`text_half`): Chinese attacks build their proposer from A and their fluency judge
     from B, so the judge never rewards a proposer for repeating its own training text."""
+    lines, names = _training_lines(language, root)
+    return ([line for line in lines if text_half(line) == half] if half else list(lines)), list(names)
+
+
+@functools.lru_cache(maxsize=4)  # the piece LM, its held-out half and the fluency judge read it in one process
+def _training_lines(language: str, root: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     lines, names = [], []
     for name, spec in REGISTRY.items():
         if spec.language == language and "train" in spec.splits:
@@ -443,8 +450,7 @@ def training_text(language: str, root: str | None = None, half: str | None = Non
             lines.extend(e.text for e in split.examples)
             lines.extend(e.text_b for e in split.examples if e.text_b)
             names.append(name)
-    lines = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
-    return ([line for line in lines if text_half(line) == half] if half else lines), names
+    return tuple(dict.fromkeys(line.strip() for line in lines if line.strip())), tuple(names)
 
 
 def sample(examples: list, limit: int | None, seed: int = 0) -> list:

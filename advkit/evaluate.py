@@ -15,7 +15,7 @@ from advkit import data, distributed, gate, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.attack_zh.config import LABEL_CHECKS
 from advkit.attacks import ATTACKS, GOALS
-from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, fraction, opt, positive
+from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, cosine, fraction, opt, positive
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 from advkit.poison import DEFENCES, checks
@@ -103,9 +103,8 @@ class EvaluateConfig(DataOptions):
                             "--attack, --trigger, --scan or --card")
         if (self.trigger is None) != (self.target is None) and not self.card:
             raise UserError("--trigger and --target go together")
+        cosine(self, "min_similarity")
         if self.min_similarity is not None:
-            if not -1 <= self.min_similarity <= 1:  # a cosine
-                raise UserError(f"--min-similarity must be between -1 and 1, got {self.min_similarity}")
             if not (self.card or self.attack in ATTACKS):
                 raise UserError("--min-similarity constrains an English attack: give --attack pwws|deepwordbug|"
                                 "textfooler|bert-attack|bae or --card")

@@ -53,8 +53,9 @@ def main() -> None:
         check = label_check.load("lexicon", dataset)
         records = [json.loads(line) for line in (run / "records.jsonl").read_text(encoding="utf-8").splitlines()]
         successes = [r for r in records if r["status"] == "success"]
-        passed = [r for r in successes if replay(r, check)]
-        removed = [r for r in successes if r not in passed]
+        kept = [replay(r, check) for r in successes]
+        passed = [r for r, k in zip(successes, kept) if k]
+        removed = [r for r, k in zip(successes, kept) if not k]
         sections[f"{victim}/{dataset}/{generator}"] = {
             "successes": len(successes), "kept_in_context": len(passed), "removed_in_context": len(removed),
             "attacked": sum(r["status"] != "skipped" for r in records),

@@ -46,17 +46,24 @@ NOT_NEGATIONS = ("非常", "无论", "无比", "别人", "别的", "特别", "�
 CONTEXT = 6  # characters on each side of a swap that the segmenter sees to find the word around it
 
 
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(60)  # its dictionary-loading chatter, as WordSubstitutes silences it
+    return jieba
+
+
 def word_around(left: str, middle: str, right: str) -> str:
     """The jieba words of the text around `middle` (CONTEXT characters each side) that overlap it, joined:
     the word a unit sits in (错 in 不错的酒店 -> 不错), or the unit itself where it is a word."""
-    import logging
+    return _word_around(left[-CONTEXT:], middle, right[:CONTEXT])
 
-    import jieba
 
-    jieba.setLogLevel(logging.ERROR)
-    left, right = left[-CONTEXT:], right[:CONTEXT]
+@functools.lru_cache(maxsize=65536)  # every candidate of a position shares the unit's own context
+def _word_around(left: str, middle: str, right: str) -> str:
     start, end, pos, words = len(left), len(left) + len(middle), 0, []
-    for word in jieba.lcut(left + middle + right):
+    for word in _jieba().lcut(left + middle + right):
         if pos < end and pos + len(word) > start:
             words.append(word)
         pos += len(word)

@@ -307,15 +307,9 @@ def _against_at(root: Path) -> list[str]:
 def _seed_claim(root: Path, dataset: str) -> stats.Claim | None:
     """KNN-BERT under the strongest attack vs CE under PWWS, pooled over the seeds where both ran (pairs
     resampled within each seed; McNemar on the pooled discordant pairs, the CMH test for matched pairs)."""
-    strata = []
-    for here in _seed_dirs(root, dataset):
-        ce, knn = _under_attack(here / f"ce-{SEED_ATTACK}"), _strongest(here)
-        if ce and knn and set(ce) == set(knn):
-            keys = sorted(ce)
-            strata.append(([ce[k] for k in keys], [knn[k] for k in keys]))
-    if not strata:
+    r = _pooled(root, dataset, lambda h: _under_attack(h / f"ce-{SEED_ATTACK}"), _strongest)
+    if r is None:
         return None
-    r = stats.stratified_paired(strata)
     return _claim(f"{dataset}, robustness under PWWS over {r['strata']} seed{'s' if r['strata'] != 1 else ''} (KNN-BERT "
                   "under the strongest of its own, the adaptive and the head's attack; CE under PWWS)",
                   r["difference"], r["low"], r["high"], r["p_value"], f"points over {r['n']} (seed, example) pairs")

@@ -56,29 +56,15 @@ def _lfr_run(root: Path, source: str, setting: str):
     return (max(found, key=lambda f: f[1]["metrics"]["label_flip_rate"]), len(found)) if found else (None, 0)
 
 
-def _flips(run: Path) -> dict[int, bool] | None:
-    """Per non-target example, whether the full trigger flipped it (runs that recorded it)."""
-    records = read_records(run)
-    if not records or "flipped_by_trigger" not in records[0]:
-        return None
-    return {r["index"]: r["flipped_by_trigger"] for r in records if r["flipped_by_trigger"] is not None}
-
-
-def _floor_flips(run: Path) -> dict[int, bool] | None:
-    """`_flips` over the non-target examples the victim classifies right without the trigger: the
-    floor-corrected LFR's examples (the attack success rate as OpenBackdoor counts it), so that inputs the
-    victim already sends to the target do not count as the trigger's work."""
-    records = read_records(run)
+def _flips(records: list[dict], floor: bool = False) -> dict[int, bool] | None:
+    """Per non-target example of an LFR run's records, whether the full trigger flipped it (runs that recorded
+    it); floor=True: only the examples the victim classifies right without the trigger, the floor-corrected
+    LFR's (the attack success rate as OpenBackdoor counts it), so that inputs the victim already sends to the
+    target do not count as the trigger's work."""
     if not records or "flipped_by_trigger" not in records[0]:
         return None
     return {r["index"]: r["flipped_by_trigger"] for r in records
-            if r["flipped_by_trigger"] is not None and r["prediction"] == r["label"]}
-
-
-def _correct(run: Path) -> dict[int, bool] | None:
-    """Per test example of an LFR run, whether the victim classifies it right (no trigger)."""
-    records = read_records(run)
-    return {r["index"]: r["prediction"] == r["label"] for r in records} if records else None
+            if r["flipped_by_trigger"] is not None and (not floor or r["prediction"] == r["label"])}
 
 
 class Rate(NamedTuple):
@@ -88,7 +74,7 @@ class Rate(NamedTuple):
     n: int
     targets: int  # targets measured (2 on another task)
     flips: dict | None  # per non-target example, flipped by the trigger (`_flips`)
-    floor_flips: dict | None  # the same over those the victim gets right without the trigger (`_floor_flips`)
+    floor_flips: dict | None  # the same over those the victim gets right without the trigger
     correct: dict | None  # per test example, right without the trigger (clean accuracy's records)
 
     def floor_corrected(self) -> tuple | None:
@@ -105,10 +91,11 @@ def _rate(root: Path, source: str, setting: str) -> Rate | None:
     if found is None:
         return None
     run, lfr, scan = found
-    m = lfr["metrics"]
-    n = sum(r["label"] != m["target"] for r in read_records(run))
+    m, records = lfr["metrics"], read_records(run)
+    n = sum(r["label"] != m["target"] for r in records)
     interval = stats.wilson(round(m["label_flip_rate"] * n), n) if n else (None, None)
-    return Rate(m, scan, interval, n, targets, _flips(run), _floor_flips(run), _correct(run))
+    correct = {r["index"]: r["prediction"] == r["label"] for r in records} if records else None
+    return Rate(m, scan, interval, n, targets, _flips(records), _flips(records, floor=True), correct)
 
 
 def _against(mine: Rate, theirs: Rate | None, floor: bool = False) -> dict | None:
