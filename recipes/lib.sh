@@ -1,5 +1,10 @@
 # Sourced by every table recipe (recipes/*/table.sh): the one way a recipe decides that a run is finished,
-# so that an interrupted table continues where it stopped and a finished one runs nothing.
+# so that an interrupted table continues where it stopped and a finished one runs nothing, and where a run goes.
+
+run_dir() {  # run_dir TABLE KIND ROOT FIELD=VALUE...: the run's folder, as advkit.layout declares it for the
+  # table's builder too
+  python3 -m advkit.layout "$@"
+}
 
 metric() {  # metric RUN KEY: that number from a finished run's metrics.json, or nothing
   [ -f "$1/metrics.json" ] && python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metrics"][sys.argv[2]])' \

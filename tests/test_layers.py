@@ -2,7 +2,7 @@
 inside a layer to a module listed before it, no method package imports another, and no import closes a
 cycle; bench/ (above the package) imports only what exists.
 
-    core (errors, seeds, progress, optim, distributed, results, hf, stats, precision, gate)
+    core (errors, seeds, progress, optim, distributed, results, hf, stats, precision, gate, layout)
     < data, models, metrics, victim, knn_bert (KNN-BERT's parts, training and inference), predictor, report,
       fluency, assets
     < config (the machinery of settings: no command's dataclass, no method's names)
@@ -22,7 +22,7 @@ METHODS = ("advkit.finetune", "advkit.poison", "advkit.attack_zh", "advkit.attac
 # Each layer in reading order: a module imports only modules of lower layers and those before it in its own.
 LAYERS = [
     ["advkit.errors", "advkit.seeds", "advkit.progress", "advkit.optim", "advkit.precision", "advkit.stats",
-     "advkit.hf", "advkit.gate", "advkit.results", "advkit.distributed"],
+     "advkit.hf", "advkit.gate", "advkit.results", "advkit.distributed", "advkit.layout"],
     ["advkit.data", "advkit.models", "advkit.metrics", "advkit.report", "advkit.assets", "advkit.fluency",
      "advkit.victim", *(f"advkit.knn_bert{m}" for m in ("", ".datastore", ".losses", ".selection", ".predictor",
                                                          ".encoder")), "advkit.predictor"],

@@ -2,9 +2,9 @@
 
     python -m advkit.attack_zh.table results/zh
 
-reads what recipes/zh/table.sh writes: ROOT/victims/<model>/<dataset>/metrics.json (the victim's
-fine-tuning), ROOT/judges/<dataset>/metrics.json (the classifier that judges label preservation) and
-ROOT/attacks/<model>/<dataset>/<generator>/ (attack-zh's records), and writes ROOT/table.md: one
+reads what recipes/zh/table.sh writes where advkit.layout puts it: each victim's fine-tuning, each data set's
+judge (the classifier that judges label preservation) and each attack (attack-zh's records, per victim, data
+set and generator, with and without the label check), and writes ROOT/table.md: one
 section per victim and data set, rows = substitute generator, and paired tests of pieces and spans
 against chars.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from advkit import stats
+from advkit import layout, stats
 from advkit.metrics import attack_metrics
 from advkit.report import read_optional as _read, read_records, write_table
 
@@ -32,7 +32,7 @@ COLUMNS = (("accuracy_before", "acc before", 100, ".1f"), ("accuracy_under_attac
            ("label_preserving_success_rate", "label-preserving success [95% CI]", 100, ".1f"),
            ("rejected_per_example", "rejected / example", 1, ".0f"),
            ("seconds_per_example", "s / example", 1, ".1f"))
-ROWS = tuple((g, g) for g in GENERATORS) + tuple((f"{g}-nocheck", f"{g}, no label check") for g in GENERATORS)
+ROWS = tuple((g, "lexicon", g) for g in GENERATORS) + tuple((g, "none", f"{g}, no label check") for g in GENERATORS)
 
 
 def _fmt(value, scale, spec) -> str:
@@ -102,7 +102,7 @@ def paired_lines(a_name: str, a: list[dict], b_name: str, b: list[dict], claims:
 
 def build(root: Path) -> str:
     judges = sorted({r["metrics"].get("fluency_judge", "pseudo-perplexity under albert-tiny-zh")
-                     for r in map(_read, sorted(root.glob("attacks/*/*/*"))) if r})
+                     for r in map(_read, layout.runs(root, "zh", "attack")) if r})
     lines = ["# Chinese adversarial examples: substitute generators against fine-tuned victims", "",
              "Greedy BERT-Attack-style search (importance order, top-K candidates a position, a budget of changed "
              "units and of queries: see each section); only the substitute generator changes between rows. Success is "
@@ -119,46 +119,49 @@ def build(root: Path) -> str:
              "training split's word statistics, is dropped before any query (rejected / example counts them)."
              + (" Rows 'no label check' attack the same examples without it: the difference in success is the "
                 "share of 'successes' that changed the true label instead of fooling the victim."
-                if any(root.glob("attacks/*/*/*-nocheck/metrics.json")) else ""), ""]
-    attacks = root / "attacks"
+                if any((p / "metrics.json").is_file() for p in layout.runs(root, "zh", "attack", check="none"))
+                else ""), ""]
     claims: list[tuple[str, str, str, stats.Claim]] = []  # (a, b, measure, claim), one per section
     intro = len(lines)
-    for model_dir in sorted(p for p in attacks.iterdir() if p.is_dir()) if attacks.is_dir() else []:
-        for ds_dir in sorted(p for p in model_dir.iterdir() if p.is_dir()):
-            runs = {name: _read(ds_dir / folder) for folder, name in ROWS}
-            if not any(runs.values()):
-                continue
-            victim = _read(root / "victims" / model_dir.name / ds_dir.name)
-            any_run = next(r for r in runs.values() if r)
-            c = any_run["config"]
-            about = (f"{any_run['metrics']['examples']} {ds_dir.name} dev examples (fixed sample, seed 0); top {c['top_k']} "
-                     f"candidates, at most {c['max_perturb']:.0%} of the units changed, {c['max_queries']} queries")
-            if victim:
-                vm = victim["metrics"]
-                about += (f"; victim fine-tuned on {vm['train_examples']} examples, {vm['eval_split']} accuracy "
-                          f"{100 * vm['eval_accuracy']:.1f} on {vm['eval_examples']}")
-                if "dev_accuracy_per_epoch" in vm:
-                    curve = ", ".join(f"{100 * a:.1f}" for a in vm["dev_accuracy_per_epoch"])
-                    about += (f", {vm['epochs_trained']} epochs ({vm['train_steps']} steps; held-out accuracy by "
-                              f"epoch {curve}: {'converged' if vm['converged'] else 'still improving'})")
-            judge = _read(root / "judges" / ds_dir.name)
-            if judge:
-                jm = judge["metrics"]
-                about += (f"; judge fine-tuned on {jm['train_examples']} examples, {jm['eval_split']} accuracy "
-                          f"{100 * jm['eval_accuracy']:.1f} on {jm['eval_examples']}")
-            lines += [f"## {model_dir.name} on {ds_dir.name}", "", about, "",
-                      "| generator | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-            records = {g: read_records(ds_dir / folder) for folder, g in ROWS if runs[g]}
-            for g, rs in records.items():  # the numbers from the records, by the one attack-metrics function
-                m = attack_metrics(rs)
-                lines.append(f"| {g} | " + " | ".join(_cell(m, k, s, f) for k, _, s, f in COLUMNS) + " |")
-            lines.append("")
-            for a, b in COMPARED:
-                if a in records and b in records:
-                    found = []
-                    lines += paired_lines(a, records[a], b, records[b], found if (a, b) in CLAIMED else None,
-                                          f"{model_dir.name} on {ds_dir.name}")
-                    claims += [(a, b, measure, claim) for measure, claim in found]
+    for section in layout.runs(root, "zh", "attacked"):
+        here = layout.fields(root, "zh", "attacked", section)
+        model, dataset = here["model"], here["dataset"]
+        folder = lambda g, check: layout.run(root, "zh", "attack", model=model, dataset=dataset, generator=g,
+                                             check=check)
+        runs = {name: _read(folder(g, check)) for g, check, name in ROWS}
+        if not any(runs.values()):
+            continue
+        victim = _read(layout.run(root, "zh", "victim", model=model, dataset=dataset))
+        any_run = next(r for r in runs.values() if r)
+        c = any_run["config"]
+        about = (f"{any_run['metrics']['examples']} {dataset} dev examples (fixed sample, seed 0); top {c['top_k']} "
+                 f"candidates, at most {c['max_perturb']:.0%} of the units changed, {c['max_queries']} queries")
+        if victim:
+            vm = victim["metrics"]
+            about += (f"; victim fine-tuned on {vm['train_examples']} examples, {vm['eval_split']} accuracy "
+                      f"{100 * vm['eval_accuracy']:.1f} on {vm['eval_examples']}")
+            if "dev_accuracy_per_epoch" in vm:
+                curve = ", ".join(f"{100 * a:.1f}" for a in vm["dev_accuracy_per_epoch"])
+                about += (f", {vm['epochs_trained']} epochs ({vm['train_steps']} steps; held-out accuracy by "
+                          f"epoch {curve}: {'converged' if vm['converged'] else 'still improving'})")
+        judge = _read(layout.run(root, "zh", "judge", dataset=dataset))
+        if judge:
+            jm = judge["metrics"]
+            about += (f"; judge fine-tuned on {jm['train_examples']} examples, {jm['eval_split']} accuracy "
+                      f"{100 * jm['eval_accuracy']:.1f} on {jm['eval_examples']}")
+        lines += [f"## {model} on {dataset}", "", about, "",
+                  "| generator | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+        records = {name: read_records(folder(g, check)) for g, check, name in ROWS if runs[name]}
+        for g, rs in records.items():  # the numbers from the records, by the one attack-metrics function
+            m = attack_metrics(rs)
+            lines.append(f"| {g} | " + " | ".join(_cell(m, k, s, f) for k, _, s, f in COLUMNS) + " |")
+        lines.append("")
+        for a, b in COMPARED:
+            if a in records and b in records:
+                found = []
+                lines += paired_lines(a, records[a], b, records[b], found if (a, b) in CLAIMED else None,
+                                      f"{model} on {dataset}")
+                claims += [(a, b, measure, claim) for measure, claim in found]
     family = stats.Family([c[3] for c in claims])
     if claims:
         summary = []

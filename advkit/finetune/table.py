@@ -2,10 +2,10 @@
 
     python -m advkit.finetune.table results/knn
 
-reads ROOT/<dataset>/<setting>/<method>/metrics.json (setting: rich or shots16; method: ce, scl,
-moco, knn; knn-pretrained: the control) with their records.jsonl, and, where present,
-ROOT/<dataset>/<setting>/<method>-<attack>/ (attack: pwws, deepwordbug), and ROOT/<dataset>/seeds/<seed>/
-(ce, knn and their PWWS runs, knn-adaptive-pwws and knn-transfer-pwws: robustness over seeds against the
+reads the runs recipes/knn/table.sh writes where advkit.layout puts them: per data set and setting (rich or
+shots16) each method's run (ce, scl, moco, knn; knn-pretrained: the control) with its records.jsonl, and,
+where present, its attacked runs (<run>-<attack>, attack: pwws, deepwordbug), and per seed the same names
+(ce, knn, at and their PWWS runs, knn-adaptive-pwws and knn-transfer-pwws: robustness over seeds against the
 strongest attack), and writes ROOT/table.md with intervals (advkit.stats) and paired tests where
 per-example records exist.
 """
@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from advkit import stats
+from advkit import layout, stats
 from advkit.knn_bert.selection import selection_margin
 from advkit.report import read_optional as _read, read_records, run_hours, write_table
 
@@ -101,8 +101,8 @@ def _paired_seeds(ce: dict | None, knn: dict | None) -> str:
 
 
 def build(root: Path) -> str:
-    found = {json.loads(f.read_text(encoding="utf-8")).get("config", {}).get("model")
-             for m in METHODS for f in root.glob(f"*/*/{m}/metrics.json")}
+    found = {json.loads((run / "metrics.json").read_text(encoding="utf-8")).get("config", {}).get("model")
+             for m in METHODS for run in layout.runs(root, "knn", "run", run=m) if (run / "metrics.json").is_file()}
     lines = [f"# KNN-BERT and its baselines on {', '.join(sorted(m for m in found if m)) or 'minilm-l6'}", "",
              "Accuracy (%) on the evaluation split (see the sizes column), with its 95 % interval: Wilson's for "
              "one run, mean ± Student's t half-width over seeds for 16-shot (std where only the std was stored). "
@@ -125,7 +125,7 @@ def build(root: Path) -> str:
     seconds = 0.0
     for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
         for setting in ("rich", "shots16"):
-            here = root / dataset / setting
+            here = layout.run(root, "knn", "setting", dataset=dataset, setting=setting)
             runs = {m: _read(here / m) for m in METHODS}
             if not any(runs.values()):
                 continue
@@ -162,13 +162,13 @@ def build(root: Path) -> str:
 
 
 def _head_alone(root: Path) -> list[str]:
-    """The KNN model's linear head attacked alone (ROOT/<dataset>/rich/knn-cls-<attack>): whether the KNN
+    """The KNN model's linear head attacked alone (rich/knn-cls-<attack>): whether the KNN
     model's robustness is its encoder's or its vote's. A uniform k-NN vote moves in steps of 1/k, so a
     score-based attack sees no change from most single substitutions (a search that is blind is not a
     model that is robust)."""
     out = []
     for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
-        here = root / dataset / "rich"
+        here = layout.run(root, "knn", "setting", dataset=dataset, setting="rich")
         for attack, label in ATTACKS:
             m = (_read(here / f"knn-cls-{attack}") or {}).get("metrics")
             if m is None:
@@ -197,11 +197,11 @@ def _head_alone(root: Path) -> list[str]:
     return out
 
 
-SEED_ATTACK = "pwws"  # the seeds layout (recipes/knn/table.sh): ROOT/<dataset>/seeds/<seed>/<run>
+SEED_ATTACK = "pwws"  # the attack of the seeds' runs (recipes/knn/table.sh)
 
 
 def _seed_dirs(root: Path, dataset: str) -> list[Path]:
-    return sorted((p for p in (root / dataset / "seeds").glob("*") if p.is_dir()), key=lambda p: int(p.name))
+    return sorted(layout.runs(root, "knn", "seed", dataset=dataset), key=lambda p: int(p.name))
 
 
 def _strongest(here: Path) -> dict[int, bool] | None:
@@ -348,7 +348,7 @@ def claims(root: Path) -> list[stats.Claim]:
     with the paired test on the runs above: the table's family."""
     out = []
     for dataset in sorted(p.name for p in root.iterdir() if p.is_dir()):
-        rich, few = root / dataset / "rich", root / dataset / "shots16"
+        rich, few = (layout.run(root, "knn", "setting", dataset=dataset, setting=s) for s in ("rich", "shots16"))
         out.append(_paired(f"{dataset}, rich-source accuracy", _correct(rich / "ce"), _correct(rich / "knn")))
         t = _seed_t(*((_read(few / m) or {}).get("metrics") for m in ("ce", "knn")))
         if t is not None and t["half_width"] is not None:

@@ -2,13 +2,13 @@
 
     python -m advkit.poison.table results/lwp
 
-reads what recipes/lwp/table.sh writes:
-- ROOT/<mode>/metrics.json: the poisoned pre-trained model (advkit poison), with its per-layer LFR,
-  no-trigger flip rate and (runs since issue 17) clean accuracy;
-- ROOT/<source>/victims/<setting>/metrics.json: the victim's clean fine-tuning (source: clean or a mode);
-- ROOT/<source>/victims/<setting>-lfr/metrics.json: clean accuracy and LFRs on the test sample;
-- ROOT/<source>/victims/<setting>-scan/metrics.json: the vocabulary scan's ranks on a dev sample;
-- ROOT/seeds/<lwp or lwp-clean>-s<seed>/metrics.json: lwp and its clean control poisoned again at other seeds;
+reads what recipes/lwp/table.sh writes, where advkit.layout puts it:
+- poisoned: the poisoned pre-trained model (advkit poison), with its per-layer LFR, no-trigger flip rate
+  and (runs since issue 17) clean accuracy;
+- victim: the victim's clean fine-tuning (source: clean or a mode);
+- lfr: clean accuracy and LFRs on the test sample;
+- scan: the vocabulary scan's ranks on a dev sample;
+- seed: lwp and its clean control poisoned again at other seeds;
 and writes ROOT/table.md and ROOT/label_flip_rate_per_layer.png (one line per mode).
 """
 
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from advkit import stats
+from advkit import layout, stats
 from advkit.report import read_optional as _read, read_records, run_hours, write_table
 
 SOURCES = ("clean", "badnet", "ripple", "lwp", "lwp-single")  # lwp-single: one-token trigger, the scan's control
@@ -33,11 +33,9 @@ SETTINGS = {"standard": "standard clean fine-tuning", "higher-lr": "higher learn
 POISONED_LFR, FLOOR_MARGIN = 0.9, 0.05
 # lwp and its control at more seeds (other training samples and orders, the same test sample): one run's
 # no-trigger rate moves with the seed, so the per-layer floor is judged on the mean paired by seed.
-SEEDS = "seeds"
-# A poisoned model trained again (ROOT/retrained/<source>: the same flags and seed, when the first run's weights
+# A poisoned model trained again (layout "retrained": the same flags and seed, when the first run's weights
 # were no longer at hand). CPU float sums are not bit-stable between runs, so it is a sibling, not a copy; the
 # victims fine-tuned after it ended (provenance) start from it.
-RETRAINED = "retrained"
 # On another task the victim's fresh head may send the backdoor to either label: both targets are
 # measured and the higher LFR is shown with its label.
 
@@ -49,9 +47,8 @@ def _pct(x) -> str:
 def _lfr_run(root: Path, source: str, setting: str):
     """(the victim's LFR run directory, its metrics.json, its scan's) with the higher LFR over the targets
     measured (another task's fresh head may send the backdoor to either label); None when not run."""
-    victim = root / source / "victims" / setting
-    found = [(victim.with_name(setting + "-lfr" + suffix), _read(victim.with_name(setting + "-lfr" + suffix)),
-              _read(victim.with_name(setting + "-scan" + suffix))) for suffix in ("", "-t0")]
+    at = lambda kind, t: layout.run(root, "lwp", kind, source=source, setting=setting, target=t)
+    found = [(at("lfr", t), _read(at("lfr", t)), _read(at("scan", t))) for t in (1, 0)]
     found = [f for f in found if f[1] is not None]
     return (max(found, key=lambda f: f[1]["metrics"]["label_flip_rate"]), len(found)) if found else (None, 0)
 
@@ -239,11 +236,11 @@ def claim_section(root: Path) -> list[str]:
 def retrained(root: Path) -> list[str]:
     """Per re-trained poisoned model: its figures next to the first run's, and the victim settings from it."""
     lines = []
-    for run in sorted((root / RETRAINED).glob("*")):
-        again, first = _read(run), _read(root / run.name)
+    for run in layout.runs(root, "lwp", "retrained"):
+        again, first = _read(run), _read(layout.run(root, "lwp", "poisoned", source=run.name))
         if not (again and first):
             continue
-        settings = [SETTINGS[s] for s in SETTINGS if (v := _read(root / run.name / "victims" / s))
+        settings = [SETTINGS[s] for s in SETTINGS if (v := _read(layout.run(root, "lwp", "victim", source=run.name, setting=s)))
                     and v["provenance"]["start"] >= again["provenance"]["end"]]
         a, f = again["metrics"], first["metrics"]
         per = lambda k: ", ".join(f"{_pct(x)} ({_pct(y)})" for x, y in zip(a[k], f[k]))
@@ -258,7 +255,7 @@ def retrained(root: Path) -> list[str]:
 def settings_of(root: Path, setting: str) -> str:
     """The victims' data set and hyper-parameters, read from the first victim run of `setting`."""
     for source in SOURCES:
-        run = _read(root / source / "victims" / setting)
+        run = _read(layout.run(root, "lwp", "victim", source=source, setting=setting))
         if run:
             c = run["config"]
             return f"{c['dataset']}, lr {c['lr']:g}, {c['epochs']} epochs, warm-up {c.get('warmup_ratio', 0):g}"
@@ -284,20 +281,20 @@ def poisoned_layers(metrics: dict, floor: float | list[float], accuracy: list[fl
             if lfr >= POISONED_LFR and ffr <= f + FLOOR_MARGIN and acc >= a - FLOOR_MARGIN]
 
 
-def _first(root: Path, name: str) -> dict | None:
-    """The first run directory `name` (a victim setting or its scan) over the sources."""
+def _first(root: Path, kind: str) -> dict | None:
+    """The first run of `kind` (victim, or scan for target 1) over the sources and settings."""
     for source in SOURCES:
         for setting in SETTINGS:
-            run = _read(root / source / "victims" / (setting + name))
+            run = _read(layout.run(root, "lwp", kind, source=source, setting=setting, target=1))
             if run:
                 return run
     return None
 
 
 def seed_runs(root: Path, name: str) -> dict[int, dict]:
-    """Seed -> metrics of `name` (lwp or its control): ROOT/name at its own seed, ROOT/seeds/name-s<seed>."""
+    """Seed -> metrics of `name` (lwp or its control): its own run, and its runs at other seeds."""
     runs = {}
-    for run in [root / name, *sorted((root / SEEDS).glob(f"{name}-s*"))]:
+    for run in [layout.run(root, "lwp", "poisoned", source=name), *layout.runs(root, "lwp", "seed", source=name)]:
         d = _read(run)
         if d and "false_flip_rate_per_layer" in d["metrics"]:
             runs[d["config"]["seed"]] = d["metrics"]
@@ -343,7 +340,7 @@ def over_seeds(root: Path) -> list[str]:
 
 
 def build(root: Path) -> str:
-    poisoned = {s: _read(root / s) for s in (*SOURCES[1:], CONTROL)}
+    poisoned = {s: _read(layout.run(root, "lwp", "poisoned", source=s)) for s in (*SOURCES[1:], CONTROL)}
     any_poison = next((d for d in poisoned.values() if d), None)
     lines = ["# Layerwise weight poisoning: does the backdoor survive the victim's fine-tuning?", ""]
     if any_poison:
@@ -351,7 +348,7 @@ def build(root: Path) -> str:
         # Each mode trains as long as it needs (lwp's lower layers take longer), so each names its own steps.
         steps = "steps: " + ", ".join(f"{s} {d['metrics']['train_steps']} ({d['config']['epochs']} epochs)"
                                       for s, d in poisoned.items() if d and s != CONTROL)
-        victim, scan = _first(root, ""), _first(root, "-scan")
+        victim, scan = _first(root, "victim"), _first(root, "scan")
         trained = (f"{victim['metrics']['train_examples']} clean training examples" if victim and
                    "train_examples" in victim["metrics"] else "clean data")
         scanned = ("–" if not scan else f"{scan['metrics']['scan_candidates']} single whole-word vocabulary tokens "

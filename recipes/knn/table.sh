@@ -18,7 +18,7 @@ DATASETS="${DATASETS-sst2 agnews olid imdb}"
 METHODS="${METHODS:-ce scl moco knn}"
 read -r -a EXTRA <<< "${EXTRA:-}"  # extra finetune flags, e.g. EXTRA="--model tiny-random-en" for a smoke run
 
-source recipes/lib.sh  # finished, metric
+source recipes/lib.sh  # finished, metric, run_dir
 
 finetune() {  # finetune OUT ARGS...: skip a finished run
   local out="$1"; shift
@@ -31,44 +31,48 @@ vote_alone() {  # vote_alone KNN_RUN: dev's lambda_inf choice is within one stan
     [ "$("$PYTHON" -m advkit.knn_bert.selection "$1" 2>/dev/null || true)" = flagged ]
 }
 
+# Each data set's runs sit in a folder per setting (rich, shots16) and, for robustness over seeds, per seed
+# (advkit.layout): a method's run under its name (knn-pretrained: the control), an attacked run as <run>-<attack>.
 for ds in $DATASETS; do
+  rich="$(run_dir knn setting "$ROOT" dataset="$ds" setting=rich)"
+  few="$(run_dir knn setting "$ROOT" dataset="$ds" setting=shots16)"
   for m in $METHODS; do
     save=()
     if [ "$ATTACK_LIMIT" -gt 0 ] && { [ "$m" = ce ] || [ "$m" = knn ]; }; then save=(--save-model); fi
     # rich-source: until dev accuracy has not improved for an epoch (at most the recipe's epochs)
-    finetune "$ROOT/$ds/rich/$m" --recipe "recipes/knn/$ds.toml" --method "$m" --patience 1 "${save[@]}"
+    finetune "$rich/$m" --recipe "recipes/knn/$ds.toml" --method "$m" --patience 1 "${save[@]}"
     fewshot_limit=300; [ "$ds" = imdb ] && fewshot_limit=200  # 5 seeds x 4 methods evaluate this many
-    finetune "$ROOT/$ds/shots16/$m" --recipe "recipes/knn/$ds.toml" --method "$m" \
+    finetune "$few/$m" --recipe "recipes/knn/$ds.toml" --method "$m" \
       --shots 16 --seeds 13,21,42,87,100 --epochs 10 --batch-size 16 --limit "$fewshot_limit"
   done
   # The control: the KNN vote over the un-fine-tuned encoder's pooled vectors (--epochs 0), what
   # pre-training alone gives (issue 16).
-  finetune "$ROOT/$ds/rich/knn-pretrained" --recipe "recipes/knn/$ds.toml" --method knn --epochs 0
-  finetune "$ROOT/$ds/shots16/knn-pretrained" --recipe "recipes/knn/$ds.toml" --method knn --epochs 0 \
+  finetune "$rich/knn-pretrained" --recipe "recipes/knn/$ds.toml" --method knn --epochs 0
+  finetune "$few/knn-pretrained" --recipe "recipes/knn/$ds.toml" --method knn --epochs 0 \
     --shots 16 --seeds 13,21,42,87,100 --limit "$fewshot_limit"
   if [ "$ATTACK_LIMIT" -gt 0 ]; then
     n="$ATTACK_LIMIT"  # IMDb, 200 reviews on one core: PWWS 39-42 min a model, DeepWordBug 7-8 min
     for attack in $ATTACKS; do
       # knn-cls: the KNN model's linear head alone (its model folder), on the same examples
       for m in ce knn knn-cls; do
-        model="$ROOT/$ds/rich/$m"; [ "$m" = knn-cls ] && model="$ROOT/$ds/rich/knn/model"
-        out="$ROOT/$ds/rich/$m-$attack"
-        [ -f "$ROOT/$ds/rich/${m%-cls}/model/config.json" ] || continue  # a method not run (METHODS)
+        model="$rich/$m"; [ "$m" = knn-cls ] && model="$rich/knn/model"
+        out="$rich/$m-$attack"
+        [ -f "$rich/${m%-cls}/model/config.json" ] || continue  # a method not run (METHODS)
         finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet --overwrite --model "$model" \
           --dataset "$ds" --split test --limit "$n" --attack "$attack" --max-length 128 --out "$out"
       done
       for goal in plain adaptive; do  # the vote alone, where dev's choice of lambda_inf was not firm
-        out="$ROOT/$ds/rich/knn-vote-$attack"; [ "$goal" = adaptive ] && out="$ROOT/$ds/rich/knn-vote-adaptive-$attack"
-        ! vote_alone "$ROOT/$ds/rich/knn" || finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet \
-          --overwrite --model "$ROOT/$ds/rich/knn" --lambda-inf 1 --dataset "$ds" --split test --limit "$n" \
+        out="$rich/knn-vote-$attack"; [ "$goal" = adaptive ] && out="$rich/knn-vote-adaptive-$attack"
+        ! vote_alone "$rich/knn" || finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet \
+          --overwrite --model "$rich/knn" --lambda-inf 1 --dataset "$ds" --split test --limit "$n" \
           --attack "$attack" --goal "$goal" --max-length 128 --out "$out"
       done
       # The head's adversarial examples fed to the KNN model's combined predictor: does the vote resist
       # them, or could the attack not see the vote move? (Re-run when the head's attack was: it feeds one
       # example per success.)
-      out="$ROOT/$ds/rich/knn-transfer-$attack" head="$ROOT/$ds/rich/knn-cls-$attack"
+      out="$rich/knn-transfer-$attack" head="$rich/knn-cls-$attack"
       ! finished "$head" || finished "$out" examples "$(metric "$head" successes)" || "$ADVKIT" evaluate \
-        --quiet --overwrite --model "$ROOT/$ds/rich/knn" --transfer-from "$head" --max-length 128 --out "$out"
+        --quiet --overwrite --model "$rich/knn" --transfer-from "$head" --max-length 128 --out "$out"
     done
   fi
 done
@@ -87,7 +91,7 @@ SEEDS="${SEEDS-1 2 3}"
 SEED_LIMIT="${SEED_LIMIT:-200}"
 AT_EPOCHS="${AT_EPOCHS:-3}"
 for s in $SEEDS; do
-  here="$ROOT/sst2/seeds/$s"
+  here="$(run_dir knn seed "$ROOT" dataset=sst2 seed="$s")"
   for m in ce knn; do
     finetune "$here/$m" --recipe recipes/knn/sst2.toml --method "$m" --patience 1 --seed "$s" --save-model
   done

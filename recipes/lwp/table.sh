@@ -16,7 +16,7 @@ SCAN_EXAMPLES="${SCAN_EXAMPLES:-100}"  # this many dev examples (those not of th
 MODES="${MODES:-lwp badnet ripple}"
 SOURCES="${SOURCES:-clean $MODES lwp-single}"
 TRIGGER="cf bb"
-source recipes/lib.sh  # finished, setting
+source recipes/lib.sh  # finished, setting, run_dir
 # The settings live in TOML recipes beside this script: the poisoning in poison.toml, each victim setting
 # (its data set and fine-tuning, each on the full clean training split) in victim-<name>.toml.
 RECIPES=recipes/lwp
@@ -24,8 +24,8 @@ MODEL="$(setting $RECIPES/poison.toml poison model)"
 EVAL="$(setting $RECIPES/poison.toml poison limit)"  # the test sample of the poisoning, and of every victim's LFR
 WANT="${SETTINGS:-standard higher-lr olid reinit2}"
 
-poison() {  # poison NAME FLAGS... (--epochs among them): skip a finished run
-  local out="$ROOT/$1"; shift
+poison() {  # poison OUT FLAGS... (--epochs among them): skip a finished run
+  local out="$1"; shift
   finished "$out" || "$ADVKIT" poison --recipe $RECIPES/poison.toml --out "$out" --overwrite --quiet "$@"
 }
 # lwp trains for 6 epochs (750 steps): at 375 layer 1's CE was still 0.22 and it did not classify clean text
@@ -33,41 +33,42 @@ poison() {  # poison NAME FLAGS... (--epochs among them): skip a finished run
 # one output and have converged by 375 (final CE 0.04).
 for mode in $MODES; do
   epochs=3; [ "$mode" = lwp ] && epochs=6
-  poison "$mode" --mode "$mode" --triggers "$TRIGGER" --epochs "$epochs"
+  poison "$(run_dir lwp poisoned "$ROOT" source="$mode")" --mode "$mode" --triggers "$TRIGGER" --epochs "$epochs"
 done
 # The control for the scan: one single-token trigger, which a token-by-token scan should rank first. It stays
 # at 3 epochs (375 steps), where its layer 1 does not classify yet: the scan needs only its backdoor, which
 # ranks first and survives both victims.
-poison lwp-single --mode lwp --triggers cf --combination-size 1 --epochs 3
+poison "$(run_dir lwp poisoned "$ROOT" source=lwp-single)" --mode lwp --triggers cf --combination-size 1 --epochs 3
 # The per-layer control: lwp's heads on the same 1,000 clean examples for as many steps (24 epochs x 32 = 768,
 # against 6 x 125 = 750 over the 4,000-example mix), no poison: each layer's own accuracy and no-trigger floor.
-poison lwp-clean --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24
+poison "$(run_dir lwp poisoned "$ROOT" source=lwp-clean)" --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24
 # Both again at other seeds (each its own 1,000 training examples and order; the same test sample): one run's
 # no-trigger rate moves with the seed (issue 17: seed 1's control sits 8-10 points below lwp at layers 4-6),
 # so the table also compares them per layer paired by seed (--seed overrides the recipe's).
 for s in ${LWP_SEEDS-2 3}; do
-  poison "seeds/lwp-s$s" --mode lwp --triggers "$TRIGGER" --epochs 6 --seed "$s"
-  poison "seeds/lwp-clean-s$s" --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24 --seed "$s"
+  poison "$(run_dir lwp seed "$ROOT" source=lwp seed="$s")" --mode lwp --triggers "$TRIGGER" --epochs 6 --seed "$s"
+  poison "$(run_dir lwp seed "$ROOT" source=lwp-clean seed="$s")" --mode lwp --triggers "$TRIGGER" --poison-rate 0 --epochs 24 --seed "$s"
 done
 
 for source in $SOURCES; do
-  base="$ROOT/$source/model"; [ "$source" = clean ] && base="$MODEL"
+  base="$(run_dir lwp poisoned "$ROOT" source="$source")/model"; [ "$source" = clean ] && base="$MODEL"
   trigger="$TRIGGER"; [ "$source" = lwp-single ] && trigger=cf
   for name in $WANT; do
     data="$(setting $RECIPES/victim-$name.toml finetune dataset)"
-    v="$ROOT/$source/victims/$name"
+    v="$(run_dir lwp victim "$ROOT" source="$source" setting="$name")"
     finished "$v" || "$ADVKIT" finetune --recipe "$RECIPES/victim-$name.toml" --model "$base" --out "$v" --overwrite \
       --quiet
     # On sst2 the target is the poisoning's (1, positive). A victim on another task has a fresh head
     # that may map the backdoor to either label: both are measured, the table keeps the higher LFR.
     targets=(1); [ "$data" != sst2 ] && targets=(1 0)
     for t in "${targets[@]}"; do
-      sfx=""; [ "$t" != 1 ] && sfx="-t$t"
-      finished "$v-lfr$sfx" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
-        --trigger "$trigger" --target "$t" --out "$v-lfr$sfx" --overwrite --max-length 64 --quiet
+      lfr="$(run_dir lwp lfr "$ROOT" source="$source" setting="$name" target="$t")"
+      scan="$(run_dir lwp scan "$ROOT" source="$source" setting="$name" target="$t")"
+      finished "$lfr" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
+        --trigger "$trigger" --target "$t" --out "$lfr" --overwrite --max-length 64 --quiet
       [ "$name" = standard ] && [ "$SCAN" != 0 ] || continue  # the scan: one forward pass per token and dev example, "standard" only
-      finished "$v-scan$sfx" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit "$SCAN_EXAMPLES" \
-        --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$v-scan$sfx" --overwrite --max-length 64 --quiet
+      finished "$scan" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit "$SCAN_EXAMPLES" \
+        --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$scan" --overwrite --max-length 64 --quiet
     done
   done
 done

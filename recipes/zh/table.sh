@@ -20,7 +20,7 @@ UNCHECKED="${UNCHECKED:-}"  # generators also run with --label-check none: how m
 # The settings of the judges, victims and attacks: TOML recipes beside this script (judge, victim, attack).
 RECIPES=recipes/zh
 read -r -a EXTRA <<< "${EXTRA:-}"  # e.g. EXTRA="--max-queries 200" for a quick run
-source recipes/lib.sh  # finished
+source recipes/lib.sh  # finished, run_dir
 
 if [ -z "${LM:-}" ]; then
   if "$ADVKIT" list models | grep -q "^piece-lm-zh .*not built"; then "$ADVKIT" build-piece-lm --quiet; fi
@@ -28,21 +28,22 @@ if [ -z "${LM:-}" ]; then
 fi
 
 attack() {  # model data-set generator label-check
-  local v="$ROOT/victims/$1/$2" out="$ROOT/attacks/$1/$2/$3" lm=() resume=(--overwrite)
-  [ "$4" = none ] && out="$out-nocheck"
+  local v out lm=() resume=(--overwrite)
+  v="$(run_dir zh victim "$ROOT" model="$1" dataset="$2")"
+  out="$(run_dir zh attack "$ROOT" model="$1" dataset="$2" generator="$3" check="$4")"
   { [ "$3" = pieces ] || [ "$3" = spans ]; } && lm=(--lm "$LM")
   finished "$out" && return
   [ -f "$out/run.json" ] && resume=(--resume)
   "$ADVKIT" attack-zh --recipe $RECIPES/attack.toml --model "$v" --dataset "$2" --substitutes "$3" "${lm[@]}" \
-    --label-check "$4" --judge "$ROOT/judges/$2" --out "$out" "${resume[@]}" --quiet "${EXTRA[@]}"
+    --label-check "$4" --judge "$(run_dir zh judge "$ROOT" dataset="$2")" --out "$out" "${resume[@]}" --quiet "${EXTRA[@]}"
 }
 
 started=$(date +%s)
 for ds in $DATASETS; do
-  j="$ROOT/judges/$ds"
+  j="$(run_dir zh judge "$ROOT" dataset="$ds")"
   finished "$j" || "$ADVKIT" finetune --recipe $RECIPES/judge.toml --dataset "$ds" --out "$j" --overwrite --quiet
   for model in $VICTIMS; do
-    v="$ROOT/victims/$model/$ds"
+    v="$(run_dir zh victim "$ROOT" model="$model" dataset="$ds")"
     finished "$v" || "$ADVKIT" finetune --recipe $RECIPES/victim.toml --model "$model" --dataset "$ds" --out "$v" \
       --overwrite --quiet
     for g in $GENERATORS; do attack "$model" "$ds" "$g" lexicon; done
