@@ -137,20 +137,12 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
 
     from advkit.knn_bert.encoder import FinetuneModel, derived_momentum
     from advkit.knn_bert.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
-    from advkit.victim import POOLING_KEY, check_head
 
     train_examples, selection, selected_on = selection_split(cfg, train)
     curve = selection if cfg.patience is not None else None
     rank, world = distributed.setup(cfg.device)
     seed_everything(cfg.seed)  # the same seed in every process: identical initial replicas
-    classifier, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(train.labels),
-                                                      label_names=train.labels)
-    if cfg.method != "ce" and cfg.pooling == "pooler" and getattr(classifier.base_model, "pooler", None) is None:
-        raise UserError(f"model '{cfg.model}' has no pooler: pass --pooling cls or --pooling mean")
-    check_head(classifier, cfg.pooling)
-    setattr(classifier.config, POOLING_KEY, cfg.pooling)  # saved in OUT/model/config.json: what the head reads
-    if cfg.reinit_layers:
-        reinit_top_layers(classifier, cfg.reinit_layers)
+    classifier, tokenizer = load_classifier(cfg, train.labels)
     if rank == 0:
         out.create(as_dict(cfg))
 
@@ -241,12 +233,8 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
                 started += saved - begun  # train_seconds counts training, not checkpoint writes
         if curve is not None and len(dev_curve) == epoch:  # not yet measured (a resumed run may have)
             if rank == 0:
-                from advkit.victim import PooledVictim
-
                 begun = time.time()
-                head = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
-                                    precision=cfg.precision)
-                dev_curve.append(clean_accuracy(head, curve)["accuracy"])
+                dev_curve.append(dev_accuracy(cfg, classifier, tokenizer, curve))
                 net.train()
                 started += time.time() - begun  # nor does the dev measurement
             if distributed.agree(rank == 0 and converged(dev_curve, cfg.patience)):
@@ -292,6 +280,29 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     for stale in (checkpoint, *checkpoint.parent.glob(f"{checkpoint.stem}-rank*.pt")):
         stale.unlink(missing_ok=True)  # the run is finished: the model and metrics replace it
     return doc
+
+
+def load_classifier(cfg: FinetuneConfig, labels: list[str]):
+    """The pre-trained encoder with a fresh head over `labels`, reading the pooling the method trains."""
+    from advkit.victim import POOLING_KEY, check_head
+
+    classifier, tokenizer, _ = models.load_classifier(cfg.model, num_labels=len(labels), label_names=labels)
+    if cfg.method != "ce" and cfg.pooling == "pooler" and getattr(classifier.base_model, "pooler", None) is None:
+        raise UserError(f"model '{cfg.model}' has no pooler: pass --pooling cls or --pooling mean")
+    check_head(classifier, cfg.pooling)
+    setattr(classifier.config, POOLING_KEY, cfg.pooling)  # saved in OUT/model/config.json: what the head reads
+    if cfg.reinit_layers:
+        reinit_top_layers(classifier, cfg.reinit_layers)
+    return classifier, tokenizer
+
+
+def dev_accuracy(cfg: FinetuneConfig, classifier, tokenizer, examples) -> float:
+    """The linear head's accuracy on the examples that judge --patience."""
+    from advkit.victim import PooledVictim
+
+    head = PooledVictim(classifier, tokenizer, max_length=cfg.max_length, batch_size=64, device=cfg.device,
+                        precision=cfg.precision)
+    return clean_accuracy(head, examples)["accuracy"]
 
 
 def evaluate_head(cfg: FinetuneConfig, classifier, tokenizer, dev, out: RunDir) -> dict:
