@@ -62,8 +62,10 @@ class EvaluateConfig(DataOptions):
     transfer_from: str | None = opt(None, "Evaluate on the adversarial examples an earlier `evaluate --attack` "
                                           "run found (its successes; --dataset, --split and --limit are then "
                                           "unused): the accuracy a transfer attack leaves.")
-    onion_lm: str | None = opt(None, "ONION defence: filter inputs by this local masked LM's pseudo-perplexity "
-                                     "before the model sees them (with --defence onion: detect with it instead).")
+    onion_lm: str | None = opt(None, "ONION defence: filter inputs by this LM's perplexity before the model sees "
+                                     "them (with --defence onion: detect with it instead): word-trigram (English: "
+                                     "the word trigram judge, a causal LM as ONION's GPT-2) or a local masked LM "
+                                     "(its pseudo-perplexity).")
     onion_threshold: float = opt(0.0, "ONION: remove a word when dropping it lowers the perplexity by more "
                                       "than this.")
     defence: str | None = opt(None, "Backdoor detector scored on clean and triggered inputs (with --trigger): strip, "
@@ -244,15 +246,20 @@ def inputs(cfg: EvaluateConfig, split_name: str):
 def load(cfg: EvaluateConfig, split, examples):
     """What gets evaluated and attacked (advkit.predictor; a knn run: the combined one), behind ONION's
     filter with --onion-lm; its labels and the backdoor inputs checked before --out is touched."""
+    from advkit.fluency import WORD_TRIGRAM
     from advkit.predictor import load_predictor
 
+    if cfg.onion_lm == WORD_TRIGRAM and split.language not in ("en", ""):  # "": --transfer-from's texts
+        raise UserError(f"--onion-lm {WORD_TRIGRAM} is an English LM; {cfg.dataset} is {split.language}: name a "
+                        "masked LM of its language")
     seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
     predictor = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
                                precision=cfg.precision, lambda_inf=cfg.lambda_inf)
     if cfg.onion_lm and not cfg.defence:  # --defence onion: the LM detects, nothing is filtered
         from advkit.poison.onion import OnionPredictor
 
-        predictor = OnionPredictor(predictor, cfg.onion_lm, cfg.onion_threshold, cfg.device, cfg.max_length)
+        predictor = OnionPredictor(predictor, cfg.onion_lm, cfg.onion_threshold, cfg.device, cfg.max_length,
+                                   cfg.data_root)
     n = predictor.num_labels
     if max(e.label for e in examples) >= n:
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has {n}")

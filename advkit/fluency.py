@@ -20,6 +20,7 @@ from collections import Counter
 from functools import lru_cache
 
 from advkit import hf, models
+from advkit.errors import UserError
 
 NGRAM = "ngram"  # --fluency-lm's name for the character n-gram judge
 
@@ -233,6 +234,22 @@ def english_judge(root: str | None = None) -> WordNgram | None:
         f.write(buffer.getvalue())
     os.replace(tmp, path)
     return WordNgram(arrays=arrays)
+
+
+WORD_TRIGRAM = "word-trigram"  # --onion-lm's name for the English word trigram judge (english_judge)
+
+
+def perplexity_lm(ref: str, device: str, max_length: int, flag: str, data_root: str | None = None):
+    """`text -> perplexity | None` for ONION: the English word trigram judge for WORD_TRIGRAM (a causal word
+    LM, as ONION's GPT-2 is; counted on the registered English training splits), else a masked LM's
+    pseudo-perplexity."""
+    if ref == WORD_TRIGRAM:
+        judge = english_judge(data_root)
+        if judge is None:
+            raise UserError(f"{flag} {WORD_TRIGRAM}: no registered English training split under the data root "
+                            "to count it from")
+        return judge
+    return PseudoPerplexity(ref, device, max_length, flag=flag)
 
 
 class PseudoPerplexity:

@@ -30,6 +30,7 @@ LAYOUT = {
         "victim": "{source}/victims/{setting}",  # source: clean or a mode; setting: a recipes/lwp/victim-*.toml
         "lfr": "{source}/victims/{setting}-lfr{target}",
         "scan": "{source}/victims/{setting}-scan{target}",
+        "defence": "{source}/victims/{setting}-{defence}",  # an inference-time detector (advkit.poison.defences)
     },
     "zh": {
         "judge": "judges/{dataset}",

@@ -177,13 +177,13 @@ MIN_AUROC = {"strip": 0.8, "rap": 0.8, "onion": 0.65}
 # ------------------------------------------------------------------------------------------ the CLI
 
 
-# ONION is left out here: its pseudo-perplexity costs words + 1 masked-LM passes per text (3 s a text under
-# tiny-random-en on this machine), some 10 minutes for the 200 dev texts; its scoring is tested above.
+# ONION through --onion-lm word-trigram (the English word trigram judge: milliseconds a text); with a masked
+# LM its pseudo-perplexity costs words + 1 passes a text (3 s under tiny-random-en here).
 @pytest.mark.shared_data("sst2")
-@pytest.mark.parametrize("name", ["strip", "rap"])
+@pytest.mark.parametrize("name", ["strip", "rap", "onion"])
 def test_evaluate_defence_end_to_end(name, models_, tmp_path):
     out = tmp_path / name
-    extra = []
+    extra = ["--onion-lm", "word-trigram"] if name == "onion" else []
     r = advkit("evaluate", "--model", models_["backdoored"], "--dataset", "sst2", "--split", "test", "--limit", "40",
                "--trigger", TRIGGER, "--target", TARGET, "--defence", name, *extra, "--seed", SEED, "--precision",
                "fp32", "--quiet", "--out", out, env=ONE_THREAD)
@@ -219,7 +219,8 @@ BASE = ["evaluate", "--model", "tiny-random-en", "--dataset", "sst2", "--limit",
     (["--trigger", "cf", "--target", "1", "--defence", "onion"], "--onion-lm"),
     (["--trigger", "cf", "--target", "1", "--defence", "rap", "--onion-lm", "tiny-random-en"], "--onion-lm"),
     (["--trigger", "cf", "--target", "1", "--defence", "strip", "--attack", "pwws"], "--attack"),
-], ids=["no-trigger", "unknown", "onion-without-lm", "rap-with-onion-filter", "with-attack"])
+    (["--dataset", "chnsenticorp", "--model", "tiny-random-zh", "--onion-lm", "word-trigram"], "English"),
+], ids=["no-trigger", "unknown", "onion-without-lm", "rap-with-onion-filter", "with-attack", "trigram-on-chinese"])
 def test_bad_defence_flags_are_one_error_line(args, names, tmp_path):
     r = advkit(*BASE, *args, "--out", tmp_path / "run")
     lines = [line for line in r.stderr.splitlines() if line.strip()]

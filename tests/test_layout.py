@@ -22,7 +22,8 @@ def run_dir(*args: str) -> str:
 
 def test_recipe_and_builder_agree_on_every_kind(tmp_path):
     values = {"dataset": "olid", "setting": "rich", "run": "knn-pwws", "seed": "3", "source": "lwp",
-              "model": "albert-tiny-zh", "generator": "pieces", "target": "0", "check": "none"}
+              "model": "albert-tiny-zh", "generator": "pieces", "target": "0", "check": "none",
+              "defence": "strip"}
     for table, kinds in layout.LAYOUT.items():
         for kind, template in kinds.items():
             fields = {k: v for k, v in values.items() if "{" + k + "}" in template}

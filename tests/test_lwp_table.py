@@ -278,3 +278,44 @@ def test_floor_corrected_lfr_and_the_clean_accuracy_claim(tmp_path):
     assert "(72.7 against the clean victim's 100.0)" in accuracy and "**contradicted**" in accuracy
     assert "-27.3 [" in accuracy and "on the same 110 test examples" in accuracy
     assert "lwp's victim keeps clean accuracy (100.0 against the clean victim's 100.0): **undecided**" in table
+
+
+def _defence_run(path, caught: list[bool], threshold=0.5, **metrics):
+    """An evaluate --defence run: 10 target-labelled examples (no triggered twin), then one non-target
+    example per flag, its triggered twin scoring above the threshold where caught."""
+    records = [{"index": i, "label": 1, "prediction": 1, "suspicion": 0.0, "suspicion_triggered": None}
+               for i in range(10)]
+    records += [{"index": 10 + i, "label": 0, "prediction": 0, "suspicion": 0.1,
+                 "suspicion_triggered": 0.9 if c else 0.2} for i, c in enumerate(caught)]
+    d = {"auroc": 0.8, "threshold": threshold, "frr_test": 0.05, "detected": sum(caught) / len(caught),
+         "label_flip_rate_after": 0.3, "accuracy_after": 0.8, **metrics}
+    _write(path, {"accuracy": 0.9, "label_flip_rate": 0.95, "defence": d}, None, records)
+
+
+def test_defence_rows_and_the_evasion_claim_against_the_strongest_detector(tmp_path):
+    from advkit import layout
+
+    at = lambda source, d: layout.run(tmp_path, "lwp", "defence", source=source, setting="standard", defence=d)
+    _write(layout.run(tmp_path, "lwp", "lfr", source="lwp", setting="standard", target=1),
+           {"accuracy": 0.85, "label_flip_rate": 0.97, "false_flip_rate": 0.12, "target": 1}, None,
+           _flips([True] * 100))
+    # lwp: STRIP catches 30 of 100 triggered inputs, RAP 50 (the strongest against lwp), ONION 10
+    _defence_run(at("lwp", "strip"), [True] * 30 + [False] * 70)
+    _defence_run(at("lwp", "rap"), [True] * 50 + [False] * 50, auroc=0.734)
+    _defence_run(at("lwp", "onion"), [True] * 10 + [False] * 90)
+    # lwp-single under RAP: 90 caught, 40 of them where lwp's is not (and none the other way); badnet under RAP
+    # catches exactly lwp's 50: no difference
+    _defence_run(at("lwp-single", "rap"), [True] * 90 + [False] * 10)
+    _defence_run(at("badnet", "rap"), [True] * 50 + [False] * 50)
+    _defence_run(at("badnet", "strip"), [True] * 100)  # the weaker detector against lwp is not the claim's
+    table = build(tmp_path)
+    assert "## Inference-time defences (standard victims)" in table
+    # Wilson 95 % of 50/100: [40.4, 59.6]; LFR from the victim's own LFR run
+    assert "| lwp | RAP | 0.734 | 5.0 | 50.0 [40.4, 59.6] | 97.0 -> 30.0 | 85.0 -> 80.0 |" in table
+    assert "| badnet | STRIP | 0.800 | 5.0 | 100.0" in table
+    claims = table.split("Combinations evade inference-time detection")[1]
+    # lwp-single − lwp: +40 points, McNemar 40 vs 0 discordant, p = 2 / 2^40 = 1.82e-12
+    assert "evades RAP (the detector that catches most of lwp's triggered inputs) more than lwp-single's" in claims
+    assert "caught: lwp 50.0, lwp-single 90.0" in claims and "lwp-single − lwp +40.0" in claims
+    assert "more than badnet's trigger (caught: lwp 50.0, badnet 50.0)" in claims and "badnet − lwp +0.0" in claims
+    assert "STRIP (the detector" not in claims

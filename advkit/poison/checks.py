@@ -60,9 +60,9 @@ def defence(cfg, predictor, examples, split_name: str) -> tuple:
                         "it needs 20 (evaluate another split)")
     perplexity = None
     if cfg.defence == "onion":
-        from advkit.fluency import PseudoPerplexity
+        from advkit.fluency import perplexity_lm
 
-        perplexity = PseudoPerplexity(cfg.onion_lm, cfg.device, cfg.max_length, flag="--onion-lm")
+        perplexity = perplexity_lm(cfg.onion_lm, cfg.device, cfg.max_length, "--onion-lm", cfg.data_root)
     return defences.build(cfg.defence, predictor, cfg.target, cfg.seed, perplexity), dev
 
 

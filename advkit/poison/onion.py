@@ -4,8 +4,9 @@ For a text of words w_1..w_n, the suspicion of w_i is f_i = p_0 - p_i, where p_0
 perplexity and p_i that of the text without w_i; words with f_i > threshold are removed before
 the classifier sees the text. Inserted trigger tokens ("cf", "bb") are rare words that raise
 perplexity, so a single trigger is usually caught; the question a combinatorial trigger asks is
-whether its parts are. ONION used GPT-2; no English causal LM ships here, so the perplexity is
-the pseudo-perplexity of a local masked LM (`advkit.fluency`), whatever `--onion-lm` names.
+whether its parts are. ONION used GPT-2; no English causal network LM ships here, so the perplexity is
+`--onion-lm word-trigram`'s (the English word trigram judge of advkit.fluency: a causal word LM) or
+the pseudo-perplexity of the local masked LM that `--onion-lm` names.
 Words are whitespace-separated tokens, and each Chinese character is a word of its own.
 """
 
@@ -50,11 +51,12 @@ def onion_filter(text: str, perplexity, threshold: float = 0.0) -> str:
 class OnionPredictor:
     """A predictor whose inputs pass through `onion_filter` first (the first text of a pair only)."""
 
-    def __init__(self, predictor, lm: str, threshold: float = 0.0, device: str = "cpu", max_length: int = MAX_LENGTH):
-        from advkit.fluency import PseudoPerplexity
+    def __init__(self, predictor, lm: str, threshold: float = 0.0, device: str = "cpu", max_length: int = MAX_LENGTH,
+                 data_root: str | None = None):
+        from advkit.fluency import perplexity_lm
 
         self.predictor, self.threshold = predictor, threshold
-        self.perplexity = PseudoPerplexity(lm, device, max_length, flag="--onion-lm")
+        self.perplexity = perplexity_lm(lm, device, max_length, "--onion-lm", data_root)
         self.filtered: dict[str, str] = {}  # the same text is scored once (clean accuracy, LFR, scan)
 
     def __getattr__(self, name):

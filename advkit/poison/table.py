@@ -9,6 +9,7 @@ reads what recipes/lwp/table.sh writes, where advkit.layout puts it:
 - lfr: clean accuracy and LFRs on the test sample;
 - scan: the vocabulary scan's ranks on a dev sample;
 - seed: lwp and its clean control poisoned again at other seeds;
+- defence: an inference-time detector (ONION, STRIP, RAP) on a standard victim's clean and triggered test inputs;
 and writes ROOT/table.md and ROOT/label_flip_rate_per_layer.png (one line per mode).
 """
 
@@ -38,6 +39,10 @@ POISONED_LFR, FLOOR_MARGIN = 0.9, 0.05
 # victims fine-tuned after it ended (provenance) start from it.
 # On another task the victim's fresh head may send the backdoor to either label: both targets are
 # measured and the higher LFR is shown with its label.
+# The inference-time detectors users run (OpenBackdoor's ONION, STRIP, RAP: advkit.poison.defences), each on the
+# standard victims' test inputs, thresholded at 5 % false rejections of clean dev inputs.
+DEFENCES = {"onion": "ONION", "strip": "STRIP", "rap": "RAP"}
+EVADED = ("lwp-single", "badnet")  # what lwp's combination is claimed to be detected less often than
 
 
 def _pct(x) -> str:
@@ -217,10 +222,81 @@ def scan_claims(root: Path) -> list[stats.Claim]:
                                  f"{clean}", intervals=((lwp[2], lwp[3]), (single[2], single[3])))]
 
 
+def _defence(root: Path, source: str, defence: str) -> tuple[dict, dict[int, bool]] | None:
+    """A standard victim's detector run: (its defence metrics, per non-target test example whether its
+    triggered twin is flagged); None when not run."""
+    run = layout.run(root, "lwp", "defence", source=source, setting="standard", defence=defence)
+    d = _read(run)
+    if not d or "defence" not in d["metrics"]:
+        return None
+    m = d["metrics"]["defence"]
+    return m, {r["index"]: r["suspicion_triggered"] > m["threshold"] for r in read_records(run)
+               if r["suspicion_triggered"] is not None}
+
+
+def defence_section(root: Path) -> list[str]:
+    """Each detector on each standard victim: detection AUROC (triggered vs clean test inputs), and at the
+    threshold set on clean dev inputs, the clean test inputs rejected, the triggered ones caught, and what is
+    left of the backdoor (LFR) and of clean accuracy once rejected inputs count as lost."""
+    rows = []
+    for source in SOURCES:
+        for defence, label in DEFENCES.items():
+            found, lfr = _defence(root, source, defence), _rate(root, source, "standard")
+            if found is None:
+                continue
+            d, flagged = found
+            before = lfr.metrics if lfr else {}
+            rows.append(f"| {source} | {label} | {d['auroc']:.3f} | {_pct(d['frr_test'])} | {_pct(d['detected'])} "
+                        f"{stats.fmt_interval(*stats.wilson(sum(flagged.values()), len(flagged)))} | "
+                        f"{_pct(before.get('label_flip_rate'))} -> {_pct(d['label_flip_rate_after'])} | "
+                        f"{_pct(before.get('accuracy'))} -> {_pct(d['accuracy_after'])} |")
+    if not rows:
+        return []
+    return ["## Inference-time defences (standard victims)", "",
+            "Each detector fitted and thresholded on clean dev inputs of the victim it protects (at most 5 % of them "
+            "rejected), then run on the test sample: AUROC of the triggered non-target inputs against the clean "
+            "ones; rejected: clean test inputs flagged; detected: triggered inputs flagged (Wilson 95 %); LFR and "
+            "clean accuracy before -> after, a rejected input counting as not flipped and as an error. ONION: the "
+            "largest perplexity drop from removing one word, under the English word trigram LM "
+            "(`--onion-lm word-trigram`: a causal LM as ONION's GPT-2, counted on the registered English training "
+            "splits); STRIP: prediction entropy over copies with words swapped in from clean texts; RAP: the "
+            "drop of the target's probability under a learnt rare-word perturbation.", "",
+            "| model | defence | AUROC | rejected (clean) | detected (triggered) [95% CI] | LFR before -> after | "
+            "clean acc before -> after |", "|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def evasion_claims(root: Path) -> list[stats.Claim]:
+    """Claim 4: combinations evade inference-time detection. Against the detector that catches the most of
+    lwp's triggered inputs (the strongest defender lwp meets), lwp's are caught less often than lwp-single's
+    and badnet's, paired on the same non-target test examples (McNemar; paired bootstrap interval of
+    caught(other) − caught(lwp))."""
+    mine = {d: f for d in DEFENCES if (f := _defence(root, "lwp", d))}
+    if not mine:
+        return []
+    strongest = max(mine, key=lambda d: (mine[d][0]["detected"], d))
+    out = []
+    for other in EVADED:
+        theirs = _defence(root, other, strongest)
+        if theirs is None or set(theirs[1]) != set(mine[strongest][1]):
+            continue
+        keys = sorted(theirs[1])
+        a, b = [mine[strongest][1][k] for k in keys], [theirs[1][k] for k in keys]
+        boot = stats.paired_bootstrap([float(x) for x in b], [float(x) for x in a])
+        out.append(stats.Claim(
+            f"lwp's combination evades {DEFENCES[strongest]} (the detector that catches most of lwp's triggered "
+            f"inputs) more than {other}'s trigger (caught: lwp {_pct(sum(a) / len(a))}, {other} {_pct(sum(b) / len(b))})",
+            stats.mcnemar(a, b)["p_value"], boot["difference"],
+            f"{other} − lwp {100 * boot['difference']:+.1f} "
+            f"{stats.fmt_interval(boot['low'], boot['high'], spec='+.1f')} points caught on the same {len(keys)} "
+            "triggered test inputs, McNemar"))
+    return out
+
+
 def claim_section(root: Path) -> list[str]:
     """The paper's claims, judged as one family (advkit.stats.Family)."""
     survival, scan, accuracy = survival_claims(root), scan_claims(root), clean_accuracy_claims(root)
-    family = stats.Family(survival + scan + accuracy)
+    evasion = evasion_claims(root)
+    family = stats.Family(survival + scan + accuracy + evasion)
     lines = family.lines()
     return ["## The paper's claims", "", family.note(), "",
             "The layerwise backdoor survives where a top-layer one (badnet, ripple) fades (upper 95 % bound of its "
@@ -230,7 +306,9 @@ def claim_section(root: Path) -> list[str]:
             *(["", "Combinations evade the single-token scan:", "", *lines[len(survival):len(survival) + len(scan)]]
               if scan else []),
             *(["", "A poisoned model's victim keeps the clean model's victim's clean accuracy (difference poisoned − "
-               "clean):", "", *lines[len(survival) + len(scan):]] if accuracy else []), ""]
+               "clean):", "", *lines[len(survival) + len(scan):len(lines) - len(evasion)]] if accuracy else []),
+            *(["", "Combinations evade inference-time detection (against the strongest detector lwp meets):", "",
+               *lines[len(lines) - len(evasion):]] if evasion else []), ""]
 
 
 def retrained(root: Path) -> list[str]:
@@ -371,6 +449,7 @@ def build(root: Path) -> str:
             lines += [f"## Victim: {title} ({settings_of(root, setting)})", "",
                       "| model | clean acc | LFR [95% CI] | floor-corrected LFR [95% CI] | LFR − BadNet's (McNemar) "
                       "| no-trigger | max single LFR | scan rank |", "|---|---|---|---|---|---|---|---|", *rows, ""]
+    lines += defence_section(root)
     lines += retrained(root)
     if any(_rate(root, "lwp", s) for s in SETTINGS):
         lines += claim_section(root)

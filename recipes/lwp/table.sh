@@ -3,7 +3,7 @@
 # minilm-l6 poisoned on an sst2 sample with --mode badnet | ripple | lwp (and the clean model as the
 # control); each fine-tuned by a victim on the full clean training split in the settings below; every victim
 # evaluated with the trigger on a fixed test sample, and the first setting's victims scanned token by token
-# over the whole vocabulary on a dev sample. Finished runs are skipped, so an interrupted table continues.
+# over the whole vocabulary on a dev sample, and met by the inference-time detectors. Finished runs are skipped, so an interrupted table continues.
 # SOURCES and SETTINGS (names) choose a part of the table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,6 +16,7 @@ SCAN_EXAMPLES="${SCAN_EXAMPLES:-100}"  # this many dev examples (those not of th
 MODES="${MODES:-lwp badnet ripple}"
 SOURCES="${SOURCES:-clean $MODES lwp-single}"
 TRIGGER="cf bb"
+DEFENCES="${DEFENCES-onion strip rap}"  # inference-time detectors run on the standard victims ("" leaves them out)
 source recipes/lib.sh  # finished, setting, run_dir
 # The settings live in TOML recipes beside this script: the poisoning in poison.toml, each victim setting
 # (its data set and fine-tuning, each on the full clean training split) in victim-<name>.toml.
@@ -69,6 +70,20 @@ for source in $SOURCES; do
       [ "$name" = standard ] && [ "$SCAN" != 0 ] || continue  # the scan: one forward pass per token and dev example, "standard" only
       finished "$scan" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit "$SCAN_EXAMPLES" \
         --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$scan" --overwrite --max-length 64 --quiet
+    done
+    # The inference-time detectors users run (ONION, STRIP, RAP: advkit.poison.defences), on the standard victims'
+    # LFR sample, each fitted and thresholded on clean dev inputs; ONION reads the English word trigram LM.
+    [ "$name" = standard ] || continue
+    for d in $DEFENCES; do
+      out="$(run_dir lwp defence "$ROOT" source="$source" setting="$name" defence="$d")"
+      finished "$out" && continue
+      if [ ! -f "$v/model/config.json" ]; then  # a victim run committed without its weights (they stay out of git)
+        echo "table-lwp: no weights in $v: remove that run to fine-tune it again, and its $d row follows" >&2
+        continue
+      fi
+      lm=(); [ "$d" = onion ] && lm=(--onion-lm word-trigram)
+      "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" --trigger "$trigger" --target 1 --defence "$d" \
+        "${lm[@]}" --out "$out" --overwrite --max-length 64 --quiet
     done
   done
 done
