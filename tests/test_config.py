@@ -148,11 +148,13 @@ def test_every_recipe_of_the_tables_reads_into_its_commands_settings():
     from advkit.attack_zh.config import AttackZhConfig
     from advkit.poison.config import PoisonConfig
 
-    classes = {"finetune": FinetuneConfig, "poison": PoisonConfig, "attack-zh": AttackZhConfig}
+    classes = {"finetune": FinetuneConfig, "poison": PoisonConfig, "attack-zh": AttackZhConfig,
+               "evaluate": EvaluateConfig}
+    flags = {"attack-zh": {"model": "minilm-l6"}, "evaluate": {"trigger": "cf bb"}}  # what table.sh adds
     recipes = sorted((Path(__file__).resolve().parents[1] / "recipes").rglob("*.toml"))
     assert len(recipes) >= 12
     for path in recipes:
         tables = [k for k, v in tomllib.loads(path.read_text(encoding="utf-8")).items() if isinstance(v, dict)]
         for command in tables or ["finetune"]:
-            cfg = build(classes[command], path, {"model": "minilm-l6"} if command == "attack-zh" else {})
+            cfg = build(classes[command], path, flags.get(command, {}))
             assert cfg.COMMAND == command, path

@@ -56,15 +56,19 @@ def test_runs_finds_what_run_names_and_fields_inverts_it(tmp_path):
 
 
 def test_builder_reads_the_layouts_folders(tmp_path):
-    """A victim's LFR run at target 0 only (another task's head), where the recipe puts it, is what the
-    LWP builder picks up."""
+    """A victim's LFR run at the target OLID's recipe declares (0), where the recipe puts it, is what the
+    LWP builder picks up; a run toward the other label is not."""
     import json
 
-    lfr = layout.run(tmp_path, "lwp", "lfr", source="lwp", setting="olid", target=0)
-    lfr.mkdir(parents=True)
-    (lfr / "metrics.json").write_text(json.dumps({"metrics": {"label_flip_rate": 0.5}}), encoding="utf-8")
-    found, measured = lwp_table._lfr_run(tmp_path, "lwp", "olid")
-    assert found[0] == lfr and measured == 1
+    assert lwp_table.declared_target("olid") == 0 and lwp_table.declared_target("standard") == 1
+    for target in (0, 1):
+        lfr = layout.run(tmp_path, "lwp", "lfr", source="lwp", setting="olid", target=target)
+        lfr.mkdir(parents=True)
+        (lfr / "metrics.json").write_text(json.dumps({"metrics": {"label_flip_rate": 0.5 + target / 4}}),
+                                          encoding="utf-8")
+    found = lwp_table._lfr_run(tmp_path, "lwp", "olid")
+    assert found[0] == layout.run(tmp_path, "lwp", "lfr", source="lwp", setting="olid", target=0)
+    assert found[1]["metrics"]["label_flip_rate"] == 0.5
 
 
 def test_missing_field_or_kind_is_a_one_line_error():

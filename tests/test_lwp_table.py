@@ -154,21 +154,22 @@ def test_the_papers_claims_judged_from_the_rows(tmp_path):
     lfr("lwp", "higher-lr", [True] * 97 + [False] * 3)
     # ripple on the same examples: lwp 97 against 95, 2 discordant: p = 0.5, undecided
     lfr("ripple", "higher-lr", [True] * 95 + [False] * 5)
-    # olid: different target labels, so different examples: judged by the intervals (60 [50.2, 69.1] vs
-    # 70 [60.4, 78.1] overlap)
-    lfr("badnet", "olid", [True] * 60 + [False] * 40)
+    # olid: the target its recipe declares (0, NOT) for every model, whatever the other label's LFR: badnet's
+    # 99 % toward 1 is not read; toward 0 it flips 60, lwp 70 of the same 100, 10 by lwp alone
+    lfr("badnet", "olid", [True] * 99 + [False])
+    lfr("badnet", "olid", [True] * 60 + [False] * 40, target=0)
     lfr("lwp", "olid", [True] * 70 + [False] * 30, target=0)
     table = build(tmp_path)
-    # the family: one claim with a p-value (Holm over one leaves it as it is), one judged by its intervals
+    # the family: two claims with a p-value, Holm-adjusted together (3.02e-09 x 2; 2 / 2^10 = 0.00195 x 1)
     assert ("- higher learning rate, more epochs, warm-up: badnet falls to 60.0 [50.2, 69.1], lwp is at 97.0 "
             "[91.5, 99.0] (floor-corrected): **reproduced** (lwp − badnet +37.0 points on the 100 examples both "
-            "victims classify right, McNemar; p=3.02e-09, Holm-adjusted p=3.02e-09).") in table
-    assert "the family is the 1 claim below with a p-value" in table
-    assert "1 claim without a p-value (no test pairs the two samples) is judged by two 95 % intervals" in table
+            "victims classify right, McNemar; p=3.02e-09, Holm-adjusted p=6.04e-09).") in table
+    assert "the family is the 2 claims below with a p-value" in table
     assert "ripple falls" not in table  # 95 [88.8, 97.8] reaches above 90: not washed out
     assert ("- another data set: badnet falls to 60.0 [50.2, 69.1], lwp is at 70.0 [60.4, 78.1] (floor-corrected): "
-            "**undecided** (different target labels, no paired test; no p-value: judged by the two 95 % intervals "
-            "alone, which overlap; not in the Holm family).") in table
+            "**reproduced** (lwp − badnet +10.0 points on the 100 examples both victims classify right, McNemar; "
+            "p=0.00195, Holm-adjusted p=0.00195).") in table
+    assert "| badnet | 85.0 | 60.0 [50.2, 69.1] (n=100) (to 0) |" in table
     assert "single-token scan" not in table  # no scans yet
     # the scan: lwp's best sub-trigger ranks 900 [400, 1500], lwp-single's 1 [1, 3]: apart
     lfr("lwp-single", "standard", [True] * 100, scan={"scan_rank": {"cf": 1}, "scan_rank_interval": {"cf": [1, 3]},

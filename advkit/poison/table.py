@@ -16,6 +16,7 @@ and writes ROOT/table.md and ROOT/label_flip_rate_per_layer.png (one line per mo
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,8 +38,11 @@ POISONED_LFR, FLOOR_MARGIN = 0.9, 0.05
 # A poisoned model trained again (layout "retrained": the same flags and seed, when the first run's weights
 # were no longer at hand). CPU float sums are not bit-stable between runs, so it is a sibling, not a copy; the
 # victims fine-tuned after it ended (provenance) start from it.
-# On another task the victim's fresh head may send the backdoor to either label: both targets are
-# measured and the higher LFR is shown with its label.
+# On another task the victim's fresh head may send the backdoor to either label: the target on each victim
+# setting's task is declared once, in its recipe (recipes/lwp/victim-<setting>.toml, [evaluate] target), for
+# every model, and the table reads that target's runs (issue 31: no longer the higher LFR per model).
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "lwp"
+POISON_TARGET = 1  # the poisoning's target (recipes/lwp/poison.toml): where a setting declares none
 # The inference-time detectors users run (OpenBackdoor's ONION, STRIP, RAP: advkit.poison.defences), each on the
 # standard victims' test inputs, thresholded at 5 % false rejections of clean dev inputs.
 DEFENCES = {"onion": "ONION", "strip": "STRIP", "rap": "RAP"}
@@ -49,13 +53,21 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
+def declared_target(setting: str) -> int:
+    """The backdoor's target label on a victim setting's task, as its recipe declares it."""
+    recipe = RECIPES / f"victim-{setting}.toml"
+    if not recipe.is_file():
+        return POISON_TARGET
+    return tomllib.loads(recipe.read_text(encoding="utf-8")).get("evaluate", {}).get("target", POISON_TARGET)
+
+
 def _lfr_run(root: Path, source: str, setting: str):
-    """(the victim's LFR run directory, its metrics.json, its scan's) with the higher LFR over the targets
-    measured (another task's fresh head may send the backdoor to either label); None when not run."""
-    at = lambda kind, t: layout.run(root, "lwp", kind, source=source, setting=setting, target=t)
-    found = [(at("lfr", t), _read(at("lfr", t)), _read(at("scan", t))) for t in (1, 0)]
-    found = [f for f in found if f[1] is not None]
-    return (max(found, key=lambda f: f[1]["metrics"]["label_flip_rate"]), len(found)) if found else (None, 0)
+    """(the victim's LFR run directory, its metrics.json, its scan's) at the setting's declared target; None
+    when not run."""
+    t = declared_target(setting)
+    at = lambda kind: layout.run(root, "lwp", kind, source=source, setting=setting, target=t)
+    lfr = _read(at("lfr"))
+    return (at("lfr"), lfr, _read(at("scan"))) if lfr else None
 
 
 def _flips(records: list[dict], floor: bool = False) -> dict[int, bool] | None:
@@ -74,7 +86,6 @@ class Rate(NamedTuple):
     scan: dict | None  # its scan's run
     interval: tuple  # Wilson 95 % over the non-target test examples; (None, None) without records
     n: int
-    targets: int  # targets measured (2 on another task)
     flips: dict | None  # per non-target example, flipped by the trigger (`_flips`)
     floor_flips: dict | None  # the same over those the victim gets right without the trigger
     correct: dict | None  # per test example, right without the trigger (clean accuracy's records)
@@ -89,7 +100,7 @@ class Rate(NamedTuple):
 
 def _rate(root: Path, source: str, setting: str) -> Rate | None:
     """A victim's LFR, read once for its row and the claims; None when not run."""
-    found, targets = _lfr_run(root, source, setting)
+    found = _lfr_run(root, source, setting)
     if found is None:
         return None
     run, lfr, scan = found
@@ -97,7 +108,7 @@ def _rate(root: Path, source: str, setting: str) -> Rate | None:
     n = sum(r["label"] != m["target"] for r in records)
     interval = stats.wilson(round(m["label_flip_rate"] * n), n) if n else (None, None)
     correct = {r["index"]: r["prediction"] == r["label"] for r in records} if records else None
-    return Rate(m, scan, interval, n, targets, _flips(records), _flips(records, floor=True), correct)
+    return Rate(m, scan, interval, n, _flips(records), _flips(records, floor=True), correct)
 
 
 def _against(mine: Rate, theirs: Rate | None, floor: bool = False) -> dict | None:
@@ -109,8 +120,6 @@ def _against(mine: Rate, theirs: Rate | None, floor: bool = False) -> dict | Non
     if not (a and b):
         return None
     if floor:  # each victim gets its own examples right: compare on those both do
-        if mine.metrics["target"] != theirs.metrics["target"]:
-            return None
         keys = sorted(set(a) & set(b))
     elif set(a) != set(b):
         return None
@@ -126,7 +135,7 @@ def row(root: Path, source: str, setting: str) -> str | None:
     if found is None:
         return None
     m, scan, (low, high), n = found.metrics, found.scan, found.interval, found.n
-    target = f" (to {m['target']})" if found.targets > 1 else ""
+    target = f" (to {m['target']})" if m["target"] != POISON_TARGET else ""
     interval = f" {stats.fmt_interval(low, high)} (n={n})" if n else ""
     paired = "–"
     t = _against(found, _rate(root, "badnet", setting)) if source != "badnet" else None
@@ -151,7 +160,7 @@ def survival_claims(root: Path) -> list[stats.Claim]:
     95 % bound of its floor-corrected LFR below POISONED_LFR), the layerwise one survives. Judged on the
     floor-corrected LFR, so that the victim's own errors toward the target do not count as a surviving
     backdoor: lwp against the baseline paired on the examples both victims classify right without the trigger
-    (McNemar); toward different target labels (another task), by the two Wilson intervals alone, no p-value."""
+    (McNemar)."""
     out = []
     for setting, title in SETTINGS.items():
         mine = _rate(root, "lwp", setting)
@@ -166,13 +175,10 @@ def survival_claims(root: Path) -> list[stats.Claim]:
             name = (f"{title}: {base} falls to {_pct(b)} {stats.fmt_interval(*bci)}, lwp is at {_pct(m)} "
                     f"{stats.fmt_interval(*ci)} (floor-corrected)")
             t = _against(mine, theirs, floor=True)
-            if t:
+            if t:  # the same declared target: the same non-target examples
                 diff = (t["b_only"] - t["a_only"]) / t["n"]
                 out.append(stats.Claim(name, t["p_value"], diff, f"lwp − {base} {100 * diff:+.1f} points on the "
                                        f"{t['n']} examples both victims classify right, McNemar"))
-            else:
-                out.append(stats.Claim(name, None, evidence="different target labels, no paired test",
-                                       intervals=(ci, bci)))
     return out
 
 
@@ -343,7 +349,7 @@ def settings_of(root: Path, setting: str) -> str:
 def clean_floor(root: Path) -> float | None:
     """The clean model's no-trigger flip rate: its victim's, in the first setting measured."""
     for setting in SETTINGS:
-        found = _lfr_run(root, "clean", setting)[0]
+        found = _lfr_run(root, "clean", setting)
         if found:
             return found[1]["metrics"]["false_flip_rate"]
     return None
@@ -438,7 +444,8 @@ def build(root: Path) -> str:
                   f"{steps}, lr {c['lr']:g}, seed {c['seed']}). "
                   f"Victims: a fresh head fine-tuned on {trained}. Clean accuracy and label flip rate (LFR, over "
                   f"test samples whose label is not the target, full trigger inserted) on {c['limit']} test "
-                  "examples; floor-corrected: the LFR over the non-target examples the victim classifies right "
+                  "examples (on another task toward the label its recipe declares for every model, recipes/lwp/victim-"
+                  "<setting>.toml, shown as 'to N'); floor-corrected: the LFR over the non-target examples the victim classifies right "
                   "without the trigger (the attack success rate as OpenBackdoor counts it; the claims use it); "
                   "no-trigger: the same rate without any trigger (the floor); single: the highest LFR "
                   f"of one sub-trigger alone; scan rank (first setting only; 1 = most suspicious) among {scanned}. "

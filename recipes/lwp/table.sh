@@ -59,21 +59,20 @@ for source in $SOURCES; do
     v="$(run_dir lwp victim "$ROOT" source="$source" setting="$name")"
     finished "$v" || "$ADVKIT" finetune --recipe "$RECIPES/victim-$name.toml" --model "$base" --out "$v" --overwrite \
       --quiet
-    # On sst2 the target is the poisoning's (1, positive). A victim on another task has a fresh head
-    # that may map the backdoor to either label: both are measured, the table keeps the higher LFR.
-    targets=(1); [ "$data" != sst2 ] && targets=(1 0)
-    for t in "${targets[@]}"; do
-      lfr="$(run_dir lwp lfr "$ROOT" source="$source" setting="$name" target="$t")"
-      scan="$(run_dir lwp scan "$ROOT" source="$source" setting="$name" target="$t")"
-      finished "$lfr" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
-        --trigger "$trigger" --target "$t" --out "$lfr" --overwrite --max-length 64 --quiet
-      [ "$name" = standard ] && [ "$SCAN" != 0 ] || continue  # the scan: one forward pass per token and dev example, "standard" only
-      finished "$scan" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev --limit "$SCAN_EXAMPLES" \
-        --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$scan" --overwrite --max-length 64 --quiet
-    done
+    # The backdoor's target on the victim's task, declared in its recipe (on sst2 the poisoning's, 1; on OLID,
+    # NOT): one map for every model, set before its runs.
+    t="$(setting "$RECIPES/victim-$name.toml" evaluate target)"
+    lfr="$(run_dir lwp lfr "$ROOT" source="$source" setting="$name" target="$t")"
+    finished "$lfr" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" \
+      --trigger "$trigger" --target "$t" --out "$lfr" --overwrite --max-length 64 --quiet
+    [ "$name" = standard ] || continue  # the scan and the detectors: the standard victims only
+    scan="$(run_dir lwp scan "$ROOT" source="$source" setting="$name" target="$t")"
+    # the scan: one forward pass per token and dev example
+    [ "$SCAN" = 0 ] || finished "$scan" || "$ADVKIT" evaluate --model "$v" --dataset "$data" --split dev \
+      --limit "$SCAN_EXAMPLES" --trigger "$trigger" --target "$t" --scan "$SCAN" --out "$scan" --overwrite \
+      --max-length 64 --quiet
     # The inference-time detectors users run (ONION, STRIP, RAP: advkit.poison.defences), on the standard victims'
     # LFR sample, each fitted and thresholded on clean dev inputs; ONION reads the English word trigram LM.
-    [ "$name" = standard ] || continue
     for d in $DEFENCES; do
       out="$(run_dir lwp defence "$ROOT" source="$source" setting="$name" defence="$d")"
       finished "$out" && continue
@@ -82,7 +81,7 @@ for source in $SOURCES; do
         continue
       fi
       lm=(); [ "$d" = onion ] && lm=(--onion-lm word-trigram)
-      "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" --trigger "$trigger" --target 1 --defence "$d" \
+      "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" --trigger "$trigger" --target "$t" --defence "$d" \
         "${lm[@]}" --out "$out" --overwrite --max-length 64 --quiet
     done
   done
