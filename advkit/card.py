@@ -88,34 +88,10 @@ def main(cfg: EvaluateConfig, out, overwrite: bool = False, resume: bool = False
 def run(cfg: EvaluateConfig, out: RunDir) -> dict:
     """The card's runs, card.md and plots in OUT; metrics.json holds the headline numbers."""
     import dataclasses
-    from pathlib import Path
 
-    split_name = cfg.split or data.default_split(cfg.dataset)
-    language = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
-                         text_b_column=cfg.text_b_column, label_column=cfg.label_column).language
-    if cfg.min_similarity is not None and language != "en":
-        raise UserError(f"--min-similarity constrains English attacks; {cfg.dataset} is {language}")
-    attacks_for = list(CARD_ATTACKS.get(language, ()))
-    if language == "en" and cfg.attack_lm:
-        attacks_for += ["bert-attack", "bae"]
-    skipped_attacks = []
-    if language == "zh" and not cfg.attack_lm and not _piece_lm_built():
-        for name in ("zh-pieces", "zh-spans"):  # both cut the text with the piece LM's segmenter
-            attacks_for.remove(name)
-            skipped_attacks.append((f"accuracy under {name}", "not run", "no piece LM: run advkit build-piece-lm "
-                                    "or pass --attack-lm"))
+    split_name, language, attacks_for, skipped = _plan(cfg)
     folder = models.resolve(cfg.model)
-    backdoor = {}
-    if cfg.trigger:
-        backdoor = {"trigger": cfg.trigger, "target": cfg.target}
-    elif models.read_config(folder).get(models.POISON_KEY):
-        from advkit.poison.checks import poison_manifest
-
-        manifest = poison_manifest(folder) or {}
-        if manifest.get("triggers"):
-            backdoor = {"trigger": " ".join(manifest["triggers"]), "target": manifest["target"]}
-    if backdoor:
-        backdoor["scan"] = cfg.scan or 200
+    backdoor = _backdoor(cfg, folder)
     # --require: the names this card will write, checked before anything runs (a part's own names:
     # an English attack's are known now, clean's once it has run, a Chinese attack's at the end)
     names = _headline(attacks_for, backdoor)
@@ -129,7 +105,7 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
     rank, world = distributed.setup(cfg.device)[:2]
     if rank == 0:  # --resume may judge a finished card again under other requirements
         out.create(as_dict(cfg), resume_free=("require",))
-    runs: dict[str, Path] = {}
+    runs = {}
     for name in ["clean"] + attacks_for:
         sub = RunDir(out.path / name, "evaluate", overwrite=True, resume=out.resume and (out.path / name).is_dir())
         extra = backdoor if name == "clean" else {"trigger": None, "target": None}
@@ -144,11 +120,57 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
     if rank > 0:  # every attack's shards are merged: rank 0 writes the card
         return {"command": "evaluate", "metrics": {}}
     parts = {name: report.read_metrics(path)["metrics"] for name, path in runs.items()}
+    lines = _card(cfg, split_name, language, attacks_for, skipped, runs, parts, folder, out.path)
+    metrics = {**_headline(attacks_for, backdoor, parts), "split": split_name}
+    if cfg.require:
+        metrics["gate"] = gate.judge(cfg.require, {**metrics, **parts})
+        lines += _gate_lines(metrics["gate"])
+    atomic_write(out.path / "card.md", "\n".join(lines) + "\n")
+    return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+
+
+def _plan(cfg: EvaluateConfig) -> tuple[str, str, list[str], list[tuple]]:
+    """(split, language, the attacks the card runs, rows for those it cannot run here)."""
+    split_name = cfg.split or data.default_split(cfg.dataset)
+    language = data.load(cfg.dataset, split_name, root=cfg.data_root, text_column=cfg.text_column,
+                         text_b_column=cfg.text_b_column, label_column=cfg.label_column).language
+    if cfg.min_similarity is not None and language != "en":
+        raise UserError(f"--min-similarity constrains English attacks; {cfg.dataset} is {language}")
+    attacks_for = list(CARD_ATTACKS.get(language, ()))
+    if language == "en" and cfg.attack_lm:
+        attacks_for += ["bert-attack", "bae"]
+    skipped = []
+    if language == "zh" and not cfg.attack_lm and not _piece_lm_built():
+        for name in ("zh-pieces", "zh-spans"):  # both cut the text with the piece LM's segmenter
+            attacks_for.remove(name)
+            skipped.append((f"accuracy under {name}", "not run", "no piece LM: run advkit build-piece-lm "
+                            "or pass --attack-lm"))
+    return split_name, language, attacks_for, skipped
+
+
+def _backdoor(cfg: EvaluateConfig, folder) -> dict:
+    """The backdoor check the card runs: --trigger/--target, or the trigger a poisoned model's manifest names."""
+    backdoor = {}
+    if cfg.trigger:
+        backdoor = {"trigger": cfg.trigger, "target": cfg.target}
+    elif models.read_config(folder).get(models.POISON_KEY):
+        from advkit.poison.checks import poison_manifest
+
+        manifest = poison_manifest(folder) or {}
+        if manifest.get("triggers"):
+            backdoor = {"trigger": " ".join(manifest["triggers"]), "target": manifest["target"]}
+    if backdoor:
+        backdoor["scan"] = cfg.scan or 200
+    return backdoor
+
+
+def _card(cfg, split_name, language, attacks_for, skipped, runs, parts, folder, here) -> list[str]:
+    """card.md's lines (the gate's aside) from the parts' metrics, with its two plots written in `here`."""
     clean = parts["clean"]
     attacked = [runs[a] for a in attacks_for]
     rows = [("clean accuracy", fmt_rate(round(clean["accuracy"] * clean["examples"]), clean["examples"]),
              f"macro-F1 {clean['macro_f1']:.4f}")]
-    rows += [_card_row(parts[a]) for a in attacks_for] + skipped_attacks
+    rows += [_card_row(parts[a]) for a in attacks_for] + skipped
     if "label_flip_rate" in clean:
         # every flip rate is over the examples whose label is not the target (poison.metrics)
         n = sum(r["label"] != clean["target"] for r in report.read_records(runs["clean"]))
@@ -174,23 +196,18 @@ def run(cfg: EvaluateConfig, out: RunDir) -> dict:
                   "|---|---|---|---|---|"] + [_quality_row(parts[a]) for a in attacks_for]
         lines += ["", f"Similarity: cosine of {encoder} sentence vectors with the original. "
                       f"Fluency: {first['metrics'].get('fluency_judge', 'not measured')}."]
-        report.robustness_bars(report.attack_rows(attacked), out.path / "robustness.png",
+        report.robustness_bars(report.attack_rows(attacked), here / "robustness.png",
                                f"{_short(cfg.model)} on {cfg.dataset}/{split_name}")
         unit = "words" if language == "en" else "characters"
         report.perturbation_histogram(
             {parts[a]["attack"]: [perturbation(r) for r in report.read_records(runs[a]) if r["status"] == "success"]
              for a in attacks_for},
-            out.path / "perturbation.png", f"{unit} changed by successful attacks", unit=unit)
+            here / "perturbation.png", f"{unit} changed by successful attacks", unit=unit)
         lines += ["", "![robustness](robustness.png)", "", "![perturbation](perturbation.png)"]
         notes = [_recipe_note(a) for a in attacked]
         lines += ["", "Attack recipes as run here (offline departures from the papers):", ""] + [f"- {n}" for n in notes]
     lines += ["", f"Run directories: {', '.join(p.name for p in runs.values())} (each with metrics.json and records.jsonl)."]
-    metrics = {**_headline(attacks_for, backdoor, parts), "split": split_name}
-    if cfg.require:
-        metrics["gate"] = gate.judge(cfg.require, {**metrics, **parts})
-        lines += _gate_lines(metrics["gate"])
-    atomic_write(out.path / "card.md", "\n".join(lines) + "\n")
-    return out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+    return lines
 
 
 def _headline(attacks: list[str], backdoor: dict, parts: dict | None = None) -> dict:
