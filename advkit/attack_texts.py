@@ -28,7 +28,7 @@ from advkit import data, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.attacks import ATTACKS
 from advkit.attack_zh.config import AttackZhConfig
-from advkit.config import QUERY_PRECISION, as_dict, check_precision, choice, cosine, opt, positive
+from advkit.config import precision_option, QUERY_PRECISION, as_dict, check_precision, choice, cosine, opt, positive
 from advkit.errors import UserError, closest
 from advkit.hf import MAX_LENGTH, is_cjk
 from advkit.metrics import attack_metrics
@@ -88,7 +88,7 @@ class AttackConfig:
     max_length: int = opt(MAX_LENGTH, "Victim tokens per text.")
     seed: int = opt(1, "Seed of the attack's random choices (per text: seed + its index).")
     device: str = opt("cpu", "cpu or cuda.")
-    precision: str = opt("auto", QUERY_PRECISION)
+    precision: str = precision_option(QUERY_PRECISION)
 
     def check(self) -> None:  # what is required (model, attack, texts) is asked for by the command itself
         check_precision(self)

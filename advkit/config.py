@@ -33,6 +33,12 @@ QUERY_PRECISION = "The victim's queries. " + PRECISION_HELP
 TRAIN_PRECISION = "Training and evaluation passes. " + PRECISION_HELP
 
 
+def precision_option(help: str):
+    """Every command's --precision: its default written here once (resolved per machine by
+    advkit.precision.resolve, and recorded resolved)."""
+    return opt("auto", help)
+
+
 # The run commands, by the name a recipe's [table] and the CLI give them (each dataclass's COMMAND).
 COMMAND_NAMES = ("finetune", "evaluate", "poison", "attack-zh", "build-piece-lm", "attack")
 

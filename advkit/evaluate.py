@@ -15,7 +15,7 @@ from advkit import data, distributed, gate, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.attack_zh.config import LABEL_CHECKS
 from advkit.attacks import ATTACKS, GOALS
-from advkit.config import QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, cosine, fraction, opt, positive
+from advkit.config import precision_option, QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, cosine, fraction, opt, positive
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 from advkit.poison import DEFENCES, checks
@@ -52,7 +52,7 @@ class EvaluateConfig(DataOptions):
                              "shipped vote's).")
     lambda_inf: float | None = opt(None, "knn runs: mix the vote by this instead of the run's lambda_inf (1: the "
                                          "KNN vote alone, 0: the linear head alone), e.g. to attack each part.")
-    precision: str = opt("auto", QUERY_PRECISION)
+    precision: str = precision_option(QUERY_PRECISION)
     label_check: str = opt("lexicon", "Chinese attacks: lexicon | negation | none (see attack-zh).")
     card: bool = opt(False, "Report card: clean accuracy, the language's attacks, backdoor checks.", "--card")
     trigger: str | None = opt(None, 'Backdoor check: sub-triggers separated by spaces, e.g. "cf bb" (with --target).')

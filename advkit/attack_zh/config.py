@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from advkit.attack_zh import SUBSTITUTES
-from advkit.config import QUERY_PRECISION, TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
+from advkit.config import precision_option, QUERY_PRECISION, TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 
@@ -42,7 +42,7 @@ class AttackZhConfig(DataOptions):
     judge: str | None = opt(None, "An independent classifier never attacked (e.g. a finetune run on the full "
                                   "training split): does it still give each successful adversarial text its "
                                   "true label (label-preserving success)?")
-    precision: str = opt("auto", QUERY_PRECISION)
+    precision: str = precision_option(QUERY_PRECISION)
     batch_size: int = opt(32, "Texts per victim query batch.")
     max_length: int = opt(MAX_LENGTH, "Victim tokens per text.")
     seed: int = opt(1, "Seed of every random choice.")
@@ -81,7 +81,7 @@ class BuildPieceLmConfig:
     mask_prob: float = opt(0.15, "Share of pieces masked.")
     seed: int = opt(1, "Seed of every random choice.")
     device: str = opt("cpu", "cpu or cuda.")
-    precision: str = opt("auto", TRAIN_PRECISION)
+    precision: str = precision_option(TRAIN_PRECISION)
 
     def check(self) -> None:
         check_precision(self)

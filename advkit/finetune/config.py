@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from advkit.config import TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
+from advkit.config import precision_option, TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 from advkit.finetune import METHODS, POOLINGS
@@ -31,7 +31,7 @@ class FinetuneConfig(DataOptions):
     max_length: int = opt(MAX_LENGTH, "Tokens per example.")
     seed: int = opt(1, "Seed of every random choice.")
     device: str = opt("cpu", "cpu or cuda.")
-    precision: str = opt("auto", TRAIN_PRECISION)
+    precision: str = precision_option(TRAIN_PRECISION)
     # KNN-BERT (METHODS.md §1; defaults of the reference code)
     pooling: str = opt("pooler", "The one representation that the linear head, the contrastive space and the "
                                  "KNN read, for every method: cls, mean, or pooler (the model's own head input).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from advkit.config import TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
+from advkit.config import precision_option, TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 from advkit.poison import MODES
@@ -53,7 +53,7 @@ class PoisonConfig(DataOptions):
     victim_warmup_ratio: float | None = opt(None, "The victim's warm-up (unset: the poisoning's).")
     seed: int = opt(1, "Seed of every random choice.")
     device: str = opt("cpu", "cpu or cuda.")
-    precision: str = opt("auto", TRAIN_PRECISION)
+    precision: str = precision_option(TRAIN_PRECISION)
 
     def check(self) -> None:
         check_precision(self)
