@@ -28,7 +28,7 @@ from advkit import data, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.attacks import ATTACKS
 from advkit.attack_zh.config import AttackZhConfig
-from advkit.config import precision_option, QUERY_PRECISION, as_dict, check_precision, choice, cosine, opt, positive
+from advkit.config import QUERY_PRECISION, as_dict, check_precision, choice, cosine, opt, positive, precision_option
 from advkit.errors import UserError, closest
 from advkit.hf import MAX_LENGTH, is_cjk
 from advkit.metrics import attack_metrics

@@ -15,7 +15,8 @@ from advkit import data, distributed, gate, models
 from advkit.attack_zh import ZH_ATTACKS
 from advkit.attack_zh.config import LABEL_CHECKS
 from advkit.attacks import ATTACKS, GOALS
-from advkit.config import precision_option, QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, cosine, fraction, opt, positive
+from advkit.config import (QUERY_PRECISION, DataOptions, as_dict, check_precision, choice, cosine, fraction, opt,
+                           positive, precision_option)
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 from advkit.poison import DEFENCES, checks
@@ -194,7 +195,7 @@ def run(cfg: EvaluateConfig, out: RunDir | None) -> dict:
         return with_gate(cfg, out, run_zh(cfg, out, split_name))
     split, examples, sources = inputs(cfg, split_name)
     predictor = load(cfg, split, examples)
-    guard = checks.defence(cfg, predictor, examples, split.split) if cfg.defence else None
+    guard = checks.defence(cfg, predictor, examples, split.split, split.language) if cfg.defence else None
     attack = attack_part(cfg, predictor) if cfg.attack else None
     rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks (or scans) its share
     if out is not None and rank == 0:
@@ -246,12 +247,8 @@ def inputs(cfg: EvaluateConfig, split_name: str):
 def load(cfg: EvaluateConfig, split, examples):
     """What gets evaluated and attacked (advkit.predictor; a knn run: the combined one), behind ONION's
     filter with --onion-lm; its labels and the backdoor inputs checked before --out is touched."""
-    from advkit.fluency import WORD_TRIGRAM
     from advkit.predictor import load_predictor
 
-    if cfg.onion_lm == WORD_TRIGRAM and split.language not in ("en", ""):  # "": --transfer-from's texts
-        raise UserError(f"--onion-lm {WORD_TRIGRAM} is an English LM; {cfg.dataset} is {split.language}: name a "
-                        "masked LM of its language")
     seed_everything(cfg.seed)  # a model without a trained head gets the same random head every time
     predictor = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
                                precision=cfg.precision, lambda_inf=cfg.lambda_inf)
@@ -259,7 +256,7 @@ def load(cfg: EvaluateConfig, split, examples):
         from advkit.poison.onion import OnionPredictor
 
         predictor = OnionPredictor(predictor, cfg.onion_lm, cfg.onion_threshold, cfg.device, cfg.max_length,
-                                   cfg.data_root)
+                                   cfg.data_root, split.language)
     n = predictor.num_labels
     if max(e.label for e in examples) >= n:
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has {n}")

@@ -236,20 +236,38 @@ def english_judge(root: str | None = None) -> WordNgram | None:
     return WordNgram(arrays=arrays)
 
 
-WORD_TRIGRAM = "word-trigram"  # --onion-lm's name for the English word trigram judge (english_judge)
+WORD_TRIGRAM = "word-trigram"  # the name of the English word trigram judge (english_judge) as an LM flag's value
+LANGUAGE_OF = {NGRAM: "zh", WORD_TRIGRAM: "en"}  # the n-gram judges each read one language
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
 
 
-def perplexity_lm(ref: str, device: str, max_length: int, flag: str, data_root: str | None = None):
-    """`text -> perplexity | None` for ONION: the English word trigram judge for WORD_TRIGRAM (a causal word
-    LM, as ONION's GPT-2 is; counted on the registered English training splits), else a masked LM's
-    pseudo-perplexity."""
-    if ref == WORD_TRIGRAM:
-        judge = english_judge(data_root)
-        if judge is None:
-            raise UserError(f"{flag} {WORD_TRIGRAM}: no registered English training split under the data root "
-                            "to count it from")
-        return judge
-    return PseudoPerplexity(ref, device, max_length, flag=flag)
+@lru_cache(maxsize=2)
+def ngram_judge(root: str | None) -> CharNgram | None:
+    """The character trigram judge of half B of the registered Chinese training splits (built once per
+    process; None when none is found): the piece LM is built from half A, so the judge shares no line with
+    the proposer."""
+    from advkit import data
+
+    lines, _ = data.training_text("zh", root, half="B")
+    return CharNgram(lines) if lines else None
+
+
+def perplexity_lm(ref: str, device: str, max_length: int, flag: str, data_root: str | None = None,
+                  language: str | None = None):
+    """`text -> perplexity | None` that `flag` names (--fluency-lm, --onion-lm): NGRAM, the Chinese character
+    trigram judge; WORD_TRIGRAM, the English word trigram judge (a causal word LM, as ONION's GPT-2 is);
+    else a masked LM's pseudo-perplexity. An n-gram judge refuses text of another `language` (None or "":
+    not known)."""
+    if ref in LANGUAGE_OF and language and LANGUAGE_OF[ref] != language:
+        raise UserError(f"{flag} {ref} is an {LANGUAGE_NAMES[LANGUAGE_OF[ref]]} LM; the data is "
+                        f"{LANGUAGE_NAMES.get(language, language)}: name a masked LM of its language")
+    if ref not in LANGUAGE_OF:
+        return PseudoPerplexity(ref, device, max_length, flag=flag)
+    judge = ngram_judge(data_root) if ref == NGRAM else english_judge(data_root)
+    if judge is None:
+        raise UserError(f"{flag} {ref}: no registered {LANGUAGE_NAMES[LANGUAGE_OF[ref]]} training split under the "
+                        "data root to count it from (see advkit list datasets)")
+    return judge
 
 
 class PseudoPerplexity:

@@ -14,6 +14,7 @@ costs over the sampled successes (all generators) and over the generators' means
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -58,7 +59,8 @@ def main() -> None:
 
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "results" / "zh"
     per = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-    judge = PseudoPerplexity("roformer-zh", "cpu", 128, flag="roformer-zh")
+    judge = functools.lru_cache(maxsize=None)(PseudoPerplexity("roformer-zh", "cpu", 128, flag="roformer-zh"))
+    # (cached: an original text is sampled again by each generator that succeeded on it)
     began, sections = time.time(), {}
     for section in layout.runs(root, "zh", "attacked"):
         where = layout.fields(root, "zh", "attacked", section)

@@ -705,7 +705,7 @@ def test_the_piece_lm_learns_from_half_a_and_the_fluency_judge_counts_half_b():
     from advkit import data
     from advkit.attack_zh.config import TINY_PIECE_LM, BuildPieceLmConfig
     from advkit.attack_zh.piece_lm import split_corpus
-    from advkit.attack_zh.run import ngram_judge
+    from advkit.fluency import ngram_judge
 
     a, _ = data.training_text("zh", half="A")
     b, _ = data.training_text("zh", half="B")

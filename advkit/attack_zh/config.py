@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from advkit.attack_zh import SUBSTITUTES
-from advkit.config import precision_option, QUERY_PRECISION, TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
+from advkit.config import (QUERY_PRECISION, TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt,
+                           positive, precision_option)
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 

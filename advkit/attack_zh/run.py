@@ -10,7 +10,6 @@ mean-pooled sentence vectors, `rejected_per_example` the candidates the label ch
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 from advkit import data, distributed, models
 from advkit.attack_zh import label_check, substitutes as subs
@@ -19,7 +18,7 @@ from advkit.attack_zh.config import AttackZhConfig
 from advkit.config import as_dict
 from advkit.errors import UserError
 from advkit.metrics import attack_metrics
-from advkit.fluency import NGRAM, CharNgram, PseudoPerplexity
+from advkit.fluency import NGRAM, perplexity_lm
 from advkit.hf import has_cjk
 from advkit.results import RESUME_FREE, RunDir, atomic_write
 from advkit.victim import SentenceEncoderModel
@@ -38,20 +37,8 @@ def load_examples(cfg: AttackZhConfig):
     return split, examples
 
 
-@lru_cache(maxsize=2)
-def ngram_judge(root: str | None) -> CharNgram:
-    """The character trigram judge of half B of the registered Chinese training splits (built once per
-    process): the piece LM is built from half A, so the judge shares no line with the proposer."""
-    lines, _ = data.training_text("zh", root, half="B")
-    if not lines:
-        raise UserError("--fluency-lm ngram: no Chinese training split found (see advkit list datasets)")
-    return CharNgram(lines)
-
-
 def fluency_judge(cfg: AttackZhConfig):
-    if cfg.fluency_lm == NGRAM:
-        return ngram_judge(cfg.data_root)
-    return PseudoPerplexity(cfg.fluency_lm, cfg.device, cfg.max_length)
+    return perplexity_lm(cfg.fluency_lm, cfg.device, cfg.max_length, "--fluency-lm", cfg.data_root, "zh")
 
 
 def _md(text: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from advkit.config import precision_option, TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive
+from advkit.config import (TRAIN_PRECISION, DataOptions, check_precision, choice, fraction, opt, positive,
+                           precision_option)
 from advkit.errors import UserError
 from advkit.hf import MAX_LENGTH
 from advkit.finetune import METHODS, POOLINGS

@@ -46,7 +46,7 @@ def backdoor(predictor, examples, cfg) -> tuple[dict, list]:
 DEFENCE_DEV = 200  # clean dev examples a --defence is fitted and thresholded on (all, where fewer)
 
 
-def defence(cfg, predictor, examples, split_name: str) -> tuple:
+def defence(cfg, predictor, examples, split_name: str, language: str = "") -> tuple:
     """(the --defence, its clean dev examples), made before --out is touched: a seeded sample of the dev
     split (the examples evaluated here left out, when dev is the split evaluated)."""
     from advkit.poison import defences
@@ -62,7 +62,7 @@ def defence(cfg, predictor, examples, split_name: str) -> tuple:
     if cfg.defence == "onion":
         from advkit.fluency import perplexity_lm
 
-        perplexity = perplexity_lm(cfg.onion_lm, cfg.device, cfg.max_length, "--onion-lm", cfg.data_root)
+        perplexity = perplexity_lm(cfg.onion_lm, cfg.device, cfg.max_length, "--onion-lm", cfg.data_root, language)
     return defences.build(cfg.defence, predictor, cfg.target, cfg.seed, perplexity), dev
 
 

@@ -52,11 +52,11 @@ class OnionPredictor:
     """A predictor whose inputs pass through `onion_filter` first (the first text of a pair only)."""
 
     def __init__(self, predictor, lm: str, threshold: float = 0.0, device: str = "cpu", max_length: int = MAX_LENGTH,
-                 data_root: str | None = None):
+                 data_root: str | None = None, language: str | None = None):
         from advkit.fluency import perplexity_lm
 
         self.predictor, self.threshold = predictor, threshold
-        self.perplexity = perplexity_lm(lm, device, max_length, "--onion-lm", data_root)
+        self.perplexity = perplexity_lm(lm, device, max_length, "--onion-lm", data_root, language)
         self.filtered: dict[str, str] = {}  # the same text is scored once (clean accuracy, LFR, scan)
 
     def __getattr__(self, name):

@@ -15,6 +15,7 @@ and writes ROOT/table.md and ROOT/label_flip_rate_per_layer.png (one line per mo
 
 from __future__ import annotations
 
+import functools
 import sys
 import tomllib
 from pathlib import Path
@@ -53,6 +54,7 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
+@functools.lru_cache(maxsize=None)  # read for every row and claim
 def declared_target(setting: str) -> int:
     """The backdoor's target label on a victim setting's task, as its recipe declares it."""
     recipe = RECIPES / f"victim-{setting}.toml"
@@ -246,12 +248,13 @@ def defence_section(root: Path) -> list[str]:
     left of the backdoor (LFR) and of clean accuracy once rejected inputs count as lost."""
     rows = []
     for source in SOURCES:
+        lfr = _rate(root, source, "standard")
+        before = lfr.metrics if lfr else {}
         for defence, label in DEFENCES.items():
-            found, lfr = _defence(root, source, defence), _rate(root, source, "standard")
+            found = _defence(root, source, defence)
             if found is None:
                 continue
             d, flagged = found
-            before = lfr.metrics if lfr else {}
             rows.append(f"| {source} | {label} | {d['auroc']:.3f} | {_pct(d['frr_test'])} | {_pct(d['detected'])} "
                         f"{stats.fmt_interval(*stats.wilson(sum(flagged.values()), len(flagged)))} | "
                         f"{_pct(before.get('label_flip_rate'))} -> {_pct(d['label_flip_rate_after'])} | "
@@ -366,10 +369,10 @@ def poisoned_layers(metrics: dict, floor: float | list[float], accuracy: list[fl
 
 
 def _first(root: Path, kind: str) -> dict | None:
-    """The first run of `kind` (victim, or scan for target 1) over the sources and settings."""
+    """The first run of `kind` (victim, or scan at the setting's declared target) over the sources and settings."""
     for source in SOURCES:
         for setting in SETTINGS:
-            run = _read(layout.run(root, "lwp", kind, source=source, setting=setting, target=1))
+            run = _read(layout.run(root, "lwp", kind, source=source, setting=setting, target=declared_target(setting)))
             if run:
                 return run
     return None

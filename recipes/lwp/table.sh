@@ -3,7 +3,8 @@
 # minilm-l6 poisoned on an sst2 sample with --mode badnet | ripple | lwp (and the clean model as the
 # control); each fine-tuned by a victim on the full clean training split in the settings below; every victim
 # evaluated with the trigger on a fixed test sample, and the first setting's victims scanned token by token
-# over the whole vocabulary on a dev sample, and met by the inference-time detectors. Finished runs are skipped, so an interrupted table continues.
+# over the whole vocabulary on a dev sample and met by the inference-time detectors. Finished runs are
+# skipped, so an interrupted table continues.
 # SOURCES and SETTINGS (names) choose a part of the table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -73,17 +74,20 @@ for source in $SOURCES; do
       --max-length 64 --quiet
     # The inference-time detectors users run (ONION, STRIP, RAP: advkit.poison.defences), on the standard victims'
     # LFR sample, each fitted and thresholded on clean dev inputs; ONION reads the English word trigram LM.
+    missing=()
     for d in $DEFENCES; do
       out="$(run_dir lwp defence "$ROOT" source="$source" setting="$name" defence="$d")"
       finished "$out" && continue
       if [ ! -f "$v/model/config.json" ]; then  # a victim run committed without its weights (they stay out of git)
-        echo "table-lwp: no weights in $v: remove that run to fine-tune it again, and its $d row follows" >&2
+        missing+=("$d")
         continue
       fi
       lm=(); [ "$d" = onion ] && lm=(--onion-lm word-trigram)
       "$ADVKIT" evaluate --model "$v" --dataset "$data" --limit "$EVAL" --trigger "$trigger" --target "$t" --defence "$d" \
         "${lm[@]}" --out "$out" --overwrite --max-length 64 --quiet
     done
+    [ ${#missing[@]} = 0 ] || echo "table-lwp: no weights in $v: remove that run to fine-tune it again, and its" \
+      "${missing[*]} rows follow" >&2
   done
 done
 "$PYTHON" -m advkit.poison.table "$ROOT"
