@@ -7,7 +7,7 @@ run_dir() {  # run_dir TABLE KIND ROOT FIELD=VALUE...: the run's folder, as advk
 }
 
 metric() {  # metric RUN KEY: that number from a finished run's metrics.json, or nothing
-  [ -f "$1/metrics.json" ] && python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metrics"][sys.argv[2]])' \
+  [ -f "$1/metrics.json" ] && python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["metrics"].get(sys.argv[2], ""))' \
     "$1/metrics.json" "$2"
 }
 

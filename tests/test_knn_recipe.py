@@ -22,7 +22,8 @@ def _table_sh(tmp_path: Path, root: Path, **extra: str) -> list[str]:
     stub.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
     stub.chmod(0o755)
     env = {**os.environ, "ADVKIT": str(stub), "PYTHON": "true", "ROOT": str(root), "DATASETS": "sst2",
-           "METHODS": "ce knn", "ATTACK_LIMIT": "200", "ATTACKS": "pwws", "SEEDS": "", **extra}
+           "METHODS": "ce knn", "ATTACK_LIMIT": "200", "ATTACKS": "pwws", "SEEDS": "", "AGNEWS_SEEDS": "",
+           **extra}
     subprocess.run(["bash", str(REPO / "recipes" / "knn" / "table.sh")], env=env, check=True, cwd=REPO)
     return log.read_text().splitlines() if log.exists() else []
 
@@ -90,6 +91,16 @@ def test_the_seeds_part_trains_each_seed_and_meets_three_attackers_then_skips_wh
     _run(here / "knn-transfer-pwws", {"examples": 30})
     (tmp_path / "calls.log").unlink()
     assert _table_sh(tmp_path, root, DATASETS="", SEEDS="2", SEED_LIMIT="50") == []
+
+
+def test_agnews_seeds_joins_the_seeds_part_with_its_own_recipe(tmp_path):
+    root = tmp_path / "runs"
+    calls = _table_sh(tmp_path, root, DATASETS="", AGNEWS_SEEDS="1", SEED_LIMIT="50")
+    here = root / "agnews" / "seeds" / "1"
+    assert [c.split(" --out ")[1].split()[0] for c in calls] == [str(here / r) for r in (
+        "ce", "knn", "at", "ce-pwws", "knn-pwws", "knn-adaptive-pwws", "knn-cls-pwws", "at-pwws")]
+    assert all("--recipe recipes/knn/agnews.toml" in c and "--seed 1" in c for c in calls[:3])
+    assert all("--dataset agnews" in c for c in calls[3:])
 
 
 def test_a_lambda_inf_chosen_within_one_standard_error_gets_its_vote_attacked_alone(tmp_path):
