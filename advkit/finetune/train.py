@@ -135,9 +135,6 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     train, dev = load_splits(cfg)  # before importing torch: a bad data file fails at once
     import torch
 
-    from advkit.knn_bert.encoder import FinetuneModel, derived_momentum
-    from advkit.knn_bert.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
-
     train_examples, selection, selected_on = selection_split(cfg, train)
     curve = selection if cfg.patience is not None else None
     rank, world = distributed.setup(cfg.device)
@@ -153,20 +150,8 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         raise UserError(f"{len(train_examples)} training examples make fewer batches than the {world} processes")
     total = steps_per_epoch * cfg.epochs
     device = torch.device(cfg.device)
-    momentum_contrast = cfg.method in ("moco", "knn") and cfg.epochs > 0
-    momentum = cfg.momentum if cfg.momentum is not None else derived_momentum(total)
-    # More slots than examples would fill with stale copies of each example (several per example).
-    queue_size = min(cfg.queue_size, len(train_examples))
-    net = FinetuneModel(classifier, cfg.pooling, momentum_contrast=momentum_contrast, projection_dim=cfg.projection_dim,
-                  queue_size=queue_size, momentum=momentum).to(device).train()
-    tau = cfg.tau or (0.3 if cfg.method == "scl" else 0.07)
-    contrastive = {"scl": SupervisedContrastiveLoss(tau), "moco": MoCoLoss(tau),
-                   "knn": SupervisedMomentumContrastiveLoss(tau, cfg.top_k, cfg.end_k)}.get(cfg.method)
-    same_label: dict[int, list[int]] = {}
-    for i, e in enumerate(train_examples):
-        same_label.setdefault(e.label, []).append(i)
-    draw = random.Random(cfg.seed)  # the reference's same-label examples per query
-
+    objective = Objective.build(cfg, classifier, tokenizer, train_examples, total, device)
+    net = objective.net
     trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     optimizer, schedule = adamw_linear(trained, cfg.lr, cfg.weight_decay, max(total, 1), cfg.warmup_ratio)
     order = torch.Generator().manual_seed(cfg.seed)
@@ -175,16 +160,16 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     # theta_0 of f_q + g_q (= f_k + g_k at the start), to measure how far the key encoder moves; taken
     # before a checkpoint is loaded, so that a resumed run measures from the same seeded start.
     start = None
-    if momentum_contrast and rank == 0:
+    if net.momentum_contrast and rank == 0:
         start = [q.detach().float().cpu().clone() for q, _ in net._pairs()]
     checkpoint = out.path / CHECKPOINT
     resumed_at = None
     if out.resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint, net, optimizer, schedule, draw, device, rank, world)
+        state = load_checkpoint(checkpoint, net, optimizer, schedule, objective.draw, device, rank, world)
         resumed_at = state["epoch"] * steps_per_epoch + state["step"]
     losses, contrastive_losses = state["losses"], state["contrastive_losses"]
     dev_curve = state.get("dev_curve", [])  # the head's dev accuracy after each epoch (--patience)
-    adversarial = state.setdefault("adversarial", {})  # at: per epoch, examples attacked, flipped, queries
+    objective.adversarial = state.setdefault("adversarial", {})  # at: per epoch, examples attacked, flipped, queries
     started, saved = time.time() - state["train_seconds"], time.time()
     for epoch in range(state["epoch"], cfg.epochs):
         if epoch == state["epoch"]:
@@ -199,36 +184,24 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
             batch = [train_examples[i] for i in idx]
             enc = hf.encode_examples(tokenizer, batch, cfg.max_length, device)
             labels = torch.tensor([e.label for e in batch], device=device)
-            if cfg.method == "ce":
-                loss, con = ce_loss(cfg, net, enc, labels), None
-            elif cfg.method == "at":
-                loss, con = at_loss(cfg, net, tokenizer, batch, enc, labels, epoch, adversarial), None
-            elif cfg.method == "scl":
-                loss, con = scl_loss(cfg, net, contrastive, enc, labels)
-            else:  # moco, knn
-                positives = None
-                if cfg.positives_per_query:  # the reference's same-label examples per query
-                    positives = [train_examples[j] for i in idx for j in draw_same_label(
-                        same_label[train_examples[i].label], i, cfg.positives_per_query, draw)]
-                ids = torch.tensor(idx, device=device)  # example ids: a query's own keys are masked out
-                loss, con, keys = momentum_contrast_loss(cfg, net, contrastive, tokenizer, enc, labels, ids, positives)
+            loss, con, keys = objective.loss(idx, enc, labels, epoch)
             if con is not None:
                 contrastive_losses.append(con.item())
             loss.backward()
             if world > 1:
                 distributed.average_gradients(p for _, p in trained)
             clipped_step([p for _, p in trained], optimizer, schedule)
-            if momentum_contrast:
-                net.enqueue(keys, labels, ids)  # every process's keys and ids (all-gathered)
+            if net.momentum_contrast:  # every process's keys and their example ids (all-gathered)
+                net.enqueue(keys, labels, torch.tensor(idx, device=device))
             losses.append(loss.item())
             last = epoch == cfg.epochs - 1 and step == len(batches) - 1
             due = cfg.checkpoint_seconds is not None and not last and time.time() - saved >= cfg.checkpoint_seconds
             if distributed.agree(due):  # rank 0's clock decides, so every process saves at the same step
                 begun = time.time()
-                save_checkpoint(checkpoint, net, optimizer, schedule, draw, {
+                save_checkpoint(checkpoint, net, optimizer, schedule, objective.draw, {
                     "epoch": epoch, "step": step + 1, "order": epoch_order, "losses": losses, "world": world,
                     "contrastive_losses": contrastive_losses, "train_seconds": begun - started,
-                    "dev_curve": dev_curve, "adversarial": adversarial}, rank)
+                    "dev_curve": dev_curve, "adversarial": objective.adversarial}, rank)
                 saved = time.time()
                 started += saved - begun  # train_seconds counts training, not checkpoint writes
         if curve is not None and len(dev_curve) == epoch:  # not yet measured (a resumed run may have)
@@ -244,17 +217,7 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
     if rank > 0:  # rank 0 evaluates and writes; the others are done
         return {"command": "finetune", "metrics": {}}
 
-    net.eval()
-    if cfg.save_model:
-        hf.save_pretrained(out.path / "model", classifier, tokenizer)
-    metrics = {"method": cfg.method}
-    if cfg.method == "knn":
-        metrics.update(evaluate_knn(cfg, net, tokenizer, train_examples, dev, selection, selected_on, out))
-    else:
-        metrics.update(evaluate_head(cfg, classifier, tokenizer, dev, out))
-    metrics.update({
-        "eval_split": dev.split,
-        "eval_examples": len(dev.examples),
+    training = {
         "train_examples": len(train_examples),
         "shots": cfg.shots,
         "train_steps": steps_per_epoch * epochs_trained,
@@ -262,21 +225,34 @@ def train_and_evaluate(cfg: FinetuneConfig, out: RunDir) -> dict:
         **({"patience": cfg.patience, "dev_accuracy_per_epoch": dev_curve, "dev_accuracy_on": selected_on,
             "converged": converged(dev_curve, cfg.patience)} if curve is not None else {}),
         "pooling": cfg.pooling,  # what the head, the contrastive space and the KNN read
-        **({"momentum": momentum, "momentum_derived": cfg.momentum is None, "queue_size": queue_size,
-            "key_encoder_progress": key_encoder_progress(net, start)} if momentum_contrast else {}),
+        **objective.metrics(start),
         "train_loss_first": losses[0] if losses else None,
         "train_loss_last_epoch": sum(losses[-steps_per_epoch:]) / steps_per_epoch if losses else None,
         **({"contrastive_loss_last_epoch": sum(contrastive_losses[-steps_per_epoch:]) / steps_per_epoch}
            if contrastive_losses else {}),
-        "tau": tau if cfg.method not in ("ce", "at") else None,
-        **({"adversarial_training": {"ratio": cfg.adv_ratio, "warmup_epochs": cfg.adv_warmup,
-                                     "query_budget": cfg.adv_queries, "per_epoch": adversarial}}
-           if cfg.method == "at" else {}),
         "train_seconds": round(train_seconds, 2),
         "processes": world,
         "resumed_at_step": resumed_at,  # None: trained from the start in one go
-    })
+    }
+    return save_and_evaluate(cfg, out, objective, dev, selection, selected_on, training)
+
+
+def save_and_evaluate(cfg: FinetuneConfig, out: RunDir, objective: Objective, dev, selection, selected_on,
+                      training: dict) -> dict:
+    """Rank 0, after training: save the model (--save-model), evaluate the head (KNN-BERT: the KNN vote
+    and the combined predictor too), write metrics.json with `training`'s facts, drop the checkpoint."""
+    net, classifier, tokenizer = objective.net, objective.net.classifier, objective.tokenizer
+    net.eval()
+    if cfg.save_model:
+        hf.save_pretrained(out.path / "model", classifier, tokenizer)
+    metrics = {"method": cfg.method}
+    if cfg.method == "knn":
+        metrics.update(evaluate_knn(cfg, net, tokenizer, objective.examples, dev, selection, selected_on, out))
+    else:
+        metrics.update(evaluate_head(cfg, classifier, tokenizer, dev, out))
+    metrics.update({"eval_split": dev.split, "eval_examples": len(dev.examples), **training})
     doc = out.write_metrics(metrics, as_dict(cfg), seed=cfg.seed, device=cfg.device)
+    checkpoint = out.path / CHECKPOINT
     for stale in (checkpoint, *checkpoint.parent.glob(f"{checkpoint.stem}-rank*.pt")):
         stale.unlink(missing_ok=True)  # the run is finished: the model and metrics replace it
     return doc
@@ -315,6 +291,73 @@ def evaluate_head(cfg: FinetuneConfig, classifier, tokenizer, dev, out: RunDir) 
     result = clean_accuracy(victim, dev.examples)
     out.write_records(result["records"])
     return {"accuracy_cls": result["accuracy"], "eval_accuracy": result["accuracy"]}
+
+
+@dataclasses.dataclass
+class Objective:
+    """What a training step minimises for the run's method, and the parts it needs: the network (with
+    the key encoder and queue under MoCo and KNN-BERT), the contrastive loss, the same-label draws
+    (KNN-BERT's positives per query) and AT's per-epoch tally of its attacks."""
+
+    cfg: FinetuneConfig
+    net: object
+    tokenizer: object
+    examples: list
+    contrastive: object | None
+    tau: float
+    same_label: dict[int, list[int]]
+    draw: random.Random  # the reference's same-label examples per query
+    adversarial: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def build(cls, cfg: FinetuneConfig, classifier, tokenizer, examples: list, total_steps: int, device) -> Objective:
+        from advkit.knn_bert.encoder import FinetuneModel, derived_momentum
+        from advkit.knn_bert.losses import MoCoLoss, SupervisedContrastiveLoss, SupervisedMomentumContrastiveLoss
+
+        momentum = cfg.momentum if cfg.momentum is not None else derived_momentum(total_steps)
+        # More slots than examples would fill with stale copies of each example (several per example).
+        net = FinetuneModel(classifier, cfg.pooling, momentum_contrast=cfg.method in ("moco", "knn") and cfg.epochs > 0,
+                            projection_dim=cfg.projection_dim, queue_size=min(cfg.queue_size, len(examples)),
+                            momentum=momentum).to(device).train()
+        tau = cfg.tau or (0.3 if cfg.method == "scl" else 0.07)
+        contrastive = {"scl": SupervisedContrastiveLoss(tau), "moco": MoCoLoss(tau),
+                       "knn": SupervisedMomentumContrastiveLoss(tau, cfg.top_k, cfg.end_k)}.get(cfg.method)
+        same_label: dict[int, list[int]] = {}
+        for i, e in enumerate(examples):
+            same_label.setdefault(e.label, []).append(i)
+        return cls(cfg, net, tokenizer, examples, contrastive, tau, same_label, random.Random(cfg.seed))
+
+    def loss(self, idx: list[int], enc, labels, epoch: int):
+        """(loss, contrastive term or None, keys to enqueue or None) of the batch of examples `idx`."""
+        cfg, net = self.cfg, self.net
+        if cfg.method == "ce":
+            return ce_loss(cfg, net, enc, labels), None, None
+        if cfg.method == "at":
+            batch = [self.examples[i] for i in idx]
+            return at_loss(cfg, net, self.tokenizer, batch, enc, labels, epoch, self.adversarial), None, None
+        if cfg.method == "scl":
+            return (*scl_loss(cfg, net, self.contrastive, enc, labels), None)
+        positives = None  # moco, knn
+        if cfg.positives_per_query:  # the reference's same-label examples per query
+            positives = [self.examples[j] for i in idx for j in draw_same_label(
+                self.same_label[self.examples[i].label], i, cfg.positives_per_query, self.draw)]
+        import torch
+
+        ids = torch.tensor(idx, device=labels.device)  # example ids: a query's own keys are masked out
+        return momentum_contrast_loss(cfg, net, self.contrastive, self.tokenizer, enc, labels, ids, positives)
+
+    def metrics(self, start) -> dict:
+        """The method's own facts for metrics.json (`start`: the key encoder's initial weights)."""
+        cfg, net = self.cfg, self.net
+        out = {}
+        if net.momentum_contrast:
+            out.update(momentum=net.momentum, momentum_derived=cfg.momentum is None, queue_size=len(net.queue),
+                       key_encoder_progress=key_encoder_progress(net, start))
+        out["tau"] = self.tau if cfg.method not in ("ce", "at") else None
+        if cfg.method == "at":
+            out["adversarial_training"] = {"ratio": cfg.adv_ratio, "warmup_epochs": cfg.adv_warmup,
+                                           "query_budget": cfg.adv_queries, "per_epoch": self.adversarial}
+        return out
 
 
 def ce_loss(cfg: FinetuneConfig, net, enc, labels):
