@@ -33,7 +33,7 @@ LAYOUT = {
         "defence": "{source}/victims/{setting}-{defence}",  # an inference-time detector (advkit.poison.defences)
     },
     "zh": {
-        "judge": "judges/{dataset}",
+        "judge": "judges/{dataset}{judge}",  # judge: the judge's model (recipes/zh/judges.toml)
         "victim": "victims/{model}/{dataset}",
         "attacked": "attacks/{model}/{dataset}",  # one section of the table: a victim's attacks on a data set
         "attack": "attacks/{model}/{dataset}/{generator}{check}",
@@ -41,9 +41,11 @@ LAYOUT = {
 }
 # Fields written as a suffix: the poisoning's target label 1 as nothing ("-t0" for target 0: a victim on
 # another task may send the backdoor to either label); the default label check (lexicon) as nothing,
-# "-nocheck" without one.
+# "-nocheck" without one; the first label judge, m3e-small, as nothing (the judge of the albert-tiny-zh
+# victims), another judge by its model ("-roformer-zh").
 SUFFIX = {"target": lambda t: "" if str(t) in ("", "1") else f"-t{t}",
-          "check": lambda c: "" if c in ("", "lexicon") else "-nocheck" if c == "none" else f"-{c}"}
+          "check": lambda c: "" if c in ("", "lexicon") else "-nocheck" if c == "none" else f"-{c}",
+          "judge": lambda j: "" if j in ("", "m3e-small") else f"-{j}"}
 
 
 def run(root: str | Path, table: str, kind: str, **fields) -> Path:

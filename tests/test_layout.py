@@ -23,7 +23,7 @@ def run_dir(*args: str) -> str:
 def test_recipe_and_builder_agree_on_every_kind(tmp_path):
     values = {"dataset": "olid", "setting": "rich", "run": "knn-pwws", "seed": "3", "source": "lwp",
               "model": "albert-tiny-zh", "generator": "pieces", "target": "0", "check": "none",
-              "defence": "strip"}
+              "defence": "strip", "judge": "roformer-zh"}
     for table, kinds in layout.LAYOUT.items():
         for kind, template in kinds.items():
             fields = {k: v for k, v in values.items() if "{" + k + "}" in template}
@@ -40,6 +40,8 @@ def test_suffixes_and_their_defaults():
         Path("R/attacks/m/d/chars-nocheck")
     assert layout.run("R", "zh", "attack", model="m", dataset="d", generator="chars", check="negation") == \
         Path("R/attacks/m/d/chars-negation")
+    assert layout.run("R", "zh", "judge", dataset="d", judge="m3e-small") == Path("R/judges/d")  # the first judge
+    assert layout.run("R", "zh", "judge", dataset="d", judge="roformer-zh") == Path("R/judges/d-roformer-zh")
 
 
 def test_runs_finds_what_run_names_and_fields_inverts_it(tmp_path):

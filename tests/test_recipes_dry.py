@@ -35,7 +35,19 @@ def test_knn_recipe_asks_for_nothing_the_table_holds(tmp_path):
 
 
 def test_zh_recipe_asks_for_nothing_the_table_holds(tmp_path):
-    assert dry_run("zh", tmp_path) == [["list", "models"]]  # whether the piece LM is built, nothing else
+    sections = "albert-tiny-zh:chnsenticorp albert-tiny-zh:thucnews"  # the sections run so far
+    assert dry_run("zh", tmp_path, SECTIONS=sections) == [["list", "models"]]  # whether the piece LM is built
+
+
+def test_zh_recipe_judges_a_strong_victim_by_another_family(tmp_path):
+    commands = dry_run("zh", tmp_path, SECTIONS="m3e-small:tnews", GENERATORS="pieces")
+    root = tmp_path / "zh"
+    assert commands[1] == ["finetune", "--recipe", "recipes/zh/judge.toml", "--model", "roformer-zh", "--dataset",
+                           "tnews", "--out", f"{root}/judges/tnews-roformer-zh", "--overwrite", "--quiet"]
+    assert commands[2][:4] == ["finetune", "--recipe", "recipes/zh/victim-m3e-small.toml", "--model"]
+    attack = commands[3]
+    assert attack[attack.index("--judge") + 1] == f"{root}/judges/tnews-roformer-zh"
+    assert attack[attack.index("--out") + 1] == f"{root}/attacks/m3e-small/tnews/pieces"
 
 
 def test_lwp_recipe_asks_only_for_runs_the_table_lacks(tmp_path):

@@ -81,14 +81,16 @@ def test_zh_table_label_preservation_spans_and_victim_convergence(tmp_path):
     (victim / "metrics.json").write_text(json.dumps({"metrics": {
         "train_examples": 2700, "eval_split": "dev", "eval_accuracy": 0.8, "eval_examples": 1000, "epochs_trained": 3,
         "train_steps": 255, "dev_accuracy_per_epoch": [0.7, 0.75, 0.74], "converged": True}}))
-    judge = tmp_path / "judges" / "thucnews"
-    judge.mkdir(parents=True)
-    (judge / "metrics.json").write_text(json.dumps({"metrics": {
-        "train_examples": 6000, "eval_split": "dev", "eval_accuracy": 0.9, "eval_examples": 1000}}))
+    for name, model, accuracy in (("thucnews", "m3e-small", 0.9), ("thucnews-roformer-zh", "roformer-zh", 0.8)):
+        judge = tmp_path / "judges" / name  # albert-tiny-zh's judge (judges.toml), and m3e-small's, not this one's
+        judge.mkdir(parents=True)
+        (judge / "metrics.json").write_text(json.dumps({"config": {"model": model}, "metrics": {
+            "train_examples": 6000, "eval_split": "dev", "eval_accuracy": accuracy, "eval_examples": 1000}}))
 
     table = build(tmp_path)
     assert "3 epochs (255 steps; held-out accuracy by epoch 70.0, 75.0, 74.0: converged)" in table
-    assert "judge fine-tuned on 6000 examples, dev accuracy 90.0 on 1000" in table
+    assert "judge (m3e-small) fine-tuned on 6000 examples, dev accuracy 90.0 on 1000" in table
+    assert "roformer-zh) fine-tuned" not in table
     rows = {line.split(" | ")[0]: line for line in table.splitlines() if "(n=10)" in line}
     assert "| 20.0 [5.7, 51.0] (n=10) |" in rows["| spans"]  # 2 of 10 attacked: Wilson [5.7, 51.0]
     assert "| 80.0 [49.0, 94.3] (n=10) |" in rows["| chars"]

@@ -12,6 +12,7 @@ against chars.
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 
 from advkit import layout, stats
@@ -19,6 +20,9 @@ from advkit.metrics import attack_metrics
 from advkit.report import read_optional as _read, read_records, write_table
 
 GENERATORS = ("pieces", "spans", "chars", "words", "glyph", "homophone")
+# The label judge of each victim model, another family (the recipe trains and names it from the same file).
+JUDGES = tomllib.loads((Path(__file__).resolve().parents[2] / "recipes" / "zh" / "judges.toml").read_text(
+    encoding="utf-8"))["judge"]
 # Pairs compared on the same examples. The claims (the table's Holm family) are the piece generators' (pieces, and
 # spans: the same pieces ranked another way) against chars; the pair without the label check is a control.
 COMPARED = (("pieces", "chars"), ("spans", "chars"), ("pieces, no label check", "chars, no label check"))
@@ -109,8 +113,9 @@ def build(root: Path) -> str:
              "over the examples the victim got right; changed units, characters, fluency (perplexity under one judge "
              f"for every generator: {'; '.join(judges) or '–'}) and similarity (m3e-small cosine) are over "
              "successful examples. Label-preserving success: the successes whose adversarial text an independent "
-             "classifier (the data set's judge: m3e-small fine-tuned apart, never attacked) still gives the true "
-             "label, over the examples attacked. "
+             "classifier still gives the true label, over the examples attacked: the section's judge, of another "
+             "family than the victim (" + ", ".join(f"{j} judges {v}" for v, j in JUDGES.items())
+             + "), fine-tuned apart on the data set and never attacked. "
              "pieces: the piece LM built by advkit build-piece-lm; spans: the same pieces ranked by albert-tiny-zh "
              "through one mask per character; chars: albert-tiny-zh's characters; "
              "words: jieba + HIT Cilin synonyms; glyph: TextAttack's morphonyms; homophone: pypinyin. "
@@ -144,10 +149,10 @@ def build(root: Path) -> str:
                 curve = ", ".join(f"{100 * a:.1f}" for a in vm["dev_accuracy_per_epoch"])
                 about += (f", {vm['epochs_trained']} epochs ({vm['train_steps']} steps; held-out accuracy by "
                           f"epoch {curve}: {'converged' if vm['converged'] else 'still improving'})")
-        judge = _read(layout.run(root, "zh", "judge", dataset=dataset))
+        judge = _read(layout.run(root, "zh", "judge", dataset=dataset, judge=JUDGES.get(model, "")))
         if judge:
             jm = judge["metrics"]
-            about += (f"; judge fine-tuned on {jm['train_examples']} examples, {jm['eval_split']} accuracy "
+            about += (f"; judge ({judge['config']['model']}) fine-tuned on {jm['train_examples']} examples, {jm['eval_split']} accuracy "
                       f"{100 * jm['eval_accuracy']:.1f} on {jm['eval_examples']}")
         lines += [f"## {model} on {dataset}", "", about, "",
                   "| generator | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
