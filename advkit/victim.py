@@ -59,16 +59,18 @@ class Victim:
     def _encode(self, texts, texts_b=None):
         return hf.encode(self.tokenizer, texts, texts_b, self.max_length, self.device)
 
-    def visible_chars(self, text: str, text_b: str | None = None) -> int:
-        """How many leading characters of `text` survive truncation at `max_length` (all of them when
-        the tokenizer cannot map tokens back to characters)."""
+    def visible_chars(self, text: str, text_b: str | None = None, segment: int = 0) -> int:
+        """How many leading characters of the pair's `segment` (0: text, 1: text_b) survive truncation at
+        `max_length` (all of them when the tokenizer cannot map tokens back to characters)."""
         tok = self.tokenizer
         read, read_b = hf.model_text(tok, text), hf.model_text(tok, text_b)  # s2tw keeps lengths (checked)
+        whole = (text, text_b)[segment]
         if not getattr(tok, "is_fast", False) or len(tok(read, read_b)["input_ids"]) <= self.max_length:
-            return len(text)
+            return len(whole)
         enc = tok(read, read_b, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
-        ends = [end for (start, end), seq in zip(enc["offset_mapping"], enc.sequence_ids()) if seq == 0 and end > start]
-        return min(len(text), max(ends, default=0))
+        ends = [end for (start, end), seq in zip(enc["offset_mapping"], enc.sequence_ids())
+                if seq == segment and end > start]
+        return min(len(whole), max(ends, default=0))
 
     def predict_proba(self, texts, texts_b=None):
         import numpy as np

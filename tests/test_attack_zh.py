@@ -569,6 +569,47 @@ def test_a_judge_that_is_the_victim_keeps_no_label(tmp_path, piece_lm, victim_di
     assert r.code == 2 and "no-such-run" in r.stderr and not (tmp_path / "bad").exists()
 
 
+def test_a_pairs_second_sentence_is_attacked_beside_its_fixed_first(tmp_path, piece_lm, victim_dir, dataset):
+    """--attacked second (lcqmc's question pairs): the search edits the second sentence, and the victim and the
+    judge read every pair in its own order, the first sentence unchanged."""
+    import torch
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    from advkit.victim import Victim
+
+    firsts, seconds = titles(2100, 8), titles(2300, 8)
+    model, tokenizer = BertForSequenceClassification.from_pretrained(victim_dir).eval(), AutoTokenizer.from_pretrained(victim_dir)
+    with torch.no_grad():  # the single-title victim, its bias centred on pairs: both labels predicted
+        model.classifier.bias -= model(**tokenizer(firsts, seconds, padding=True, return_tensors="pt")).logits.mean(0)
+    victim_dir = tmp_path / "pair-victim"
+    model.save_pretrained(victim_dir)
+    tokenizer.save_pretrained(victim_dir)
+    victim = Victim(model, tokenizer, max_length=64)
+    probs = victim.predict_proba(firsts, seconds)
+    labels = probs.argmax(1)
+    assert abs(probs - victim.predict_proba(seconds, firsts)).max() > 1e-3  # the order matters to it
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for split in ("dev", "test"):
+        (folder / f"{split}.tsv").write_text("q1\tq2\tlabel\n" + "".join(
+            f"{a}\t{b}\t{y}\n" for a, b, y in zip(firsts, seconds, labels)), encoding="utf-8")
+    out = tmp_path / "second"
+    r = _attack_cli(out, piece_lm, victim_dir, folder, "--text-column", "q1", "--text-b-column", "q2",
+                    "--attacked", "second", "--judge", victim_dir)
+    assert r.code == 0, r.stderr
+    rows = [json.loads(line) for line in (out / "records.jsonl").read_text("utf-8").splitlines()]
+    assert sorted(r["text"] for r in rows) == sorted(seconds) and sorted(r["text_b"] for r in rows) == sorted(firsts)
+    for r in rows:  # read as (first, second)
+        assert r["prob_label_before"] == pytest.approx(float(probs[firsts.index(r["text_b"]), r["label"]]), abs=1e-5)
+    won = [r for r in rows if r["status"] == "success"]
+    assert won
+    for r in won:
+        assert int(victim.predict_proba([r["text_b"]], [r["adversarial"]]).argmax()) == r["prediction_after"]
+        assert r["judge_before"] == r["label"] and r["judge_after"] == r["prediction_after"]  # the victim as judge
+    r = _attack_cli(tmp_path / "single", piece_lm, victim_dir, dataset, "--attacked", "second")
+    assert r.code == 2 and "not a data set of pairs" in r.stderr and not (tmp_path / "single").exists()
+
+
 def test_command_and_resume_give_the_same_records(tmp_path, piece_lm, victim_dir, dataset):
     full = tmp_path / "full"
     r = _attack_cli(full, piece_lm, victim_dir, dataset)

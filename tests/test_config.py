@@ -151,10 +151,19 @@ def test_every_recipe_of_the_tables_reads_into_its_commands_settings():
     classes = {"finetune": FinetuneConfig, "poison": PoisonConfig, "attack-zh": AttackZhConfig,
                "evaluate": EvaluateConfig}
     flags = {"attack-zh": {"model": "minilm-l6"}, "evaluate": {"trigger": "cf bb"}}  # what table.sh adds
-    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes").rglob("*.toml"))
+    judges = Path(__file__).resolve().parents[1] / "recipes" / "zh" / "judges.toml"  # a map, not a recipe
+    recipes = sorted(set((Path(__file__).resolve().parents[1] / "recipes").rglob("*.toml")) - {judges})
     assert len(recipes) >= 12
     for path in recipes:
         tables = [k for k, v in tomllib.loads(path.read_text(encoding="utf-8")).items() if isinstance(v, dict)]
         for command in tables or ["finetune"]:
             cfg = build(classes[command], path, flags.get(command, {}))
             assert cfg.COMMAND == command, path
+
+
+def test_each_chinese_victim_is_judged_by_a_registered_model_of_another_family():
+    from advkit.attack_zh.table import JUDGES
+    from advkit.models import REGISTRY
+
+    assert JUDGES and all(REGISTRY[v].architecture != REGISTRY[j].architecture for v, j in JUDGES.items())
+    assert all(REGISTRY[j].language == "zh" and not REGISTRY[j].tiny for j in JUDGES.values())

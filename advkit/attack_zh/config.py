@@ -13,6 +13,7 @@ from advkit.hf import MAX_LENGTH
 
 
 LABEL_CHECKS = ("lexicon", "negation", "none")  # attack-zh: which swaps count as changing the true label
+SENTENCES = ("first", "second")  # attack-zh on pairs: which sentence the attack edits
 
 
 @dataclass
@@ -22,13 +23,15 @@ class AttackZhConfig(DataOptions):
     COMMAND: ClassVar[str] = "attack-zh"
 
 
-    dataset: str = opt("chnsenticorp", "A Chinese data set; pairs attack the first sentence.")
+    dataset: str = opt("chnsenticorp", "A Chinese data set; on pairs, --attacked says which sentence is edited.")
     model: str | None = opt(None, "The victim: a classifier folder or finetune run directory (required).")
     split: str = opt("dev", "Split attacked.")
     limit: int | None = opt(None, "Attack a fixed sample of this many examples (unset: all).")
     lm: str | None = opt(None, "Masked LM proposing substitutes (unset: piece-lm-zh for pieces and, as the "
                                "segmenter, for spans; albert-tiny-zh "
                                "for chars).")
+    attacked: str = opt("first", "On a pair data set (lcqmc): the sentence the attack edits, first or second; the "
+                                 "other stays as it is.")
     substitutes: str = opt("pieces", "pieces | spans | chars | words | glyph | homophone.")
     top_k: int = opt(48, "Candidates per position.")
     max_perturb: float = opt(0.4, "Share of a text's units that may change.")
@@ -53,6 +56,7 @@ class AttackZhConfig(DataOptions):
         choice("substitutes", self.substitutes, SUBSTITUTES)
         check_precision(self)
         choice("label-check", self.label_check, LABEL_CHECKS)
+        choice("attacked", self.attacked, SENTENCES)
         positive(self, "top_k", "max_queries", "batch_size", "max_length", "limit")
         if not 0 < self.max_perturb <= 1:
             raise UserError(f"--max-perturb must be in (0, 1], got {self.max_perturb}")

@@ -10,6 +10,7 @@ mean-pooled sentence vectors, `rejected_per_example` the candidates the label ch
 
 from __future__ import annotations
 
+import dataclasses
 
 from advkit import data, distributed, models
 from advkit.attack_zh import label_check, substitutes as subs
@@ -32,9 +33,34 @@ def load_examples(cfg: AttackZhConfig):
     if not split.labelled:
         raise UserError(f"{cfg.dataset}: split '{cfg.split}' is unlabelled; an attack needs labels (try --split dev)")
     examples = data.sample(split.examples, cfg.limit)  # the same fixed slice as `advkit evaluate`
+    if cfg.attacked == "second":
+        if not examples or any(e.text_b is None for e in examples):
+            raise UserError(f"--attacked second: {cfg.dataset} is not a data set of pairs (no second sentence)")
+        # the search edits `text` beside a fixed `text_b`: the second sentence takes the first's place
+        # here, and SecondSentence gives the victim the pair in its own order
+        examples = [dataclasses.replace(e, text=e.text_b, text_b=e.text) for e in examples]
     if split.language != "zh" or not any(has_cjk(e.text) for e in examples):
         raise UserError(f"attack-zh attacks Chinese text, but {cfg.dataset}/{cfg.split} has no Chinese characters")
     return split, examples
+
+
+class SecondSentence:
+    """A pair classifier asked about (fixed first sentence, edited second one) by a search that edits the
+    first argument: the arguments are swapped back, and visibility is the second segment's."""
+
+    def __init__(self, classifier):
+        self.classifier = classifier
+
+    def __getattr__(self, name):  # queries, num_labels, ...
+        return getattr(self.classifier, name)
+
+    def predict_proba(self, texts, texts_b=None):
+        return self.classifier.predict_proba(texts_b, texts)
+
+    def visible_chars(self, text: str, text_b: str | None = None) -> int:
+        if not hasattr(self.classifier, "visible_chars"):
+            return len(text)
+        return self.classifier.visible_chars(text_b, text, segment=1)
 
 
 def fluency_judge(cfg: AttackZhConfig):
@@ -95,6 +121,8 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     # a knn run is attacked through its combined KNN + linear predictor, like `evaluate --attack`
     victim = load_predictor(cfg.model, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
                             precision=cfg.precision)
+    if cfg.attacked == "second":
+        victim = SecondSentence(victim)
     if victim.num_labels < len(split.labels):
         raise UserError(f"{cfg.dataset} has {len(split.labels)} labels but model '{cfg.model}' has "
                         f"{victim.num_labels}")
@@ -104,6 +132,8 @@ def run(cfg: AttackZhConfig, out: RunDir, attack: str | None = None) -> dict:
     # loaded before --out is touched: a bad --judge fails at once
     judge = load_predictor(cfg.judge, max_length=cfg.max_length, batch_size=cfg.batch_size, device=cfg.device,
                            precision=cfg.precision) if cfg.judge else None
+    if judge is not None and cfg.attacked == "second":
+        judge = SecondSentence(judge)
     if judge is not None and judge.num_labels != victim.num_labels:
         raise UserError(f"--judge {cfg.judge} has {judge.num_labels} labels, the victim {victim.num_labels}")
     rank, world = distributed.setup(cfg.device)  # under torchrun each process attacks its share

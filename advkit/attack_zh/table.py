@@ -140,7 +140,9 @@ def build(root: Path) -> str:
         any_run = next(r for r in runs.values() if r)
         c = any_run["config"]
         about = (f"{any_run['metrics']['examples']} {dataset} dev examples (fixed sample, seed 0); top {c['top_k']} "
-                 f"candidates, at most {c['max_perturb']:.0%} of the units changed, {c['max_queries']} queries")
+                 f"candidates, at most {c['max_perturb']:.0%} of the units changed, {c['max_queries']} queries"
+                 + ("; the second sentence of each pair attacked, the first fixed" if c.get("attacked") == "second"
+                    else ""))
         if victim:
             vm = victim["metrics"]
             about += (f"; victim fine-tuned on {vm['train_examples']} examples, {vm['eval_split']} accuracy "

@@ -16,8 +16,8 @@ ADVKIT="${ADVKIT:-.venv/bin/advkit}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 ROOT="${ROOT:-results/zh}"
 # The table's sections, victim model:data set: the weak victims (albert-tiny-zh) and the strong ones
-# (m3e-small). lcqmc (pairs) waits for attack-zh to attack a pair's second question.
-SECTIONS="${SECTIONS:-albert-tiny-zh:chnsenticorp albert-tiny-zh:thucnews m3e-small:chnsenticorp m3e-small:thucnews m3e-small:tnews}"
+# (m3e-small). On lcqmc's question pairs the second question is attacked, the first held fixed.
+SECTIONS="${SECTIONS:-albert-tiny-zh:chnsenticorp albert-tiny-zh:thucnews m3e-small:chnsenticorp m3e-small:thucnews m3e-small:tnews m3e-small:lcqmc}"
 GENERATORS="${GENERATORS:-pieces spans chars words glyph homophone}"
 UNCHECKED="${UNCHECKED:-}"  # generators also run with --label-check none: how much success is label flips
 # The settings of the judges, victims and attacks: TOML recipes beside this script (judge, victim, attack).
@@ -35,13 +35,14 @@ if [ -z "${LM:-}" ]; then
 fi
 
 attack() {  # model data-set generator label-check
-  local v out lm=() resume=(--overwrite)
+  local v out args=() resume=(--overwrite)
   v="$(run_dir zh victim "$ROOT" model="$1" dataset="$2")"
   out="$(run_dir zh attack "$ROOT" model="$1" dataset="$2" generator="$3" check="$4")"
-  { [ "$3" = pieces ] || [ "$3" = spans ]; } && lm=(--lm "$LM")
+  { [ "$3" = pieces ] || [ "$3" = spans ]; } && args=(--lm "$LM")
+  [ "$2" = lcqmc ] && args+=(--attacked second)  # pairs: the second question
   finished "$out" && return
   [ -f "$out/run.json" ] && resume=(--resume)
-  "$ADVKIT" attack-zh --recipe $RECIPES/attack.toml --model "$v" --dataset "$2" --substitutes "$3" "${lm[@]}" \
+  "$ADVKIT" attack-zh --recipe $RECIPES/attack.toml --model "$v" --dataset "$2" --substitutes "$3" "${args[@]}" \
     --label-check "$4" --judge "$(judge "$1" "$2")" --out "$out" "${resume[@]}" --quiet "${EXTRA[@]}"
 }
 
