@@ -27,7 +27,7 @@ LAYERS = [
      "advkit.victim", *(f"advkit.knn_bert{m}" for m in ("", ".datastore", ".losses", ".selection", ".predictor",
                                                          ".encoder")), "advkit.predictor"],
     ["advkit.config"],
-    [*(f"advkit.finetune{m}" for m in ("", ".config", ".adversarial", ".train", ".table")),
+    [*(f"advkit.finetune{m}" for m in ("", ".config", ".adversarial", ".objective", ".train", ".table")),
      *(f"advkit.poison{m}" for m in ("", ".config", ".triggers", ".layers", ".metrics", ".onion", ".defences", ".checks",
                                       ".train", ".table")),
      *(f"advkit.attack_zh{m}" for m in ("", ".config", ".label_check", ".search", ".piece_lm", ".substitutes",
