@@ -24,7 +24,9 @@ def _table_sh(tmp_path: Path, root: Path, **extra: str) -> list[str]:
     env = {**os.environ, "ADVKIT": str(stub), "PYTHON": "true", "ROOT": str(root), "DATASETS": "sst2",
            "METHODS": "ce knn", "ATTACK_LIMIT": "200", "ATTACKS": "pwws", "SEEDS": "", "AGNEWS_SEEDS": "",
            **extra}
-    subprocess.run(["bash", str(REPO / "recipes" / "knn" / "table.sh")], env=env, check=True, cwd=REPO)
+    done = subprocess.run(["bash", str(REPO / "recipes" / "knn" / "table.sh")], env=env, check=True, cwd=REPO,
+                          capture_output=True, text=True)
+    (tmp_path / "stderr.log").write_text(done.stderr)
     return log.read_text().splitlines() if log.exists() else []
 
 
@@ -117,7 +119,11 @@ def test_a_lambda_inf_chosen_within_one_standard_error_gets_its_vote_attacked_al
         _run(here / run, {"examples": 50})
     _run(here / "knn-cls-pwws", {"examples": 50, "successes": 0})
     assert _table_sh(tmp_path, root, DATASETS="", SEEDS="1", SEED_LIMIT="50", PYTHON=sys.executable,
-                     PYTHONPATH=str(REPO)) == []  # no weights kept: nothing to attack
+                     PYTHONPATH=str(REPO)) == []  # no weights kept: nothing to attack, and the recipe says so once
+    said = (tmp_path / "stderr.log").read_text().splitlines()
+    assert [line for line in said if "flagged" in line] == [
+        f"table-knn: {here}/knn: lambda_inf is flagged but the run kept no weights, so its vote is not attacked alone "
+        "(train it again with --save-model)"]
     (here / "knn" / "model").mkdir()
     (here / "knn" / "model" / "config.json").write_text("{}")
     calls = _table_sh(tmp_path, root, DATASETS="", SEEDS="1", SEED_LIMIT="50", PYTHON=sys.executable,

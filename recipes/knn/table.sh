@@ -27,8 +27,9 @@ finetune() {  # finetune OUT ARGS...: skip a finished run
 
 vote_alone() {  # vote_alone KNN_RUN: dev's lambda_inf choice is within one standard error (advkit.knn_bert.selection),
   # the run does not already ship the vote alone (lambda_inf 1) and its weights are kept: its vote is attacked alone
-  [ -f "$1/model/config.json" ] && [ "$(metric "$1" lambda_inf)" != 1.0 ] &&
-    [ "$("$PYTHON" -m advkit.knn_bert.selection "$1" 2>/dev/null || true)" = flagged ]
+  [ "$(metric "$1" lambda_inf)" != 1.0 ] && [ "$("$PYTHON" -m advkit.knn_bert.selection "$1" 2>/dev/null || true)" = flagged ] &&
+    { [ -f "$1/model/config.json" ] || { echo "table-knn: $1: lambda_inf is flagged but the run kept no weights, so its" \
+      "vote is not attacked alone (train it again with --save-model)" >&2; false; }; }
 }
 
 # Each data set's runs sit in a folder per setting (rich, shots16) and, for robustness over seeds, per seed
@@ -52,6 +53,7 @@ for ds in $DATASETS; do
     --shots 16 --seeds 13,21,42,87,100 --limit "$fewshot_limit"
   if [ "$ATTACK_LIMIT" -gt 0 ]; then
     n="$ATTACK_LIMIT"  # IMDb, 200 reviews on one core: PWWS 39-42 min a model, DeepWordBug 7-8 min
+    vote=false; vote_alone "$rich/knn" && vote=true
     for attack in $ATTACKS; do
       # knn-cls: the KNN model's linear head alone (its model folder), on the same examples
       for m in ce knn knn-cls; do
@@ -63,7 +65,7 @@ for ds in $DATASETS; do
       done
       for goal in plain adaptive; do  # the vote alone, where dev's choice of lambda_inf was not firm
         out="$rich/knn-vote-$attack"; [ "$goal" = adaptive ] && out="$rich/knn-vote-adaptive-$attack"
-        ! vote_alone "$rich/knn" || finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet \
+        ! $vote || finished "$out" examples "$n" || "$ADVKIT" evaluate --quiet \
           --overwrite --model "$rich/knn" --lambda-inf 1 --dataset "$ds" --split test --limit "$n" \
           --attack "$attack" --goal "$goal" --max-length 128 --out "$out"
       done
@@ -106,9 +108,10 @@ for pair in $(for s in $SEEDS; do echo "sst2:$s"; done) $(for s in $AGNEWS_SEEDS
     finished "$out" examples "$SEED_LIMIT" || "$ADVKIT" evaluate --quiet --overwrite --model "$here/$model" \
       --dataset "$ds" --split test --limit "$SEED_LIMIT" --attack pwws --goal "$goal" --max-length 128 --out "$out"
   done
+  vote=false; vote_alone "$here/knn" && vote=true
   for goal in plain adaptive; do  # the vote alone (plain PWWS cannot see a step-valued vote move; adaptive can)
     out="$here/knn-vote-pwws"; [ "$goal" = adaptive ] && out="$here/knn-vote-adaptive-pwws"
-    ! vote_alone "$here/knn" || finished "$out" examples "$SEED_LIMIT" || "$ADVKIT" evaluate --quiet \
+    ! $vote || finished "$out" examples "$SEED_LIMIT" || "$ADVKIT" evaluate --quiet \
       --overwrite --model "$here/knn" --lambda-inf 1 --dataset "$ds" --split test --limit "$SEED_LIMIT" \
       --attack pwws --goal "$goal" --max-length 128 --out "$out"
   done
