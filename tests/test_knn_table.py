@@ -36,6 +36,8 @@ def test_table_from_run_directories(tmp_path):
            [{"index": i, "status": "failed" if i < 1 else "success"} for i in range(20)])
     _write(rich / "knn-cls-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.1, "examples": 20},
            [{"index": i, "status": "failed" if i < 2 else "success"} for i in range(20)])
+    _write(rich / "knn-vote-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.4, "examples": 20})
+    _write(rich / "knn-vote-adaptive-pwws", {"accuracy_before": 0.8, "accuracy_under_attack": 0.3, "examples": 20})
     # the head's attack succeeded on examples 2-19; its adversarial examples fool KNN combined on 3 and 4 (of
     # KNN combined's own survivors 0-4) and on 10-19
     _write(rich / "knn-transfer-pwws", {"accuracy": 6 / 18, "examples": 18},
@@ -70,7 +72,9 @@ def test_table_from_run_directories(tmp_path):
     # the head alone: 2 survive; CE's 1 survivor among them (+5.0, p=1), KNN combined's 5 include them
     # (3 discordant, all for KNN combined: -15.0, p = 2 / 2^3)
     assert ("- sst2, PWWS: the KNN model's linear head alone 80 -> 10.0 [2.8, 30.1] (n=20); against CE +5.0, p=1, "
-            "against KNN combined -15.0, p=0.25 (McNemar, same examples). KNN combined on the head's 18 adversarial "
+            "against KNN combined -15.0, p=0.25 (McNemar, same examples). Its KNN vote alone (`--lambda-inf 1`): "
+            "80 -> 40.0 [21.9, 61.3] (n=20) by the plain goal, 80 -> 30.0 [14.5, 51.9] (n=20) by the adaptive one. "
+            "KNN combined on the head's 18 adversarial "
             "examples: accuracy 33.3 [16.3, 56.3]. KNN combined against the stronger of the two per example (its own "
             "attack, the head's adversarial example): 15.0 [5.2, 36.0] (n=20).") in table
     # The claims: KNN combined's survivors under the stronger attack are 0, 1, 2 against CE's 0: 2 discordant

@@ -177,6 +177,10 @@ def _head_alone(root: Path) -> list[str]:
             line = (f"- {dataset}, {label}: the KNN model's linear head alone {_pwws(m)}; against CE "
                     f"{_mcnemar(_under_attack(here / f'ce-{attack}'), alone)}, against KNN combined "
                     f"{_mcnemar(_under_attack(here / f'knn-{attack}'), alone)} (McNemar, same examples).")
+            vote = {g: (_read(here / f"knn-{g}-{attack}") or {}).get("metrics") for g in ("vote", "vote-adaptive")}
+            if any(vote.values()):  # dev's lambda_inf not firm: the vote attacked alone too (recipes/knn/table.sh)
+                line += (f" Its KNN vote alone (`--lambda-inf 1`): {_pwws(vote['vote'])} by the plain goal, "
+                         f"{_pwws(vote['vote-adaptive'])} by the adaptive one.")
             transfer = (_read(here / f"knn-transfer-{attack}") or {}).get("metrics")
             if transfer:
                 n = transfer["examples"]
@@ -189,8 +193,9 @@ def _head_alone(root: Path) -> list[str]:
                              f"head's adversarial example): {stats.fmt_rate(sum(worst.values()), len(worst))}.")
             out.append(line)
     if out:
-        out = ["", "The KNN model's linear head (KNN cls) attacked alone, on the same examples, and the adversarial "
-               "examples it yields fed to the KNN model's combined predictor: is the KNN model robust, or is the "
+        out = ["", "The KNN model's linear head (KNN cls) attacked alone, on the same examples (and, where dev's "
+               "lambda_inf was not firm (†) and the model's weights were kept, its KNN vote alone), and the adversarial "
+               "examples the head yields fed to the KNN model's combined predictor: is the KNN model robust, or is the "
                "attack blind to its vote? A uniform vote over k = 10 neighbours moves in steps of 0.1, so most "
                "single substitutions leave a score-based attack's scores unchanged; a vote that is fooled by the "
                "head's adversarial examples is not robust to them.", "", *out]
