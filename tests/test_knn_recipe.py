@@ -30,6 +30,14 @@ def _table_sh(tmp_path: Path, root: Path, **extra: str) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+# what a seed's first pass asks for, in order (the transfer waits for the head's attack)
+SEED_RUNS = ("ce", "knn", "at", "ce-pwws", "knn-pwws", "knn-adaptive-pwws", "knn-cls-pwws", "at-pwws")
+
+
+def _outs(calls: list[str]) -> list[str]:
+    return [c.split(" --out ")[1].split()[0] for c in calls]
+
+
 def _finished_fine_tunes(root: Path):
     rich, shots = root / "sst2" / "rich", root / "sst2" / "shots16"
     for run in ("ce", "knn", "knn-pretrained"):
@@ -71,11 +79,10 @@ def test_the_seeds_part_trains_each_seed_and_meets_three_attackers_then_skips_wh
     calls = _table_sh(tmp_path, root, DATASETS="", SEEDS="2", SEED_LIMIT="50")
     here = root / "sst2" / "seeds" / "2"
     # the stub writes no run, so the transfer, which reads the head's attack, waits for the next pass
-    assert [c.split(" --out ")[1].split()[0] for c in calls] == [str(here / r) for r in (
-        "ce", "knn", "at", "ce-pwws", "knn-pwws", "knn-adaptive-pwws", "knn-cls-pwws", "at-pwws")]
+    assert _outs(calls) == [str(here / r) for r in SEED_RUNS]
     assert all("--seed 2" in c and "--save-model" in c and "--patience 1" in c for c in calls[:3])
     assert "--method at --epochs 3 " in calls[2]  # AT_EPOCHS' default
-    goals = {c.split(" --out ")[1].split()[0]: c.split("--goal ")[1].split()[0] for c in calls[3:8]}
+    goals = {out: c.split("--goal ")[1].split()[0] for out, c in zip(_outs(calls[3:8]), calls[3:8])}
     assert goals == {str(here / "ce-pwws"): "plain", str(here / "knn-pwws"): "plain",
                      str(here / "knn-adaptive-pwws"): "adaptive", str(here / "knn-cls-pwws"): "plain",
                      str(here / "at-pwws"): "plain"}
@@ -99,8 +106,7 @@ def test_agnews_seeds_joins_the_seeds_part_with_its_own_recipe(tmp_path):
     root = tmp_path / "runs"
     calls = _table_sh(tmp_path, root, DATASETS="", AGNEWS_SEEDS="1", SEED_LIMIT="50")
     here = root / "agnews" / "seeds" / "1"
-    assert [c.split(" --out ")[1].split()[0] for c in calls] == [str(here / r) for r in (
-        "ce", "knn", "at", "ce-pwws", "knn-pwws", "knn-adaptive-pwws", "knn-cls-pwws", "at-pwws")]
+    assert _outs(calls) == [str(here / r) for r in SEED_RUNS]
     assert all("--recipe recipes/knn/agnews.toml" in c and "--seed 1" in c for c in calls[:3])
     assert all("--dataset agnews" in c for c in calls[3:])
 
