@@ -18,3 +18,8 @@ finished() {  # finished RUN [KEY VALUE]: RUN wrote its metrics.json (and, given
 setting() {  # setting RECIPE.toml TABLE KEY: one value of a TOML recipe (the one place it is written)
   python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))[sys.argv[2]][sys.argv[3]])' "$1" "$2" "$3"
 }
+
+go_on() {  # go_on RUN: how an unfinished fine-tuning run starts: from its checkpoint (--resume) if it left one,
+  # else afresh (--overwrite)
+  if [ -f "$1/checkpoint.pt" ]; then echo --resume; else echo --overwrite; fi
+}

@@ -102,6 +102,15 @@ def test_the_seeds_part_trains_each_seed_and_meets_three_attackers_then_skips_wh
     assert _table_sh(tmp_path, root, DATASETS="", SEEDS="2", SEED_LIMIT="50") == []
 
 
+def test_an_interrupted_fine_tuning_goes_on_from_its_checkpoint(tmp_path):
+    root = tmp_path / "runs"
+    here = root / "sst2" / "seeds" / "2"
+    (here / "knn").mkdir(parents=True)
+    (here / "knn" / "checkpoint.pt").write_bytes(b"")  # knn stopped mid-training; ce and at never started
+    calls = _table_sh(tmp_path, root, DATASETS="", SEEDS="2", SEED_LIMIT="50")[:3]
+    assert [c.split()[2] for c in calls] == ["--overwrite", "--resume", "--overwrite"]
+
+
 def test_agnews_seeds_joins_the_seeds_part_with_its_own_recipe(tmp_path):
     root = tmp_path / "runs"
     calls = _table_sh(tmp_path, root, DATASETS="", AGNEWS_SEEDS="1", SEED_LIMIT="50")

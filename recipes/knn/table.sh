@@ -18,11 +18,11 @@ DATASETS="${DATASETS-sst2 agnews olid imdb}"
 METHODS="${METHODS:-ce scl moco knn}"
 read -r -a EXTRA <<< "${EXTRA:-}"  # extra finetune flags, e.g. EXTRA="--model tiny-random-en" for a smoke run
 
-source recipes/lib.sh  # finished, metric, run_dir
+source recipes/lib.sh  # finished, metric, run_dir, go_on
 
 finetune() {  # finetune OUT ARGS...: skip a finished run
   local out="$1"; shift
-  finished "$out" || "$ADVKIT" finetune --quiet --overwrite --out "$out" "$@" "${EXTRA[@]}"
+  finished "$out" || "$ADVKIT" finetune --quiet "$(go_on "$out")" --out "$out" "$@" "${EXTRA[@]}"
 }
 
 vote_alone() {  # vote_alone KNN_RUN: dev's lambda_inf choice is within one standard error (advkit.knn_bert.selection),

@@ -23,7 +23,7 @@ UNCHECKED="${UNCHECKED:-}"  # generators also run with --label-check none: how m
 # The settings of the judges, victims and attacks: TOML recipes beside this script (judge, victim, attack).
 RECIPES=recipes/zh
 read -r -a EXTRA <<< "${EXTRA:-}"  # e.g. EXTRA="--max-queries 200" for a quick run
-source recipes/lib.sh  # finished, run_dir, setting
+source recipes/lib.sh  # finished, run_dir, setting, go_on
 
 judge() {  # judge MODEL DATA-SET: the folder of the label judge of MODEL's victims on DATA-SET
   run_dir zh judge "$ROOT" dataset="$2" judge="$(setting $RECIPES/judges.toml judge "$1")"
@@ -51,10 +51,11 @@ for section in $SECTIONS; do
   model="${section%%:*}" ds="${section#*:}"
   j="$(judge "$model" "$ds")"
   finished "$j" || "$ADVKIT" finetune --recipe $RECIPES/judge.toml --model "$(setting $RECIPES/judges.toml judge \
-    "$model")" --dataset "$ds" --out "$j" --overwrite --quiet
+    "$model")" --dataset "$ds" --out "$j" "$(go_on "$j")" --quiet
   v="$(run_dir zh victim "$ROOT" model="$model" dataset="$ds")"
   recipe=$RECIPES/victim.toml; [ -f "$RECIPES/victim-$model.toml" ] && recipe="$RECIPES/victim-$model.toml"
-  finished "$v" || "$ADVKIT" finetune --recipe "$recipe" --model "$model" --dataset "$ds" --out "$v" --overwrite --quiet
+  finished "$v" || "$ADVKIT" finetune --recipe "$recipe" --model "$model" --dataset "$ds" --out "$v" "$(go_on "$v")" \
+    --quiet
   for g in $GENERATORS; do attack "$model" "$ds" "$g" lexicon; done
   for g in $UNCHECKED; do attack "$model" "$ds" "$g" none; done
 done
