@@ -25,16 +25,13 @@ RECIPES=recipes/zh
 read -r -a EXTRA <<< "${EXTRA:-}"  # e.g. EXTRA="--max-queries 200" for a quick run
 source recipes/lib.sh  # finished, run_dir, setting, go_on
 
-judge() {  # judge MODEL DATA-SET: the folder of the label judge of MODEL's victims on DATA-SET
-  run_dir zh judge "$ROOT" dataset="$2" judge="$(setting $RECIPES/judges.toml judge "$1")"
-}
 
 if [ -z "${LM:-}" ]; then
   if "$ADVKIT" list models | grep -q "^piece-lm-zh .*not built"; then "$ADVKIT" build-piece-lm --quiet; fi
   LM=piece-lm-zh
 fi
 
-attack() {  # model data-set generator label-check
+attack() {  # model data-set generator label-check judge-folder
   local v out args=() resume=(--overwrite)
   v="$(run_dir zh victim "$ROOT" model="$1" dataset="$2")"
   out="$(run_dir zh attack "$ROOT" model="$1" dataset="$2" generator="$3" check="$4")"
@@ -43,21 +40,22 @@ attack() {  # model data-set generator label-check
   finished "$out" && return
   [ -f "$out/run.json" ] && resume=(--resume)
   "$ADVKIT" attack-zh --recipe $RECIPES/attack.toml --model "$v" --dataset "$2" --substitutes "$3" "${args[@]}" \
-    --label-check "$4" --judge "$(judge "$1" "$2")" --out "$out" "${resume[@]}" --quiet "${EXTRA[@]}"
+    --label-check "$4" --judge "$5" --out "$out" "${resume[@]}" --quiet "${EXTRA[@]}"
 }
 
 started=$(date +%s)
 for section in $SECTIONS; do
   model="${section%%:*}" ds="${section#*:}"
-  j="$(judge "$model" "$ds")"
-  finished "$j" || "$ADVKIT" finetune --recipe $RECIPES/judge.toml --model "$(setting $RECIPES/judges.toml judge \
-    "$model")" --dataset "$ds" --out "$j" "$(go_on "$j")" --quiet
+  judge="$(setting $RECIPES/judges.toml judge "$model")"  # another family than the victim's
+  j="$(run_dir zh judge "$ROOT" dataset="$ds" judge="$judge")"
+  finished "$j" || "$ADVKIT" finetune --recipe $RECIPES/judge.toml --model "$judge" --dataset "$ds" --out "$j" \
+    "$(go_on "$j")" --quiet
   v="$(run_dir zh victim "$ROOT" model="$model" dataset="$ds")"
   recipe=$RECIPES/victim.toml; [ -f "$RECIPES/victim-$model.toml" ] && recipe="$RECIPES/victim-$model.toml"
   finished "$v" || "$ADVKIT" finetune --recipe "$recipe" --model "$model" --dataset "$ds" --out "$v" "$(go_on "$v")" \
     --quiet
-  for g in $GENERATORS; do attack "$model" "$ds" "$g" lexicon; done
-  for g in $UNCHECKED; do attack "$model" "$ds" "$g" none; done
+  for g in $GENERATORS; do attack "$model" "$ds" "$g" lexicon "$j"; done
+  for g in $UNCHECKED; do attack "$model" "$ds" "$g" none "$j"; done
 done
 echo "table-zh: $(( ($(date +%s) - started) / 60 )) min for SECTIONS='$SECTIONS' (finished runs skipped)"
 "$PYTHON" -m advkit.attack_zh.table "$ROOT"
